@@ -1,0 +1,401 @@
+"""Channel-dependency analysis.
+
+One forward pass of a real model is traced; the autograd graph is walked
+backwards from the input of every channel-carrying layer to the layers that
+produce those channels. Producers whose outputs meet in an element-wise op
+(residual sums, SE scaling) must keep the same width, so they are merged with
+a union-find into one *channel group*, named after its first producer.
+
+Vocabulary:
+    producer: a conv (not depthwise) or linear layer; its output channels
+        belong to a group.
+    consumer: a conv or linear layer reading a group as its input channels.
+    follower: a BatchNorm or depthwise conv; its channels equal its input's.
+
+Anything the walk cannot explain (concatenation, reshapes that mix channels,
+grouped convs, per-channel parameters outside known layers) leaves the
+channels it touches fixed, with a warning naming the module and the op.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import torch
+from mmengine.logging import MMLogger
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+INPUT = '<input>'
+OUTPUT = '<output>'
+
+# Autograd ops that keep each channel in place (element-wise, spatial-only).
+_CHANNEL_WISE_OPS = {
+    'Relu', 'Hardtanh', 'Sigmoid', 'Hardsigmoid', 'Hardswish', 'Silu', 'Gelu',
+    'Tanh', 'Elu', 'LeakyRelu', 'Softplus', 'Mish', 'Clamp', 'ClampMin',
+    'ClampMax', 'Threshold', 'Clone', 'ToCopy', 'NativeDropout', 'Add', 'Sub',
+    'Mul', 'Div', 'Neg', 'MaxPool2DWithIndices', 'AvgPool2D',
+    'AdaptiveAvgPool2D', 'AdaptiveMaxPool2D', 'NativeBatchNorm',
+    'CudnnBatchNorm', 'Expand', 'Contiguous'
+}
+# Shape ops that keep channels only when every dim after the channel is 1.
+_SQUEEZE_OPS = {'View', 'Reshape', 'ReshapeAlias', 'UnsafeView', 'Squeeze',
+                'Unsqueeze', 'Flatten'}
+# Reductions that keep channels only when they reduce spatial dims alone.
+_REDUCE_OPS = {'Mean', 'Sum'}
+_TRAILING_DIGITS = re.compile(r'(Backward)?\d*$')
+
+
+@dataclass
+class LayerInfo:
+    """What the trace learned about one channel-carrying layer.
+
+    Attributes:
+        name: module name in the model.
+        kind: 'conv', 'dwconv', 'linear' or 'bn'.
+        in_group: group of the input channels, or None when fixed.
+        out_group: group of the output channels, or None when fixed.
+        in_channels: input channels of the unmodified layer.
+        out_channels: output channels of the unmodified layer.
+        output_positions: output positions per sample (H*W for convs, the
+            number of rows for linear layers); FLOPs scale with it.
+    """
+    name: str
+    kind: str
+    in_group: str | None
+    out_group: str | None
+    in_channels: int
+    out_channels: int
+    output_positions: int
+
+
+@dataclass
+class ChannelGroup:
+    """Channels that must share one width.
+
+    Attributes:
+        name: name of the group's first producer.
+        max_width: width in the unmodified model.
+        producers: layers whose output channels form the group.
+        members: every layer whose input or output is in the group.
+    """
+    name: str
+    max_width: int
+    producers: list[str] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ChannelAnalysis:
+    """Result of :func:`analyze_channels`.
+
+    Attributes:
+        groups: searchable groups in execution order.
+        layers: every traced layer in execution order.
+        fixed: human-readable reasons for channels kept fixed.
+        input_shape: (C, H, W) the model was traced with.
+    """
+    groups: dict[str, ChannelGroup]
+    layers: dict[str, LayerInfo]
+    fixed: list[str]
+    input_shape: tuple[int, int, int]
+
+
+class _UnionFind:
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, item: str) -> str:
+        self.parent.setdefault(item, item)
+        while self.parent[item] != item:
+            self.parent[item] = self.parent[self.parent[item]]
+            item = self.parent[item]
+        return item
+
+    def union(self, items: Iterable[str]) -> None:
+        roots = [self.find(i) for i in items]
+        for root in roots[1:]:
+            self.parent[root] = roots[0]
+
+
+def _op_name(node) -> str:
+    return _TRAILING_DIGITS.sub('', type(node).__name__)
+
+
+def _is_depthwise(conv: nn.Conv2d) -> bool:
+    return (conv.groups > 1 and conv.groups == conv.in_channels
+            and conv.out_channels == conv.in_channels)
+
+
+def _keeps_channels(node) -> bool:
+    """Whether a view-like op keeps the channel dim (N, C, 1, 1) <-> (N, C)."""
+    sizes = getattr(node, '_saved_self_sym_sizes', None)
+    return sizes is not None and len(sizes) >= 2 and all(
+        int(s) == 1 for s in sizes[2:])
+
+
+def _reduces_spatial_only(node) -> bool:
+    """Whether a mean/sum reduces only dims after the channel dim."""
+    sizes = getattr(node, '_saved_self_sym_sizes', None)
+    dims = getattr(node, '_saved_dim', None)
+    if sizes is None or dims is None or len(sizes) < 3:
+        return False
+    return all(d % len(sizes) >= 2 for d in dims)
+
+
+class _GraphWalker:
+    """Finds the producers behind an autograd node, memoized."""
+
+    def __init__(self, producer_nodes: dict, transparent_nodes: set) -> None:
+        self.producer_nodes = producer_nodes
+        self.transparent_nodes = transparent_nodes
+        self.memo: dict = {}
+
+    def sources(self, node) -> tuple[frozenset, frozenset]:
+        """Returns (producer names or INPUT, unsupported op descriptions)."""
+        if node is None:
+            return frozenset([INPUT]), frozenset()
+        if node in self.memo:
+            return self.memo[node]
+        result = self._visit(node)
+        self.memo[node] = result
+        return result
+
+    def _visit(self, node) -> tuple[frozenset, frozenset]:
+        if node in self.producer_nodes:
+            return frozenset([self.producer_nodes[node]]), frozenset()
+        op = _op_name(node)
+        unsupported = set()
+        if node in self.transparent_nodes:
+            inputs = [node.next_functions[0][0]]
+        else:
+            inputs = [n for n, _ in node.next_functions if n is not None]
+            if op in _SQUEEZE_OPS and not _keeps_channels(node):
+                unsupported.add(op)
+            elif op in _REDUCE_OPS and not _reduces_spatial_only(node):
+                unsupported.add(op)
+            elif op not in _CHANNEL_WISE_OPS | _SQUEEZE_OPS | _REDUCE_OPS:
+                unsupported.add(op)
+            params = [n for n in inputs if _op_name(n) == 'AccumulateGrad']
+            if op not in ('NativeBatchNorm', 'CudnnBatchNorm') and any(
+                    p.variable.numel() > 1 for p in params):
+                unsupported.add(f'{op} with a per-channel parameter')
+            inputs = [n for n in inputs if _op_name(n) != 'AccumulateGrad']
+        found, bad = set(), set(unsupported)
+        for child in inputs:
+            child_found, child_bad = self.sources(child)
+            found |= child_found
+            bad |= child_bad
+        return frozenset(found), frozenset(bad)
+
+
+@dataclass
+class _Record:
+    module: nn.Module
+    kind: str
+    input_node: object = None
+    output_node: object = None
+    output_positions: int = 1
+
+
+def _layer_kind(module: nn.Module) -> str | None:
+    if isinstance(module, nn.Conv2d):
+        return 'dwconv' if _is_depthwise(module) else 'conv'
+    if isinstance(module, nn.Linear):
+        return 'linear'
+    if isinstance(module, _BatchNorm):
+        return 'bn'
+    return None
+
+
+def _trace(model: nn.Module, inputs: torch.Tensor) -> tuple[dict, object]:
+    """Runs one forward pass, recording the autograd nodes of every layer."""
+    records: dict[str, _Record] = {}
+    handles = []
+
+    def make_hook(name: str, module: nn.Module, kind: str):
+
+        def hook(mod, args, output):
+            if name in records:  # a shared layer called twice: keep the first
+                return
+            channels = output.shape[-1 if kind == 'linear' else 1]
+            positions = output.numel() // (output.shape[0] * channels)
+            records[name] = _Record(module, kind, args[0].grad_fn,
+                                    output.grad_fn, positions)
+
+        return hook
+
+    for name, module in model.named_modules():
+        kind = _layer_kind(module)
+        if kind is not None:
+            handles.append(module.register_forward_hook(
+                make_hook(name, module, kind)))
+    try:
+        with torch.enable_grad():
+            output = _forward_logits(model, inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return records, output.grad_fn
+
+
+def _forward_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """Calls an mmpretrain classifier in 'tensor' mode, else a plain forward."""
+    try:
+        from mmpretrain.models import ImageClassifier
+    except ImportError:  # pragma: no cover - mmpretrain is a hard dependency
+        ImageClassifier = ()
+    if isinstance(model, ImageClassifier):
+        output = model(inputs, mode='tensor')
+    else:
+        output = model(inputs)
+    if isinstance(output, (tuple, list)):
+        output = output[-1]
+    return output
+
+
+def analyze_channels(model: nn.Module,
+                     input_shape: tuple[int, int, int] = (3, 224, 224),
+                     logger: MMLogger | None = None) -> ChannelAnalysis:
+    """Groups the channels of ``model`` that must share one width.
+
+    Args:
+        model: the model to analyze; it is run once in eval mode and left
+            unchanged.
+        input_shape: (C, H, W) of one input sample.
+        logger: where to warn about channels kept fixed; the current
+            mmengine logger by default.
+
+    Returns:
+        The groups, the per-layer view and the reasons for fixed channels.
+    """
+    logger = logger or MMLogger.get_current_instance()
+    was_training = model.training
+    model.eval()
+    try:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else 'cpu'
+        inputs = torch.zeros(1, *input_shape, device=device)
+        records, output_node = _trace(model, inputs)
+    finally:
+        model.train(was_training)
+
+    producers = {r.output_node: n for n, r in records.items()
+                 if r.kind in ('conv', 'linear')}
+    transparent = {r.output_node for r in records.values()
+                   if r.kind == 'dwconv'}
+    walker = _GraphWalker(producers, transparent)
+    union = _UnionFind()
+    fixed_roots: dict[str, str] = {}
+    input_groups: dict[str, str] = {}
+
+    def join(sources: frozenset, bad: frozenset, who: str) -> str:
+        members = sorted(sources)
+        union.union(members)
+        root = union.find(members[0])
+        if bad:
+            fixed_roots.setdefault(
+                root, f'{who}: input passes unsupported op(s) '
+                f'{", ".join(sorted(bad))}')
+        return members[0]
+
+    for name, record in records.items():
+        sources, bad = walker.sources(record.input_node)
+        if not sources:
+            sources = frozenset([INPUT])
+        input_groups[name] = join(sources, bad, name)
+        module = record.module
+        if isinstance(module, nn.Conv2d) and record.kind == 'conv' \
+                and module.groups > 1:
+            root = union.find(name)
+            fixed_roots.setdefault(
+                union.find(input_groups[name]),
+                f'{name}: grouped conv (groups={module.groups})')
+            fixed_roots.setdefault(root, f'{name}: grouped conv output')
+    out_sources, out_bad = walker.sources(output_node)
+    union.union(sorted(out_sources) + [OUTPUT])
+    if out_bad:
+        fixed_roots.setdefault(union.find(OUTPUT), 'model output passes '
+                               f'unsupported op(s) {", ".join(sorted(out_bad))}')
+    fixed_roots.setdefault(union.find(OUTPUT), 'feeds the model output')
+    fixed_roots.setdefault(union.find(INPUT), 'model input')
+
+    # Re-resolve roots after all unions; a root may have been merged later.
+    fixed = {union.find(r): why for r, why in fixed_roots.items()}
+    widths: dict[str, set] = {}
+    for name, record in records.items():
+        if record.kind in ('conv', 'linear'):
+            widths.setdefault(union.find(name), set()).add(
+                _out_channels(record.module))
+    for root, values in widths.items():
+        if len(values) > 1:
+            fixed.setdefault(root, f'producers disagree on width {values}')
+
+    groups: dict[str, ChannelGroup] = {}
+    root_to_group: dict[str, str] = {}
+    layers: dict[str, LayerInfo] = {}
+
+    def group_of(item: str) -> str | None:
+        root = union.find(item)
+        if root in fixed:
+            return None
+        if root not in root_to_group:
+            root_to_group[root] = item
+            groups[item] = ChannelGroup(item, widths[root].pop())
+        return root_to_group[root]
+
+    for name, record in records.items():
+        module = record.module
+        in_group = group_of(input_groups[name])
+        if record.kind in ('conv', 'linear'):
+            out_group = group_of(name)
+            if out_group is not None:
+                groups[out_group].producers.append(name)
+        else:
+            out_group = in_group
+        for group in {in_group, out_group} - {None}:
+            groups[group].members.append(name)
+        layers[name] = LayerInfo(name, record.kind, in_group, out_group,
+                                 _in_channels(module), _out_channels(module),
+                                 record.output_positions)
+
+    reasons = _describe_fixed(records, union, fixed, input_groups)
+    for reason in reasons:
+        logger.warning(f'channels kept fixed: {reason}')
+    return ChannelAnalysis(groups, layers, reasons, tuple(input_shape))
+
+
+def _describe_fixed(records: dict, union: _UnionFind, fixed: dict,
+                    input_groups: dict) -> list[str]:
+    """One line per fixed set of channels, skipping the expected ones."""
+    touched: dict[str, list[str]] = {}
+    for name, record in records.items():
+        for item in (input_groups[name],
+                     name if record.kind in ('conv', 'linear') else None):
+            if item is not None and union.find(item) in fixed:
+                touched.setdefault(union.find(item), []).append(name)
+    lines = []
+    for root, why in fixed.items():
+        if why in ('model input', 'feeds the model output'):
+            continue
+        names = sorted(set(touched.get(root, [])))
+        lines.append(f'{why} (modules: {", ".join(names) or "none"})')
+    return lines
+
+
+def _in_channels(module: nn.Module) -> int:
+    if isinstance(module, nn.Conv2d):
+        return module.in_channels
+    if isinstance(module, nn.Linear):
+        return module.in_features
+    return module.num_features
+
+
+def _out_channels(module: nn.Module) -> int:
+    if isinstance(module, nn.Conv2d):
+        return module.out_channels
+    if isinstance(module, nn.Linear):
+        return module.out_features
+    return module.num_features

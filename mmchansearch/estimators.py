@@ -1,0 +1,101 @@
+"""Analytic FLOPs and parameter counts for any channel choice.
+
+FLOPs follow the papers' convention: multiply-accumulates of convolutions and
+linear layers (MobileNetV2 1.0x at 224x224 = 300M), the same as fvcore's
+per-operator conv + linear counts. Everything comes from one trace
+(:class:`~mmchansearch.analysis.ChannelAnalysis`): per layer, a coefficient
+times the widths of its input and output groups, so a query is a short loop
+over small integers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from torch import nn
+
+from .analysis import ChannelAnalysis
+
+METRICS = ('flops', 'params')
+
+
+@dataclass(frozen=True)
+class _LayerCost:
+    in_group: str | None
+    out_group: str | None
+    in_channels: int
+    out_channels: int
+    flops_per_pair: int    # FLOPs per (input channel x output channel)
+    params_per_pair: int   # weight entries per (input x output) channel
+    params_per_out: int    # bias / affine entries per output channel
+    flops_per_out: int     # depthwise: FLOPs per channel (no input factor)
+
+
+class ResourceEstimator:
+    """Estimates FLOPs and params of a model for any group widths.
+
+    Args:
+        analysis: the channel analysis of the model.
+        model: the analyzed model (its layers' kernel sizes and biases are
+            read once; parameters outside analyzed layers count as a
+            constant).
+    """
+
+    metrics = METRICS
+
+    def __init__(self, analysis: ChannelAnalysis, model: nn.Module) -> None:
+        self.analysis = analysis
+        self._costs = [_layer_cost(info, model.get_submodule(name))
+                       for name, info in analysis.layers.items()]
+        layer_params = sum(
+            p.numel() for name in analysis.layers
+            for p in model.get_submodule(name).parameters(recurse=False))
+        self._constant_params = sum(
+            p.numel() for p in model.parameters()) - layer_params
+
+    def estimate(self, widths: Mapping[str, int]) -> dict[str, float]:
+        """FLOPs and params for group name -> width (missing groups: max)."""
+        flops = 0
+        params = self._constant_params
+        for cost in self._costs:
+            cin = widths.get(cost.in_group, cost.in_channels) \
+                if cost.in_group else cost.in_channels
+            cout = widths.get(cost.out_group, cost.out_channels) \
+                if cost.out_group else cost.out_channels
+            flops += cost.flops_per_pair * cin * cout + cost.flops_per_out * cout
+            params += cost.params_per_pair * cin * cout \
+                + cost.params_per_out * cout
+        return {'flops': float(flops), 'params': float(params)}
+
+    def flops(self, widths: Mapping[str, int]) -> float:
+        """FLOPs (multiply-accumulates of conv + linear layers)."""
+        return self.estimate(widths)['flops']
+
+    def params(self, widths: Mapping[str, int]) -> float:
+        """Number of parameters."""
+        return self.estimate(widths)['params']
+
+
+def _layer_cost(info, module: nn.Module) -> _LayerCost:
+    positions = info.output_positions
+    bias = 1 if getattr(module, 'bias', None) is not None else 0
+    if info.kind == 'dwconv':
+        kernel = module.kernel_size[0] * module.kernel_size[1]
+        return _LayerCost(info.in_group, info.out_group, info.in_channels,
+                          info.out_channels, 0, 0, kernel + bias,
+                          kernel * positions)
+    if info.kind == 'conv':
+        kernel = module.kernel_size[0] * module.kernel_size[1]
+        if module.groups > 1:  # grouped convs are fixed: one constant cost
+            weights = kernel * info.in_channels // module.groups
+            return _LayerCost(None, None, info.in_channels, info.out_channels,
+                              0, 0, weights + bias, weights * positions)
+        return _LayerCost(info.in_group, info.out_group, info.in_channels,
+                          info.out_channels, kernel * positions, kernel, bias,
+                          0)
+    if info.kind == 'linear':
+        return _LayerCost(info.in_group, info.out_group, info.in_channels,
+                          info.out_channels, positions, 1, bias, 0)
+    affine = 2 if getattr(module, 'affine', False) else 0  # batch norm
+    return _LayerCost(info.in_group, info.out_group, info.in_channels,
+                      info.out_channels, 0, 0, affine, 0)

@@ -1,0 +1,1 @@
+"""Algorithms and search-space backbones registered in ``MODELS``."""

@@ -1,0 +1,179 @@
+"""ChannelMutator: the one object search algorithms talk to.
+
+It analyzes a model, turns its channel-carrying layers into dynamic layers,
+and holds the current width of every channel group: set it to the max, the
+min, a random sample, or any channel_cfg, and export the result as a
+physically smaller static model.
+"""
+from __future__ import annotations
+
+import copy
+import random
+from typing import Iterable, Mapping, Sequence
+
+from torch import nn
+
+from .analysis import ChannelAnalysis, analyze_channels
+from .channel_cfg import ChannelConfig, parse_channel_cfg, validate_channels
+from .dynamic_ops import ChannelWidth, is_dynamic, make_dynamic
+from .errors import ConfigError
+from .estimators import ResourceEstimator
+from .registry import MODELS
+
+
+def make_divisible(value: float, divisor: int, min_value: int = 1) -> int:
+    """Rounds ``value`` to the nearest multiple of ``divisor`` (>= min)."""
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    return int(rounded)
+
+
+@MODELS.register_module()
+class ChannelMutator:
+    """Holds the channel groups of a supernet and their current widths.
+
+    Args:
+        input_shape: (C, H, W) of one input sample, used to trace the model.
+        width_ratios: candidate widths of every group as fractions of its
+            max width; the default, 1/12 steps, is AutoSlim's.
+        divisor: candidate widths are rounded to multiples of it (the max
+            width is always a candidate).
+        min_width: no candidate is narrower.
+        frozen_groups: groups kept at their max width by search (still
+            settable from a channel_cfg).
+    """
+
+    def __init__(self,
+                 input_shape: Sequence[int] = (3, 224, 224),
+                 width_ratios: Sequence[float] | None = None,
+                 divisor: int = 1,
+                 min_width: int = 1,
+                 frozen_groups: Iterable[str] = ()) -> None:
+        if len(input_shape) != 3:
+            raise ConfigError(f'mutator input_shape must be (C, H, W), got '
+                              f'{tuple(input_shape)}.')
+        ratios = list(width_ratios) if width_ratios is not None else [
+            i / 12 for i in range(1, 13)]
+        if not ratios or any(not 0 < r <= 1 for r in ratios):
+            raise ConfigError(f'mutator width_ratios must be a non-empty list '
+                              f'of numbers in (0, 1], got {ratios}.')
+        if divisor < 1 or min_width < 1:
+            raise ConfigError('mutator divisor and min_width must be >= 1, '
+                              f'got {divisor} and {min_width}.')
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.width_ratios = sorted(set(ratios))
+        self.divisor = divisor
+        self.min_width = min_width
+        self.frozen_groups = tuple(frozen_groups)
+        self.analysis: ChannelAnalysis | None = None
+        self.widths: dict[str, ChannelWidth] = {}
+        self.estimator: ResourceEstimator | None = None
+        self._model: nn.Module | None = None
+
+    # ----------------------------------------------------------- building
+    def prepare(self, model: nn.Module) -> None:
+        """Analyzes ``model`` and converts its layers to dynamic ones."""
+        self.analysis = analyze_channels(model, self.input_shape)
+        self.estimator = ResourceEstimator(self.analysis, model)
+        unknown = [g for g in self.frozen_groups
+                   if g not in self.analysis.groups]
+        if unknown:
+            raise ConfigError(
+                f'mutator frozen_groups: unknown group(s) {unknown}; valid '
+                f'groups are {list(self.analysis.groups)}.')
+        self.widths = {name: ChannelWidth(name, g.max_width, g.max_width)
+                       for name, g in self.analysis.groups.items()}
+        for name, info in self.analysis.layers.items():
+            if info.in_group is None and info.out_group is None:
+                continue
+            out_width = self.widths[info.out_group] \
+                if info.kind in ('conv', 'linear') and info.out_group else None
+            make_dynamic(model.get_submodule(name), out_width,
+                         depthwise=info.kind == 'dwconv')
+        self._model = model
+
+    @property
+    def model(self) -> nn.Module:
+        """The supernet this mutator prepared."""
+        if self._model is None:
+            raise RuntimeError('call ChannelMutator.prepare(model) first')
+        return self._model
+
+    # ------------------------------------------------------------ choices
+    @property
+    def max_widths(self) -> dict[str, int]:
+        """Group name -> width in the unmodified model."""
+        return {name: w.max_width for name, w in self.widths.items()}
+
+    @property
+    def searchable_groups(self) -> list[str]:
+        """Groups search may change (all but the frozen ones)."""
+        return [g for g in self.widths if g not in self.frozen_groups]
+
+    def candidates(self, group: str) -> list[int]:
+        """Candidate widths of ``group``, ascending, max included."""
+        top = self.widths[group].max_width
+        if group in self.frozen_groups:
+            return [top]
+        floor = min(self.min_width, top)
+        values = {min(top, make_divisible(top * r, self.divisor, floor))
+                  for r in self.width_ratios}
+        values.add(top)
+        return sorted(values)
+
+    def current_choices(self) -> dict[str, int]:
+        """Group name -> current width."""
+        return {name: w.current for name, w in self.widths.items()}
+
+    def set_choices(self, choices: Mapping[str, int] | ChannelConfig) -> None:
+        """Sets every group's width; validates like a channel_cfg file."""
+        cfg = choices if isinstance(choices, ChannelConfig) else \
+            parse_channel_cfg({'channels': dict(choices)}, '<choices>')
+        validate_channels(cfg, self.max_widths)
+        for name, width in cfg.channels.items():
+            self.widths[name].current = int(width)
+
+    def set_max(self) -> None:
+        """Every group at its largest candidate."""
+        self.set_choices({g: self.candidates(g)[-1] for g in self.widths})
+
+    def set_min(self) -> None:
+        """Every group at its smallest candidate."""
+        self.set_choices({g: self.candidates(g)[0] for g in self.widths})
+
+    def sample(self, rng: random.Random | None = None) -> dict[str, int]:
+        """Sets and returns a uniformly random candidate per group."""
+        rng = rng or random
+        choices = {g: rng.choice(self.candidates(g)) for g in self.widths}
+        self.set_choices(choices)
+        return choices
+
+    def estimate(self, choices: Mapping[str, int] | None = None
+                 ) -> dict[str, float]:
+        """FLOPs and params of ``choices`` (default: the current ones)."""
+        return self.estimator.estimate(
+            self.current_choices() if choices is None else choices)
+
+    # ------------------------------------------------------------- export
+    def export_static(self) -> nn.Module:
+        """A static copy of the supernet at the current widths.
+
+        Every dynamic layer becomes a plain layer whose tensors are clones of
+        the slices in use, so the result is physically smaller and runs
+        without this toolbox.
+        """
+        static = copy.deepcopy(self.model)
+        widths = self.current_choices()
+        for name, info in self.analysis.layers.items():
+            module = static.get_submodule(name)
+            if not is_dynamic(module):
+                continue
+            in_width = widths[info.in_group] if info.in_group \
+                else info.in_channels
+            _replace_submodule(static, name, module.to_static(in_width))
+        return static
+
+
+def _replace_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition('.')
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, new)
