@@ -19,11 +19,12 @@ channels it touches fixed, with a warning naming the module and the op.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import torch
 from mmengine.logging import MMLogger
+from mmengine.model import BaseModel
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -242,12 +243,8 @@ def _trace(model: nn.Module, inputs: torch.Tensor) -> tuple[dict, object]:
 
 
 def _forward_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """Calls an mmpretrain classifier in 'tensor' mode, else a plain forward."""
-    try:
-        from mmpretrain.models import ImageClassifier
-    except ImportError:  # pragma: no cover - mmpretrain is a hard dependency
-        ImageClassifier = ()
-    if isinstance(model, ImageClassifier):
+    """Calls an mmpretrain model in 'tensor' mode, else a plain forward."""
+    if isinstance(model, BaseModel):
         output = model(inputs, mode='tensor')
     else:
         output = model(inputs)
@@ -317,8 +314,9 @@ def analyze_channels(model: nn.Module,
     out_sources, out_bad = walker.sources(output_node)
     union.union(sorted(out_sources) + [OUTPUT])
     if out_bad:
-        fixed_roots.setdefault(union.find(OUTPUT), 'model output passes '
-                               f'unsupported op(s) {", ".join(sorted(out_bad))}')
+        fixed_roots.setdefault(
+            union.find(OUTPUT), 'model output passes unsupported op(s) '
+            f'{", ".join(sorted(out_bad))}')
     fixed_roots.setdefault(union.find(OUTPUT), 'feeds the model output')
     fixed_roots.setdefault(union.find(INPUT), 'model input')
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import difflib
 import io
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -168,7 +169,8 @@ def dump_channel_cfg(cfg: ChannelConfig,
     resolution = data.pop('resolution', None)
     out = io.StringIO()
     if data.get('meta'):
-        out.write(yaml.safe_dump({'meta': data['meta']}, sort_keys=False))
+        out.write(yaml.safe_dump({'meta': data['meta']}, sort_keys=False,
+                                 default_flow_style=None))
     out.write('channels:\n')
     for name, width in channels.items():
         comment = f'  # max {max_widths[name]}' if max_widths else ''

@@ -48,7 +48,7 @@ class DynamicConv2d(nn.Conv2d):
 
     @classmethod
     def convert(cls, conv: nn.Conv2d, out_width: ChannelWidth | None,
-                depthwise: bool) -> 'DynamicConv2d':
+                depthwise: bool) -> DynamicConv2d:
         """Turns ``conv`` into a dynamic conv in place and returns it."""
         conv.__class__ = cls
         conv.out_width = out_width
@@ -100,7 +100,7 @@ class DynamicLinear(nn.Linear):
 
     @classmethod
     def convert(cls, linear: nn.Linear,
-                out_width: ChannelWidth | None) -> 'DynamicLinear':
+                out_width: ChannelWidth | None) -> DynamicLinear:
         """Turns ``linear`` into a dynamic linear layer in place."""
         linear.__class__ = cls
         linear.out_width = out_width

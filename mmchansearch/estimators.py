@@ -9,8 +9,8 @@ over small integers.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from torch import nn
 
@@ -62,9 +62,8 @@ class ResourceEstimator:
                 if cost.in_group else cost.in_channels
             cout = widths.get(cost.out_group, cost.out_channels) \
                 if cost.out_group else cost.out_channels
-            flops += cost.flops_per_pair * cin * cout + cost.flops_per_out * cout
-            params += cost.params_per_pair * cin * cout \
-                + cost.params_per_out * cout
+            flops += (cost.flops_per_pair * cin + cost.flops_per_out) * cout
+            params += (cost.params_per_pair * cin + cost.params_per_out) * cout
         return {'flops': float(flops), 'params': float(params)}
 
     def flops(self, widths: Mapping[str, int]) -> float:

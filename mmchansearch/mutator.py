@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import random
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from torch import nn
 

@@ -12,6 +12,9 @@ from mmpretrain.registry import METRICS as PRETRAIN_METRICS
 from mmpretrain.registry import MODEL_WRAPPERS as PRETRAIN_MODEL_WRAPPERS
 from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 from mmpretrain.registry import TRANSFORMS as PRETRAIN_TRANSFORMS
+from mmpretrain.utils import (
+                  register_all_modules as register_mmpretrain_modules,
+)
 
 MODELS = Registry('model', parent=PRETRAIN_MODELS, scope='mmchansearch',
                   locations=['mmchansearch.models', 'mmchansearch.mutator'])
@@ -29,3 +32,6 @@ TRANSFORMS = Registry('transform', parent=PRETRAIN_TRANSFORMS,
                       locations=['mmchansearch.datasets'])
 METRICS = Registry('metric', parent=PRETRAIN_METRICS, scope='mmchansearch',
                    locations=['mmchansearch.engine'])
+
+# Lookups fall back to mmpretrain's registries: fill them once, here.
+register_mmpretrain_modules(init_default_scope=False)

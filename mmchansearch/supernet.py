@@ -1,0 +1,121 @@
+"""Building a supernet from any config and loading weights into it.
+
+Tools accept both toolbox configs (``model = dict(type='AutoSlim',
+architecture=..., mutator=...)``) and plain mmpretrain classifier configs;
+the latter are wrapped in a :class:`ChannelSupernet` with a default mutator.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.runner.checkpoint import _load_checkpoint
+from torch import nn
+
+from .errors import CheckpointMismatchError, ConfigError
+from .models.algorithms import ChannelSupernet
+from .registry import MODELS
+
+
+def supernet_model_cfg(model_cfg: dict,
+                       input_shape: Sequence[int] | None = None) -> dict:
+    """The algorithm config for ``model_cfg``.
+
+    Args:
+        model_cfg: ``cfg.model`` of a toolbox or plain mmpretrain config.
+        input_shape: overrides the mutator's (C, H, W).
+
+    Returns:
+        A config with ``architecture`` and ``mutator`` keys.
+    """
+    model_cfg = copy.deepcopy(dict(model_cfg))
+    if 'architecture' not in model_cfg:
+        model_cfg = dict(type='ChannelSupernet', architecture=model_cfg)
+    mutator = dict(model_cfg.get('mutator') or dict(type='ChannelMutator'))
+    if input_shape is not None:
+        mutator['input_shape'] = tuple(int(s) for s in input_shape)
+    model_cfg['mutator'] = mutator
+    return model_cfg
+
+
+def build_supernet(cfg: Config | str,
+                   input_shape: Sequence[int] | None = None
+                   ) -> ChannelSupernet:
+    """Builds the supernet of a config file or Config.
+
+    Args:
+        cfg: the config (path or object).
+        input_shape: overrides the mutator's (C, H, W).
+    """
+    if not isinstance(cfg, Config):
+        if not os.path.isfile(cfg):
+            raise ConfigError(f'config {cfg}: no such file.')
+        cfg = Config.fromfile(cfg)
+    model_cfg = supernet_model_cfg(cfg.model, input_shape)
+    with DefaultScope.overwrite_default_scope('mmchansearch'):
+        model = MODELS.build(model_cfg)
+    if not isinstance(model, ChannelSupernet):
+        raise ConfigError(
+            f'model type {model_cfg["type"]!r} is not a channel-search '
+            'algorithm; use a classifier config or a toolbox algorithm.')
+    return model
+
+
+def read_checkpoint(checkpoint: str) -> dict:
+    """Loads a checkpoint file on the CPU; a missing file is a clear error."""
+    if not os.path.isfile(checkpoint):
+        raise CheckpointMismatchError(f'checkpoint {checkpoint}: no such '
+                                      'file.')
+    return _load_checkpoint(checkpoint, map_location='cpu')
+
+
+def state_dict_of(ckpt: dict) -> dict[str, torch.Tensor]:
+    """The state dict inside a loaded checkpoint, without DDP prefixes."""
+    state = ckpt.get('state_dict', ckpt)
+    return {k.removeprefix('module.'): v for k, v in state.items()}
+
+
+def load_state_strictly(model: nn.Module, state: dict[str, torch.Tensor],
+                        source: str) -> None:
+    """Loads ``state`` into ``model``; any mismatch is a clear error.
+
+    Data-preprocessor buffers (mean/std) are ignored.
+    """
+    own = {k: v for k, v in model.state_dict().items()
+           if 'data_preprocessor.' not in k}
+    state = {k: v for k, v in state.items() if 'data_preprocessor.' not in k}
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f'{k}: checkpoint {tuple(state[k].shape)} vs model '
+             f'{tuple(own[k].shape)}' for k in own
+             if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        problems = []
+        if wrong:
+            problems.append(f'{len(wrong)} shape mismatch(es), e.g. '
+                            f'{wrong[0]}')
+        if missing:
+            problems.append(f'{len(missing)} missing key(s), e.g. '
+                            f'{missing[0]}')
+        if unexpected:
+            problems.append(f'{len(unexpected)} unexpected key(s), e.g. '
+                            f'{unexpected[0]}')
+        raise CheckpointMismatchError(
+            f'checkpoint {source} does not match the model built from the '
+            f'config: {"; ".join(problems)}. Use the config the checkpoint '
+            'was trained with (a split subnet checkpoint needs its '
+            'channel_cfg).')
+    model.load_state_dict(state, strict=False)
+
+
+def load_supernet_weights(supernet: ChannelSupernet, checkpoint: str) -> None:
+    """Loads a supernet or plain-classifier checkpoint into ``supernet``."""
+    state = state_dict_of(read_checkpoint(checkpoint))
+    if any(k.startswith('architecture.') for k in state):
+        state = {k.removeprefix('architecture.'): v for k, v in state.items()
+                 if k.startswith('architecture.')}
+    load_state_strictly(supernet.architecture, state, checkpoint)
