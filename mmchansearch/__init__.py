@@ -26,4 +26,6 @@ def _check_versions() -> None:
 
 _check_versions()
 
+from . import fileio  # noqa: E402,F401  (atomic checkpoint writes)
+
 __all__ = ['__version__']

@@ -12,6 +12,7 @@ a supernet checkpoint is an ordinary checkpoint of the original model.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -224,4 +225,40 @@ def make_dynamic(module: nn.Module, out_width: ChannelWidth | None,
 def is_dynamic(module: nn.Module) -> bool:
     """Whether ``module`` is one of the dynamic layers."""
     return isinstance(module, (DynamicConv2d, DynamicLinear,
-                               _DynamicBatchNorm))
+                               _DynamicBatchNorm, SwitchableBatchNorm))
+
+
+@dataclass
+class SubnetSwitch:
+    """Which subnet's private layers are active, shared by those layers."""
+    index: int = 0
+
+
+class SwitchableBatchNorm(nn.Module):
+    """One private batch norm per subnet (switchable BN of slimmable nets).
+
+    Args:
+        source: the batch norm to copy (its first channels).
+        widths: the channel count of each subnet at this layer.
+        switch: the shared active-subnet index.
+    """
+
+    def __init__(self, source: nn.Module, widths: list[int],
+                 switch: SubnetSwitch) -> None:
+        super().__init__()
+        if not isinstance(source, _DynamicBatchNorm):
+            source = make_dynamic(source, None)
+        self.bns = nn.ModuleList(source.to_static(w) for w in widths)
+        self.switch = switch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bns[self.switch.index](x)
+
+    def to_static(self, num_features: int) -> nn.Module:
+        """A copy of the active subnet's batch norm."""
+        active = self.bns[self.switch.index]
+        if active.num_features != num_features:
+            raise ValueError(
+                f'active switchable BN has {active.num_features} channels, '
+                f'the subnet needs {num_features}')
+        return copy.deepcopy(active)

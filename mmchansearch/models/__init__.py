@@ -1,4 +1,6 @@
-"""Algorithms and search-space backbones registered in ``MODELS``."""
-from .algorithms import ChannelSupernet
+"""Algorithms, search-space backbones and the distributed wrapper."""
+from .algorithms import AutoSlim, ChannelSupernet, SlimmableNetwork
+from .wrappers import ChannelSearchDDP
 
-__all__ = ['ChannelSupernet']
+__all__ = ['AutoSlim', 'ChannelSupernet', 'ChannelSearchDDP',
+           'SlimmableNetwork']

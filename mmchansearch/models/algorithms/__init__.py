@@ -1,4 +1,6 @@
 """Search algorithms: mmengine models that decide the train step."""
+from .autoslim import AutoSlim
 from .base import ChannelSupernet
+from .slimmable import SlimmableNetwork
 
-__all__ = ['ChannelSupernet']
+__all__ = ['AutoSlim', 'ChannelSupernet', 'SlimmableNetwork']

@@ -1,13 +1,28 @@
 """The supernet every channel-search algorithm is built on."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper
 from torch import nn
 
+from ...distributed import average_gradients
 from ...mutator import ChannelMutator
 from ...registry import MODELS
+
+# A subnet to train: its name and a function that activates it.
+Subnet = tuple[str, Callable[[], None]]
+
+
+def soft_cross_entropy(logits: torch.Tensor,
+                       target_probs: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against soft targets (in-place distillation)."""
+    return -(target_probs * F.log_softmax(logits.float(), dim=-1)).sum(
+        -1).mean()
 
 
 @MODELS.register_module()
@@ -16,8 +31,9 @@ class ChannelSupernet(BaseModel):
 
     The architecture's channel groups are found and its layers made dynamic
     by the mutator; the forward is the architecture's, at the mutator's
-    current widths. Search algorithms subclass this and override
-    ``train_step``; used as is, it trains whatever widths are set.
+    current widths. Search algorithms subclass this and choose which subnets
+    a train step trains (:meth:`train_subnets`) and which a validation
+    evaluates (:meth:`eval_subnets`).
 
     Args:
         architecture: config or instance of the classifier (for example an
@@ -33,8 +49,13 @@ class ChannelSupernet(BaseModel):
                  data_preprocessor: dict | nn.Module | None = None,
                  init_cfg: dict | None = None) -> None:
         if isinstance(architecture, dict):
+            # A top-level `data_preprocessor` of the config belongs to the
+            # classifier (it knows its default type); both share it.
+            architecture = dict(architecture)
+            if isinstance(data_preprocessor, dict):
+                architecture.setdefault('data_preprocessor', data_preprocessor)
             architecture = MODELS.build(architecture)
-        if data_preprocessor is None:
+        if data_preprocessor is None or isinstance(data_preprocessor, dict):
             data_preprocessor = getattr(architecture, 'data_preprocessor',
                                         None)
         super().__init__(data_preprocessor=data_preprocessor,
@@ -50,3 +71,63 @@ class ChannelSupernet(BaseModel):
                 mode: str = 'tensor') -> Any:
         """The architecture's forward at the current widths."""
         return self.architecture(inputs, data_samples, mode)
+
+    # ------------------------------------------------------------ subnets
+    def eval_subnets(self) -> dict[str, Callable[[], None]]:
+        """Subnets a validation reports, name -> activate function.
+
+        The default is the current widths, unchanged.
+        """
+        return {'current': lambda: None}
+
+    # ----------------------------------------------------------- training
+    def train_step(self, data: dict,
+                   optim_wrapper: OptimWrapper) -> dict[str, torch.Tensor]:
+        """Trains the current widths (subclasses train several subnets)."""
+        return self.train_subnets(data, optim_wrapper,
+                                  [('current', lambda: None)], distill=False)
+
+    def train_subnets(self, data: dict, optim_wrapper: OptimWrapper,
+                      subnets: Sequence[Subnet],
+                      distill: bool) -> dict[str, torch.Tensor]:
+        """One optimizer step over several subnets.
+
+        Each subnet is activated, run and back-propagated in turn, so only
+        one subnet's activations are alive at a time; gradients add up and
+        are averaged over ranks once, then the optimizer steps.
+
+        Args:
+            data: a batch from the dataloader.
+            optim_wrapper: the optimizer wrapper.
+            subnets: (name, activate) pairs; the first is the teacher when
+                ``distill`` is set.
+            distill: train every subnet after the first on the first one's
+                detached soft predictions (in-place distillation) instead of
+                the labels.
+
+        Returns:
+            Losses for logging, one per subnet.
+        """
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+        inputs, samples = data['inputs'], data['data_samples']
+        head = self.architecture.head
+        teacher_probs = None
+        losses = {}
+        for name, activate in subnets:
+            activate()
+            with optim_wrapper.optim_context(self):
+                logits = self.architecture(inputs, mode='tensor')
+                if teacher_probs is None:
+                    loss = sum(head._get_loss(logits, samples).values())
+                else:
+                    loss = soft_cross_entropy(logits, teacher_probs)
+            if distill and teacher_probs is None:
+                teacher_probs = F.softmax(logits.detach().float(), dim=-1)
+            optim_wrapper.backward(loss)
+            losses[f'{name}_loss'] = loss.detach()
+        average_gradients(self.parameters())
+        optim_wrapper.step()
+        optim_wrapper.zero_grad()
+        _, log_vars = self.parse_losses(losses)
+        return log_vars

@@ -1,0 +1,73 @@
+"""Batch-norm statistics of subnets.
+
+A supernet's shared running statistics were accumulated over many widths and
+fit none of them; a subnet is evaluated either after recalibrating them on a
+few training batches, or with the statistics of the evaluated batch itself.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import torch
+from mmengine.model import BaseModel
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def _batch_norms(model: torch.nn.Module) -> list[_BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, _BatchNorm)]
+
+
+@torch.no_grad()
+def recalibrate_bn(model: BaseModel, batches: Iterable[dict],
+                   num_batches: int) -> int:
+    """Recomputes BN running statistics as an exact average over batches.
+
+    Args:
+        model: the model at the widths to calibrate (an mmengine model with
+            a data preprocessor).
+        batches: dataloader batches (typically the training set).
+        num_batches: how many batches to average.
+
+    Returns:
+        The number of batches used.
+    """
+    norms = _batch_norms(model)
+    momenta = [bn.momentum for bn in norms]
+    was_training = model.training
+    model.eval()
+    used = 0
+    try:
+        for bn in norms:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average
+            bn.train()
+        for batch in itertools.islice(batches, num_batches):
+            data = model.data_preprocessor(batch, False)
+            model(data['inputs'], mode='tensor')
+            used += 1
+    finally:
+        for bn, momentum in zip(norms, momenta):
+            bn.momentum = momentum
+        model.train(was_training)
+    return used
+
+
+@contextmanager
+def batch_statistics(model: torch.nn.Module) -> Iterator[None]:
+    """BN layers normalize with the current batch's statistics.
+
+    Running statistics are left untouched (momentum 0 while inside).
+    """
+    norms = _batch_norms(model)
+    saved = [(bn.training, bn.momentum) for bn in norms]
+    try:
+        for bn in norms:
+            bn.train()
+            bn.momentum = 0.0
+        yield
+    finally:
+        for bn, (training, momentum) in zip(norms, saved):
+            bn.train(training)
+            bn.momentum = momentum

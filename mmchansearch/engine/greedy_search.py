@@ -1,0 +1,270 @@
+"""AutoSlim's greedy slimming search, as an mmengine loop.
+
+Starting from the widest subnet, every step tries to narrow each channel
+group by one candidate step, scores each try on held-out batches, and keeps
+the one that costs the least accuracy. Whenever the constrained resource
+(FLOPs, params, or any other estimator metric) drops below a target, the
+current widths are that target's result, so one pass serves every target.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import MMLogger
+from mmengine.model import is_model_wrapper
+from mmengine.runner import BaseLoop
+from rich.progress import BarColumn, Progress, TextColumn
+
+from ..channel_cfg import ChannelConfig, save_channel_cfg
+from ..errors import BudgetError, ConfigError
+from ..fileio import atomic_write_text
+from ..registry import LOOPS
+from ..visualization import plot_search_trajectory
+from .batch_norm import batch_statistics, recalibrate_bn
+
+STATE_FILE = 'search_state.json'
+HISTORY_FILE = 'search_history.json'
+
+
+def format_budget(metric: str, value: float) -> str:
+    """A short label for a budget: 530M (FLOPs/params) or 12.5ms."""
+    if metric == 'latency':
+        return f'{value:g}ms'
+    for scale, unit in ((1e9, 'G'), (1e6, 'M'), (1e3, 'K')):
+        if value >= scale:
+            return f'{value / scale:.4g}{unit}'
+    return f'{value:g}'
+
+
+@torch.no_grad()
+def score_batches(model, batches: Sequence[tuple]) -> tuple[float, float]:
+    """Top-1 accuracy (%) and mean cross-entropy of ``model`` on batches."""
+    correct, loss, count = 0, 0.0, 0
+    for inputs, labels in batches:
+        logits = model(inputs, mode='tensor')
+        correct += int((logits.argmax(-1) == labels).sum())
+        loss += float(F.cross_entropy(logits, labels, reduction='sum'))
+        count += labels.numel()
+    return 100.0 * correct / count, loss / count
+
+
+@LOOPS.register_module()
+class GreedySlimmingLoop(BaseLoop):
+    """Greedy channel slimming for several budgets in one pass.
+
+    Args:
+        runner: the mmengine runner holding the trained supernet.
+        dataloader: held-out data (not used for supernet training).
+        targets: budgets of the ``constraint`` metric, e.g.
+            ``[530e6, 320e6, 220e6]``.
+        constraint: estimator metric the targets bound ('flops', 'params'
+            or 'latency' when the mutator has a latency table).
+        num_batches: held-out batches scoring each try (None: all).
+        calibrate_bn_batches: training batches used to recalibrate BN
+            before each result's final evaluation.
+        resume: continue from the state file in the work dir.
+        model_name: written into each result's meta.
+    """
+
+    def __init__(self,
+                 runner,
+                 dataloader,
+                 targets: Sequence[float],
+                 constraint: str = 'flops',
+                 num_batches: int | None = None,
+                 calibrate_bn_batches: int = 10,
+                 resume: bool = False,
+                 model_name: str = '') -> None:
+        super().__init__(runner, dataloader)
+        if not targets:
+            raise ConfigError('search targets is empty; give one or more '
+                              f'{constraint} budgets.')
+        self.targets = sorted((float(t) for t in targets), reverse=True)
+        self.constraint = constraint
+        self.num_batches = num_batches
+        self.calibrate_bn_batches = calibrate_bn_batches
+        self.resume = resume
+        self.model_name = model_name
+        self.algorithm = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        self.mutator = self.algorithm.mutator
+        self.logger = MMLogger.get_current_instance()
+
+    # ------------------------------------------------------------ helpers
+    def _usage(self, choices: dict[str, int]) -> float:
+        usage = self.mutator.estimate(choices)
+        if self.constraint not in usage:
+            raise ConfigError(
+                f'search constraint {self.constraint!r} is not an estimator '
+                f'metric; available: {sorted(usage)}.')
+        return usage[self.constraint]
+
+    def _check_targets(self) -> None:
+        smallest = {g: self.mutator.candidates(g)[0]
+                    for g in self.mutator.widths}
+        floor = self._usage(smallest)
+        low = [t for t in self.targets if t < floor]
+        if low:
+            raise BudgetError(
+                f'target {format_budget(self.constraint, low[-1])} '
+                f'{self.constraint} is below the smallest subnet '
+                f'({format_budget(self.constraint, floor)}, every group at '
+                'its smallest candidate); raise the target, or lower the '
+                "mutator's min_width / width_ratios.")
+
+    def _held_out_batches(self) -> list[tuple]:
+        batches = []
+        for i, batch in enumerate(self.dataloader):
+            if self.num_batches is not None and i >= self.num_batches:
+                break
+            data = self.algorithm.data_preprocessor(batch, False)
+            labels = torch.cat([s.gt_label for s in data['data_samples']])
+            batches.append((data['inputs'], labels.to(data['inputs'].device)))
+        return batches
+
+    def _tries(self, choices: dict[str, int]) -> list[tuple[str, dict]]:
+        tries = []
+        for group in self.mutator.searchable_groups:
+            smaller = [c for c in self.mutator.candidates(group)
+                       if c < choices[group]]
+            if smaller:
+                tries.append((group, {**choices, group: smaller[-1]}))
+        return tries
+
+    def _state_path(self) -> str:
+        return os.path.join(self.runner.work_dir, STATE_FILE)
+
+    def _save_state(self, state: dict) -> None:
+        atomic_write_text(self._state_path(), json.dumps(state, indent=1))
+
+    def _load_state(self) -> dict | None:
+        path = self._state_path()
+        if not (self.resume and os.path.isfile(path)):
+            return None
+        with open(path) as f:
+            state = json.load(f)
+        if state.get('targets') != self.targets or state.get(
+                'constraint') != self.constraint or set(
+                    state['choices']) != set(self.mutator.widths):
+            raise ConfigError(
+                f'{path} belongs to another search (different targets, '
+                'constraint or model); use another --work-dir or drop '
+                '--resume.')
+        self.logger.info(f'resuming the search at step {state["step"]} '
+                         f'from {path}')
+        return state
+
+    # --------------------------------------------------------------- run
+    def run(self) -> dict[str, str]:
+        """Runs (or resumes) the search; returns target label -> YAML path."""
+        self._check_targets()
+        model = self.algorithm
+        model.eval()
+        batches = self._held_out_batches()
+        state = self._load_state() or dict(
+            targets=self.targets, constraint=self.constraint, step=0,
+            choices=self.mutator.max_widths, reached={}, history=[])
+        if not state['history']:
+            with batch_statistics(model):
+                model.mutator.set_choices(state['choices'])
+                accuracy, loss = score_batches(model, batches)
+            state['history'].append(dict(
+                step=0, group=None, usage=self._usage(state['choices']),
+                accuracy=accuracy, loss=loss, seconds=0.0, eval_seconds=0.0))
+        start = self._usage(self.mutator.max_widths)
+        with _progress(self.constraint) as progress:
+            task = progress.add_task('greedy slimming',
+                                     total=start - self.targets[-1],
+                                     usage='', accuracy=0.0)
+            self._slim(state, batches, progress, task, start)
+        return self._write_results(state, batches)
+
+    def _slim(self, state: dict, batches: list, progress, task,
+              start: float) -> None:
+        model = self.algorithm
+        while True:
+            usage = self._usage(state['choices'])
+            for target in self.targets:
+                key = format_budget(self.constraint, target)
+                if usage <= target and key not in state['reached']:
+                    state['reached'][key] = dict(
+                        target=target, choices=dict(state['choices']),
+                        step=state['step'])
+            self._save_state(state)
+            progress.update(task, completed=start - usage,
+                            usage=format_budget(self.constraint, usage),
+                            accuracy=state['history'][-1]['accuracy'])
+            if len(state['reached']) == len(self.targets):
+                return
+            step_start = time.perf_counter()
+            eval_seconds, best = 0.0, None
+            with batch_statistics(model):
+                for group, choices in self._tries(state['choices']):
+                    model.mutator.set_choices(choices)
+                    tick = time.perf_counter()
+                    accuracy, loss = score_batches(model, batches)
+                    eval_seconds += time.perf_counter() - tick
+                    if best is None or (accuracy, -loss) > best[:2]:
+                        best = (accuracy, -loss, group, choices)
+            accuracy, neg_loss, group, choices = best
+            state['step'] += 1
+            state['history'].append(dict(
+                step=state['step'], group=group,
+                width=f'{state["choices"][group]}->{choices[group]}',
+                usage=self._usage(choices), accuracy=accuracy,
+                loss=-neg_loss, seconds=time.perf_counter() - step_start,
+                eval_seconds=eval_seconds))
+            state['choices'] = choices
+            self.logger.info(
+                f'step {state["step"]}: {group} '
+                f'{state["history"][-1]["width"]}, {self.constraint} '
+                f'{format_budget(self.constraint, self._usage(choices))}, '
+                f'held-out top-1 {accuracy:.2f}% (batch-stat BN)')
+
+    def _write_results(self, state: dict, batches: list) -> dict[str, str]:
+        """Recalibrates BN, evaluates and writes one YAML per target."""
+        model, work_dir = self.algorithm, self.runner.work_dir
+        paths = {}
+        for key, result in state['reached'].items():
+            model.mutator.set_choices(result['choices'])
+            recalibrate_bn(model, self.runner.train_dataloader,
+                           self.calibrate_bn_batches)
+            model.eval()
+            accuracy, _ = score_batches(model, batches)
+            usage = model.mutator.estimate(result['choices'])
+            meta = dict(model=self.model_name,
+                        input_shape=list(self.mutator.input_shape),
+                        flops=usage['flops'], params=usage['params'],
+                        heldout_top1=round(accuracy, 3),
+                        source=f'autoslim greedy search, target {key} '
+                        f'{self.constraint}, step {result["step"]}')
+            if self.constraint not in ('flops', 'params'):
+                meta[self.constraint] = usage[self.constraint]
+            path = os.path.join(work_dir, f'subnet_{self.constraint}-{key}'
+                                '.yaml')
+            save_channel_cfg(ChannelConfig(result['choices'], meta), path,
+                             self.mutator.max_widths)
+            paths[key] = path
+            self.logger.info(
+                f'{path}: {self.constraint} '
+                f'{format_budget(self.constraint, usage[self.constraint])}, '
+                f'held-out top-1 {accuracy:.2f}% (BN recalibrated)')
+        atomic_write_text(os.path.join(work_dir, HISTORY_FILE),
+                          json.dumps(state['history'], indent=1))
+        plot_search_trajectory(
+            state['history'], self.targets, self.constraint,
+            os.path.join(work_dir, 'search_trajectory.png'))
+        return paths
+
+
+def _progress(metric: str) -> Progress:
+    return Progress(
+        TextColumn('[progress.description]{task.description}'), BarColumn(),
+        TextColumn(f'{metric} {{task.fields[usage]}}'),
+        TextColumn('top-1 {task.fields[accuracy]:.2f}%'),
+        transient=False)

@@ -1,0 +1,127 @@
+"""Joint retraining of searched subnets (slimmable network)."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import torch
+from mmengine.optim import OptimWrapper
+from torch import nn
+
+from ...channel_cfg import ChannelConfig, load_channel_cfg, parse_channel_cfg
+from ...dynamic_ops import SubnetSwitch, SwitchableBatchNorm
+from ...errors import ConfigError
+from ...mutator import ChannelMutator
+from ...registry import MODELS
+from .base import ChannelSupernet
+
+
+def read_channel_cfgs(channel_cfgs: str | dict | Sequence | None
+                      ) -> list[ChannelConfig]:
+    """Loads one or several channel_cfgs (paths, dicts or configs).
+
+    A string may hold several comma-separated paths, as typed in
+    ``--cfg-options model.channel_cfgs=a.yaml,b.yaml``.
+    """
+    if not channel_cfgs:
+        raise ConfigError(
+            'model.channel_cfgs is not set; pass the search results, e.g. '
+            '--cfg-options model.channel_cfgs=a.yaml,b.yaml,c.yaml (or one '
+            'file to train one subnet).')
+    if isinstance(channel_cfgs, (str, dict, ChannelConfig)):
+        channel_cfgs = [channel_cfgs]
+    items = []
+    for item in channel_cfgs:
+        if isinstance(item, str):
+            items.extend(p for p in item.split(',') if p)
+        else:
+            items.append(item)
+    if not items:
+        raise ConfigError('model.channel_cfgs is empty; give one or more '
+                          'channel_cfg YAML files.')
+    return [load_channel_cfg(i) if isinstance(i, str) else
+            parse_channel_cfg(i) for i in items]
+
+
+def subnet_name(cfg: ChannelConfig, index: int) -> str:
+    """A short name for a subnet: its file's stem, else its index."""
+    if cfg.source.endswith(('.yaml', '.yml')):
+        return os.path.splitext(os.path.basename(cfg.source))[0]
+    return f'subnet{index}'
+
+
+@MODELS.register_module()
+class SlimmableNetwork(ChannelSupernet):
+    """Trains the subnets of several channel_cfgs jointly.
+
+    Convolution and linear weights are shared (each subnet uses its first
+    channels); every subnet has private batch norms (switchable BN). With a
+    single channel_cfg the architecture is the static subnet itself, so a
+    split checkpoint loads into it directly.
+
+    Args:
+        architecture: the classifier config or instance (the supernet).
+        channel_cfgs: channel_cfg paths (or dicts), or one comma-separated
+            string; widest first is recommended (it is trained first).
+        mutator: the :class:`ChannelMutator` config or instance.
+        distill: narrower subnets learn the first subnet's soft predictions.
+        data_preprocessor: defaults to the architecture's.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self,
+                 architecture: dict | nn.Module,
+                 channel_cfgs: str | dict | Sequence | None,
+                 mutator: dict | ChannelMutator | None = None,
+                 distill: bool = False,
+                 data_preprocessor: dict | nn.Module | None = None,
+                 init_cfg: dict | None = None) -> None:
+        super().__init__(architecture, mutator, data_preprocessor, init_cfg)
+        self.channel_cfgs = read_channel_cfgs(channel_cfgs)
+        for cfg in self.channel_cfgs:
+            self.mutator.set_choices(cfg)  # validates against the model
+        self.subnet_names = [subnet_name(c, i)
+                             for i, c in enumerate(self.channel_cfgs)]
+        self.distill = distill
+        self.switch = SubnetSwitch()
+        if len(self.channel_cfgs) == 1:
+            self.architecture = self.mutator.export_static()
+        else:
+            self._make_batch_norms_switchable()
+        self.activate(0)
+
+    @property
+    def is_static(self) -> bool:
+        """Whether the architecture is one static subnet."""
+        return len(self.channel_cfgs) == 1
+
+    def _make_batch_norms_switchable(self) -> None:
+        analysis = self.mutator.analysis
+        for name, info in analysis.layers.items():
+            if info.kind != 'bn' or info.in_group is None:
+                continue
+            widths = [cfg.channels[info.in_group]
+                      for cfg in self.channel_cfgs]
+            bn = self.architecture.get_submodule(name)
+            parent_name, _, child = name.rpartition('.')
+            parent = self.architecture.get_submodule(parent_name)
+            setattr(parent, child, SwitchableBatchNorm(bn, widths,
+                                                       self.switch))
+
+    def activate(self, index: int) -> None:
+        """Makes subnet ``index`` the one the forward runs."""
+        if not self.is_static:
+            self.mutator.set_choices(self.channel_cfgs[index])
+        self.switch.index = index
+
+    def train_step(self, data: dict,
+                   optim_wrapper: OptimWrapper) -> dict[str, torch.Tensor]:
+        """One step over every subnet, in the order of ``channel_cfgs``."""
+        subnets = [(name, lambda i=i: self.activate(i))
+                   for i, name in enumerate(self.subnet_names)]
+        return self.train_subnets(data, optim_wrapper, subnets, self.distill)
+
+    def eval_subnets(self) -> dict[str, Callable[[], None]]:
+        """Validation reports every subnet."""
+        return {name: lambda i=i: self.activate(i)
+                for i, name in enumerate(self.subnet_names)}

@@ -1,0 +1,27 @@
+"""The model wrapper used for distributed training of every algorithm."""
+from __future__ import annotations
+
+from mmengine.model import MMDistributedDataParallel
+from mmengine.optim import OptimWrapper
+
+from ..registry import MODEL_WRAPPERS
+
+
+@MODEL_WRAPPERS.register_module()
+class ChannelSearchDDP(MMDistributedDataParallel):
+    """DDP that hands the whole train step to the algorithm.
+
+    mmengine's wrapper runs one forward and one backward per step; channel
+    search runs one per subnet. The algorithm's ``train_step`` averages the
+    gradients itself (:func:`mmchansearch.distributed.average_gradients`);
+    DDP still broadcasts the initial weights from rank 0. Models that are
+    not algorithms of this toolbox train exactly as with mmengine's wrapper.
+    """
+
+    def train_step(self, data: dict | tuple | list,
+                   optim_wrapper: OptimWrapper) -> dict:
+        """The algorithm's train step; plain models train as usual."""
+        from .algorithms import ChannelSupernet
+        if isinstance(self.module, ChannelSupernet):
+            return self.module.train_step(data, optim_wrapper)
+        return super().train_step(data, optim_wrapper)

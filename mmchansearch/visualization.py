@@ -1,0 +1,69 @@
+"""Plots people would rather look at than tables."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .fileio import atomic_replace_with  # noqa: E402
+
+
+def _save(fig, path: str) -> None:
+    fig.tight_layout()
+    atomic_replace_with(path, lambda tmp: fig.savefig(tmp, dpi=120,
+                                                      format='png'))
+    plt.close(fig)
+
+
+def plot_search_trajectory(history: Sequence[dict], targets: Sequence[float],
+                           metric: str, path: str) -> None:
+    """Accuracy against the constrained resource along a greedy search."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    usage = [h['usage'] for h in history]
+    ax.plot(usage, [h['accuracy'] for h in history], '.-', lw=1)
+    for target in targets:
+        ax.axvline(target, color='gray', ls='--', lw=0.8)
+    ax.invert_xaxis()
+    ax.set_xlabel(f'{metric} (search goes right)')
+    ax.set_ylabel('held-out top-1 (%, batch-stat BN)')
+    ax.set_title('greedy slimming trajectory')
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_channel_configs(configs: Mapping[str, Mapping[str, int]],
+                         max_widths: Mapping[str, int], path: str) -> None:
+    """Each group's width relative to the supernet, configs side by side."""
+    groups = list(max_widths)
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(groups)), 4.5))
+    bar = 0.8 / max(len(configs), 1)
+    for i, (label, widths) in enumerate(configs.items()):
+        ratios = [widths[g] / max_widths[g] for g in groups]
+        ax.bar([x + i * bar for x in range(len(groups))], ratios, bar,
+               label=label)
+    ax.set_xticks([x + bar * (len(configs) - 1) / 2
+                   for x in range(len(groups))])
+    ax.set_xticklabels(groups, rotation=90, fontsize=7)
+    ax.set_ylabel('width / supernet width')
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    ax.set_title('channels per group')
+    _save(fig, path)
+
+
+def plot_accuracy_vs_flops(points: Mapping[str, Sequence[tuple]],
+                           path: str) -> None:
+    """Accuracy-FLOPs fronts: label -> [(flops, accuracy), ...]."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, series in points.items():
+        series = sorted(series)
+        ax.plot([f / 1e6 for f, _ in series], [a for _, a in series], 'o-',
+                label=label)
+    ax.set_xlabel('FLOPs (M, conv + linear MACs)')
+    ax.set_ylabel('top-1 (%)')
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
