@@ -16,7 +16,7 @@ from torch import nn
 from .analysis import ChannelAnalysis, analyze_channels
 from .channel_cfg import ChannelConfig, parse_channel_cfg, validate_channels
 from .dynamic_ops import ChannelWidth, is_dynamic, make_dynamic
-from .errors import ConfigError
+from .errors import BudgetError, ConfigError
 from .estimators import ResourceEstimator
 from .registry import MODELS
 
@@ -146,6 +146,40 @@ class ChannelMutator:
         choices = {g: rng.choice(self.candidates(g)) for g in self.widths}
         self.set_choices(choices)
         return choices
+
+    def uniform_choices(self, ratio: float) -> dict[str, int]:
+        """Every searchable group at ``ratio`` of its max width (rounded to
+        the divisor); frozen groups stay at their max."""
+        choices = {}
+        for group, width in self.widths.items():
+            top = width.max_width
+            floor = min(self.min_width, top)
+            choices[group] = top if group in self.frozen_groups else min(
+                top, make_divisible(top * ratio, self.divisor, floor))
+        return choices
+
+    def uniform_for_budget(self, metric: str, budget: float
+                           ) -> tuple[float, dict[str, int]]:
+        """The widest uniform width ratio whose ``metric`` is <= budget.
+
+        Returns:
+            The ratio and its choices.
+        """
+        low, high = 0.0, 1.0
+        if self.estimate(self.uniform_choices(high))[metric] <= budget:
+            return high, self.uniform_choices(high)
+        floor = self.estimate(self.uniform_choices(1e-6))[metric]
+        if floor > budget:
+            raise BudgetError(
+                f'{metric} budget {budget:g} is below the narrowest uniform '
+                f'network ({floor:g}); raise the budget or lower min_width.')
+        for _ in range(40):
+            middle = (low + high) / 2
+            if self.estimate(self.uniform_choices(middle))[metric] <= budget:
+                low = middle
+            else:
+                high = middle
+        return low, self.uniform_choices(low)
 
     def estimate(self, choices: Mapping[str, int] | None = None
                  ) -> dict[str, float]:
