@@ -1,0 +1,43 @@
+# Runtime shared by every config: hooks, environment, logging, seeding.
+# Mirrors mmpretrain's default_runtime.py, with the toolbox's scope.
+
+# Types resolve in mmchansearch first, then mmpretrain, then mmengine.
+default_scope = 'mmchansearch'
+
+default_hooks = dict(
+    # records the time of every iteration
+    timer=dict(type='IterTimerHook'),
+    # prints the log every 50 iterations
+    logger=dict(type='LoggerHook', interval=50),
+    # steps the learning-rate schedule
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # saves a checkpoint every epoch, keeps the last three
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # reseeds the distributed sampler every epoch
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    # draws validation predictions; set enable=True to use it
+    visualization=dict(type='VisualizationHook', enable=False),
+)
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    # 'nccl' needs GPUs; for distributed runs on CPUs pass
+    # --cfg-options env_cfg.dist_cfg.backend=gloo
+    dist_cfg=dict(backend='nccl'),
+)
+
+log_processor = dict(window_size=10)
+
+vis_backends = [dict(type='LocalVisBackend')]
+# mmpretrain's visualizer, which its VisualizationHook needs
+visualizer = dict(
+    type='UniversalVisualizer', vis_backends=vis_backends,
+    _scope_='mmpretrain')
+
+log_level = 'INFO'
+load_from = None
+resume = False
+
+# A fixed seed: searches compare subnets, so runs must be repeatable.
+randomness = dict(seed=0, deterministic=False)
