@@ -1,0 +1,48 @@
+"""The mmpretrain classifiers the benchmarks measure, as supernets.
+
+Each benchmark script imports this module from its own folder (running
+``python benchmarks/bench_X.py`` puts ``benchmarks/`` on ``sys.path``).
+"""
+from __future__ import annotations
+
+from mmengine.config import Config
+
+from mmchansearch.models.algorithms import ChannelSupernet
+from mmchansearch.supernet import build_supernet
+
+
+def _resnet(depth: int, feature_channels: int) -> dict:
+    return dict(
+        type='ImageClassifier',
+        backbone=dict(type='ResNet', depth=depth, num_stages=4,
+                      out_indices=(3, ), style='pytorch'),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=1000,
+                  in_channels=feature_channels,
+                  loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+
+
+CLASSIFIERS: dict[str, dict] = {
+    'MobileNetV2-1.0x': dict(
+        type='ImageClassifier',
+        backbone=dict(type='MobileNetV2', widen_factor=1.0),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=1000, in_channels=1280,
+                  loss=dict(type='CrossEntropyLoss', loss_weight=1.0))),
+    'ResNet-18': _resnet(18, 512),
+    'ResNet-50': _resnet(50, 2048),
+}
+
+
+def build_classifier_supernet(name: str, input_size: int) -> ChannelSupernet:
+    """The supernet of one of :data:`CLASSIFIERS`, traced at a square input.
+
+    Args:
+        name: a key of :data:`CLASSIFIERS`.
+        input_size: height and width of the input images.
+
+    Returns:
+        The supernet, every group at its max width.
+    """
+    cfg = Config(dict(model=CLASSIFIERS[name]))
+    return build_supernet(cfg, input_shape=(3, input_size, input_size))
