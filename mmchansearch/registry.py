@@ -2,36 +2,48 @@
 
 A config with ``default_scope = 'mmchansearch'`` can mix the toolbox's types
 (``type='AutoSlim'``) with every mmpretrain and mmengine type
-(``type='ResNet'``, ``type='FashionMNIST'``): lookups fall back to the parents.
+(``type='ResNet'``, ``type='SGD'``): lookups fall back to the parents.
 """
 from mmengine.registry import Registry
-from mmpretrain.registry import DATASETS as PRETRAIN_DATASETS
-from mmpretrain.registry import HOOKS as PRETRAIN_HOOKS
-from mmpretrain.registry import LOOPS as PRETRAIN_LOOPS
-from mmpretrain.registry import METRICS as PRETRAIN_METRICS
-from mmpretrain.registry import MODEL_WRAPPERS as PRETRAIN_MODEL_WRAPPERS
-from mmpretrain.registry import MODELS as PRETRAIN_MODELS
-from mmpretrain.registry import TRANSFORMS as PRETRAIN_TRANSFORMS
+from mmpretrain import registry as pretrain
 from mmpretrain.utils import (
-                  register_all_modules as register_mmpretrain_modules,
+    register_all_modules as register_mmpretrain_modules,
 )
 
-MODELS = Registry('model', parent=PRETRAIN_MODELS, scope='mmchansearch',
-                  locations=['mmchansearch.models', 'mmchansearch.mutator'])
-MODEL_WRAPPERS = Registry('model_wrapper', parent=PRETRAIN_MODEL_WRAPPERS,
-                          scope='mmchansearch',
-                          locations=['mmchansearch.models'])
-LOOPS = Registry('loop', parent=PRETRAIN_LOOPS, scope='mmchansearch',
-                 locations=['mmchansearch.engine'])
-HOOKS = Registry('hook', parent=PRETRAIN_HOOKS, scope='mmchansearch',
-                 locations=['mmchansearch.engine'])
-DATASETS = Registry('dataset', parent=PRETRAIN_DATASETS, scope='mmchansearch',
-                    locations=['mmchansearch.datasets'])
-TRANSFORMS = Registry('transform', parent=PRETRAIN_TRANSFORMS,
-                      scope='mmchansearch',
-                      locations=['mmchansearch.datasets'])
-METRICS = Registry('metric', parent=PRETRAIN_METRICS, scope='mmchansearch',
-                   locations=['mmchansearch.engine'])
+
+def _child(parent: Registry, name: str, *locations: str) -> Registry:
+    return Registry(name, parent=parent, scope='mmchansearch',
+                    locations=list(locations))
+
+
+MODELS = _child(pretrain.MODELS, 'model', 'mmchansearch.models',
+                'mmchansearch.mutator')
+MODEL_WRAPPERS = _child(pretrain.MODEL_WRAPPERS, 'model_wrapper',
+                        'mmchansearch.models')
+LOOPS = _child(pretrain.LOOPS, 'loop', 'mmchansearch.engine')
+HOOKS = _child(pretrain.HOOKS, 'hook', 'mmchansearch.engine')
+DATASETS = _child(pretrain.DATASETS, 'dataset', 'mmchansearch.datasets')
+TRANSFORMS = _child(pretrain.TRANSFORMS, 'transform',
+                    'mmchansearch.datasets')
+METRICS = _child(pretrain.METRICS, 'metric', 'mmchansearch.engine')
+# Children with nothing of the toolbox's own: they let the Runner build
+# mmengine/mmpretrain types under the 'mmchansearch' scope without warnings.
+DATA_SAMPLERS = _child(pretrain.DATA_SAMPLERS, 'data sampler')
+OPTIMIZERS = _child(pretrain.OPTIMIZERS, 'optimizer')
+OPTIM_WRAPPERS = _child(pretrain.OPTIM_WRAPPERS, 'optimizer_wrapper')
+OPTIM_WRAPPER_CONSTRUCTORS = _child(pretrain.OPTIM_WRAPPER_CONSTRUCTORS,
+                                    'optimizer wrapper constructor')
+PARAM_SCHEDULERS = _child(pretrain.PARAM_SCHEDULERS, 'parameter scheduler')
+WEIGHT_INITIALIZERS = _child(pretrain.WEIGHT_INITIALIZERS,
+                             'weight initializer')
+EVALUATORS = _child(pretrain.EVALUATORS, 'evaluator')
+VISUALIZERS = _child(pretrain.VISUALIZERS, 'visualizer')
+VISBACKENDS = _child(pretrain.VISBACKENDS, 'vis_backend')
+LOG_PROCESSORS = _child(pretrain.LOG_PROCESSORS, 'log processor')
+RUNNERS = _child(pretrain.RUNNERS, 'runner')
+RUNNER_CONSTRUCTORS = _child(pretrain.RUNNER_CONSTRUCTORS,
+                             'runner constructor')
+TASK_UTILS = _child(pretrain.TASK_UTILS, 'task util')
 
 # Lookups fall back to mmpretrain's registries: fill them once, here.
 register_mmpretrain_modules(init_default_scope=False)

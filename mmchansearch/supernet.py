@@ -22,12 +22,16 @@ from .registry import MODELS
 
 
 def supernet_model_cfg(model_cfg: dict,
-                       input_shape: Sequence[int] | None = None) -> dict:
-    """The algorithm config for ``model_cfg``.
+                       input_shape: Sequence[int] | None = None,
+                       keep_algorithm: bool = False) -> dict:
+    """The supernet config for ``model_cfg``.
 
     Args:
         model_cfg: ``cfg.model`` of a toolbox or plain mmpretrain config.
         input_shape: overrides the mutator's (C, H, W).
+        keep_algorithm: build the config's algorithm (e.g. AutoSlim) rather
+            than a plain :class:`ChannelSupernet` of its architecture and
+            mutator, which is all analysis and export need.
 
     Returns:
         A config with ``architecture`` and ``mutator`` keys.
@@ -35,6 +39,10 @@ def supernet_model_cfg(model_cfg: dict,
     model_cfg = copy.deepcopy(dict(model_cfg))
     if 'architecture' not in model_cfg:
         model_cfg = dict(type='ChannelSupernet', architecture=model_cfg)
+    elif not keep_algorithm:
+        model_cfg = {k: v for k, v in model_cfg.items()
+                     if k in ('architecture', 'mutator', 'data_preprocessor')}
+        model_cfg['type'] = 'ChannelSupernet'
     mutator = dict(model_cfg.get('mutator') or dict(type='ChannelMutator'))
     if input_shape is not None:
         mutator['input_shape'] = tuple(int(s) for s in input_shape)
@@ -43,19 +51,20 @@ def supernet_model_cfg(model_cfg: dict,
 
 
 def build_supernet(cfg: Config | str,
-                   input_shape: Sequence[int] | None = None
-                   ) -> ChannelSupernet:
+                   input_shape: Sequence[int] | None = None,
+                   keep_algorithm: bool = False) -> ChannelSupernet:
     """Builds the supernet of a config file or Config.
 
     Args:
         cfg: the config (path or object).
         input_shape: overrides the mutator's (C, H, W).
+        keep_algorithm: see :func:`supernet_model_cfg`.
     """
     if not isinstance(cfg, Config):
         if not os.path.isfile(cfg):
             raise ConfigError(f'config {cfg}: no such file.')
         cfg = Config.fromfile(cfg)
-    model_cfg = supernet_model_cfg(cfg.model, input_shape)
+    model_cfg = supernet_model_cfg(cfg.model, input_shape, keep_algorithm)
     with DefaultScope.overwrite_default_scope('mmchansearch'):
         model = MODELS.build(model_cfg)
     if not isinstance(model, ChannelSupernet):

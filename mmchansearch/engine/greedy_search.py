@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from mmengine import dist
 from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
@@ -42,14 +43,25 @@ def format_budget(metric: str, value: float) -> str:
 
 
 @torch.no_grad()
-def score_batches(model, batches: Sequence[tuple]) -> tuple[float, float]:
-    """Top-1 accuracy (%) and mean cross-entropy of ``model`` on batches."""
-    correct, loss, count = 0, 0.0, 0
-    for inputs, labels in batches:
-        logits = model(inputs, mode='tensor')
-        correct += int((logits.argmax(-1) == labels).sum())
-        loss += float(F.cross_entropy(logits, labels, reduction='sum'))
-        count += labels.numel()
+def score_batches(model, batches: Sequence[dict]) -> tuple[float, float]:
+    """Top-1 accuracy (%) and mean cross-entropy of ``model`` on batches.
+
+    Batches are raw dataloader batches, preprocessed here, so held-out data
+    stays on the CPU in its compact form between evaluations. With several
+    ranks, each scores its shard and the counts are summed.
+    """
+    totals = torch.zeros(3, dtype=torch.float64)
+    for batch in batches:
+        data = model.data_preprocessor(batch, False)
+        logits = model(data['inputs'], mode='tensor')
+        labels = torch.cat([s.gt_label for s in data['data_samples']]).to(
+            logits.device)
+        totals += torch.tensor([
+            float((logits.argmax(-1) == labels).sum()),
+            float(F.cross_entropy(logits, labels, reduction='sum')),
+            labels.numel()], dtype=torch.float64)
+    dist.all_reduce(totals)
+    correct, loss, count = totals.tolist()
     return 100.0 * correct / count, loss / count
 
 
@@ -69,6 +81,9 @@ class GreedySlimmingLoop(BaseLoop):
             before each result's final evaluation.
         resume: continue from the state file in the work dir.
         model_name: written into each result's meta.
+
+    With several ranks (``tools/dist_train.sh``-style launch), each scores
+    its shard of the held-out data and rank 0 writes the files.
     """
 
     def __init__(self,
@@ -117,14 +132,12 @@ class GreedySlimmingLoop(BaseLoop):
                 'its smallest candidate); raise the target, or lower the '
                 "mutator's min_width / width_ratios.")
 
-    def _held_out_batches(self) -> list[tuple]:
+    def _held_out_batches(self) -> list[dict]:
         batches = []
         for i, batch in enumerate(self.dataloader):
             if self.num_batches is not None and i >= self.num_batches:
                 break
-            data = self.algorithm.data_preprocessor(batch, False)
-            labels = torch.cat([s.gt_label for s in data['data_samples']])
-            batches.append((data['inputs'], labels.to(data['inputs'].device)))
+            batches.append(batch)
         return batches
 
     def _tries(self, choices: dict[str, int]) -> list[tuple[str, dict]]:
@@ -140,7 +153,8 @@ class GreedySlimmingLoop(BaseLoop):
         return os.path.join(self.runner.work_dir, STATE_FILE)
 
     def _save_state(self, state: dict) -> None:
-        atomic_write_text(self._state_path(), json.dumps(state, indent=1))
+        if dist.is_main_process():
+            atomic_write_text(self._state_path(), json.dumps(state, indent=1))
 
     def _load_state(self) -> dict | None:
         path = self._state_path()
@@ -247,18 +261,20 @@ class GreedySlimmingLoop(BaseLoop):
                 meta[self.constraint] = usage[self.constraint]
             path = os.path.join(work_dir, f'subnet_{self.constraint}-{key}'
                                 '.yaml')
-            save_channel_cfg(ChannelConfig(result['choices'], meta), path,
-                             self.mutator.max_widths)
+            if dist.is_main_process():
+                save_channel_cfg(ChannelConfig(result['choices'], meta), path,
+                                 self.mutator.max_widths)
             paths[key] = path
             self.logger.info(
                 f'{path}: {self.constraint} '
                 f'{format_budget(self.constraint, usage[self.constraint])}, '
                 f'held-out top-1 {accuracy:.2f}% (BN recalibrated)')
-        atomic_write_text(os.path.join(work_dir, HISTORY_FILE),
-                          json.dumps(state['history'], indent=1))
-        plot_search_trajectory(
-            state['history'], self.targets, self.constraint,
-            os.path.join(work_dir, 'search_trajectory.png'))
+        if dist.is_main_process():
+            atomic_write_text(os.path.join(work_dir, HISTORY_FILE),
+                              json.dumps(state['history'], indent=1))
+            plot_search_trajectory(
+                state['history'], self.targets, self.constraint,
+                os.path.join(work_dir, 'search_trajectory.png'))
         return paths
 
 

@@ -36,7 +36,7 @@ def main() -> None:
                           'subnet (two or more), in training order.')
     cfg = load_config(args.config, args.cfg_options)
     cfg.model.channel_cfgs = list(args.channel_cfgs)
-    model = build_supernet(cfg)
+    model = build_supernet(cfg, keep_algorithm=True)
     load_supernet_weights(model, args.checkpoint)
     stem = osp.splitext(osp.basename(args.checkpoint))[0]
     out_dir = args.out_dir or osp.dirname(osp.abspath(args.checkpoint))

@@ -1,0 +1,258 @@
+"""The AutoSlim pipeline end to end, through the tools/ commands users type.
+
+Tiny Fashion-MNIST-format data made here; the demo configs with a few
+iterations. Checks the produced files, resume after a kill, and that bad
+input fails clearly without overwriting anything.
+"""
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmchansearch.channel_cfg import load_channel_cfg, validate_channels
+from mmchansearch.export import load_static_model
+from mmchansearch.supernet import build_supernet
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / 'configs' / 'autoslim'
+SUPERNET = CONFIGS / 'autoslim_mbv2_0.5x_supernet_1xb64_fashion-mnist-demo.py'
+SEARCH = CONFIGS / 'autoslim_mbv2_0.5x_search_1xb64_fashion-mnist-demo.py'
+SUBNET = CONFIGS / 'autoslim_mbv2_0.5x_subnet_1xb64_fashion-mnist-demo.py'
+N_TRAIN, N_HELDOUT, N_TEST = 96, 32, 48
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    magic = 0x0800 + array.ndim  # unsigned bytes
+    header = struct.pack('>I', magic) + b''.join(
+        struct.pack('>I', d) for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def _make_data(root: Path) -> None:
+    """Images whose brightness pattern depends on the label (learnable)."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    for prefix, count in (('train', N_TRAIN + N_HELDOUT), ('t10k', N_TEST)):
+        labels = rng.integers(0, 10, count)
+        images = rng.integers(0, 60, (count, 28, 28))
+        for i, label in enumerate(labels):
+            images[i, label * 2:label * 2 + 6, :] += 180
+        _write_idx(root / f'{prefix}-images-idx3-ubyte', images)
+        _write_idx(root / f'{prefix}-labels-idx1-ubyte', labels)
+
+
+def _data_options(root: Path) -> list[str]:
+    return [
+        f'train_dataloader.dataset.dataset.data_root={root}',
+        f'train_dataloader.dataset.stop={N_TRAIN}',
+        'train_dataloader.batch_size=32',
+        f'val_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.data_root={root}',
+        'train_cfg.max_epochs=1', 'param_scheduler.end=1',
+    ]
+
+
+def _search_options(root: Path) -> list[str]:
+    return _data_options(root) + [
+        f'search_loop.dataloader.dataset.dataset.data_root={root}',
+        f'search_loop.dataloader.dataset.start={N_TRAIN}',
+        f'search_loop.dataloader.dataset.stop={N_TRAIN + N_HELDOUT}',
+        'search_loop.calibrate_bn_batches=2',
+    ]
+
+
+def _subnet_options(root: Path, cfgs: list) -> list[str]:
+    return [
+        f'train_dataloader.dataset.data_root={root}',
+        f'train_dataloader.dataset.indices={N_TRAIN}',
+        'train_dataloader.batch_size=32',
+        f'val_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.data_root={root}',
+        'train_cfg.max_epochs=1', 'param_scheduler.end=1',
+        'model.channel_cfgs=' + ','.join(str(c) for c in cfgs),
+    ]
+
+
+def _tool(*args, check=True, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, *map(str, args)], cwd=REPO,
+                            capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f'{args[0]} failed:\n{result.stderr[-3000:]}')
+    return result
+
+
+def _last_checkpoint(work_dir: Path) -> str:
+    return (work_dir / 'last_checkpoint').read_text().strip()
+
+
+@pytest.fixture(scope='module')
+def pipeline(tmp_path_factory):
+    """Runs supernet training and an uninterrupted search once."""
+    tmp = tmp_path_factory.mktemp('autoslim')
+    root = tmp / 'data'
+    _make_data(root)
+    supernet_dir = tmp / 'supernet'
+    _tool('tools/train.py', SUPERNET, '--work-dir', supernet_dir,
+          '--cfg-options', *_data_options(root))
+    checkpoint = _last_checkpoint(supernet_dir)
+    search_dir = tmp / 'search'
+    _tool('tools/search.py', SEARCH, checkpoint, '--work-dir', search_dir,
+          '--cfg-options', *_search_options(root))
+    return dict(tmp=tmp, root=root, checkpoint=checkpoint,
+                search_dir=search_dir)
+
+
+def _search_yamls(search_dir: Path) -> list[Path]:
+    return sorted(search_dir.glob('subnet_flops-*.yaml'),
+                  key=lambda p: -load_channel_cfg(p).meta['flops'])
+
+
+def test_search_writes_one_valid_yaml_per_target(pipeline):
+    yamls = _search_yamls(pipeline['search_dir'])
+    assert [p.name for p in yamls] == [
+        'subnet_flops-1.4M.yaml', 'subnet_flops-1M.yaml',
+        'subnet_flops-700K.yaml']
+    supernet = build_supernet(str(SUPERNET))
+    mutator = supernet.mutator
+    for path, target in zip(yamls, (1.4e6, 1.0e6, 0.7e6)):
+        cfg = load_channel_cfg(path)
+        validate_channels(cfg, mutator.max_widths)
+        assert mutator.estimate(cfg.channels)['flops'] == cfg.meta['flops']
+        assert cfg.meta['flops'] <= target
+        assert 0 <= cfg.meta['heldout_top1'] <= 100
+    assert (pipeline['search_dir'] / 'search_trajectory.png').stat().st_size
+    history = json.loads(
+        (pipeline['search_dir'] / 'search_history.json').read_text())
+    usages = [h['usage'] for h in history]
+    assert usages == sorted(usages, reverse=True)
+
+
+def test_killed_search_resumes_to_the_same_result(pipeline):
+    work_dir = pipeline['tmp'] / 'search_killed'
+    command = [sys.executable, 'tools/search.py', str(SEARCH),
+               pipeline['checkpoint'], '--work-dir', str(work_dir),
+               '--cfg-options', *_search_options(pipeline['root'])]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    state_file = work_dir / 'search_state.json'
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if state_file.exists() and json.loads(
+                state_file.read_text())['step'] >= 3:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, 'search ended before it could be killed'
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = json.loads(state_file.read_text())['step']
+    assert not list(work_dir.glob('subnet_*.yaml'))
+    _tool(*command[1:], '--resume')
+    log = '\n'.join(p.read_text() for p in work_dir.glob('*/*.log'))
+    assert f'resuming the search at step {killed_at}' in log
+    for resumed, reference in zip(_search_yamls(work_dir),
+                                  _search_yamls(pipeline['search_dir'])):
+        assert resumed.name == reference.name
+        assert load_channel_cfg(resumed).channels == \
+            load_channel_cfg(reference).channels
+        assert load_channel_cfg(resumed).meta['heldout_top1'] == \
+            load_channel_cfg(reference).meta['heldout_top1']
+
+
+def test_retrain_split_and_test_agree(pipeline):
+    yamls = _search_yamls(pipeline['search_dir'])
+    work_dir = pipeline['tmp'] / 'retrain'
+    _tool('tools/train.py', SUBNET, '--work-dir', work_dir, '--cfg-options',
+          *_subnet_options(pipeline['root'], yamls))
+    joint = _last_checkpoint(work_dir)
+    _tool('tools/model_converters/split_checkpoint.py', SUBNET, joint,
+          '--channel-cfgs', *yamls)
+    joint_metrics = work_dir / 'joint.json'
+    _tool('tools/test.py', SUBNET, joint, '--out', joint_metrics,
+          '--work-dir', work_dir, '--cfg-options',
+          *_subnet_options(pipeline['root'], yamls))
+    joint_results = json.loads(joint_metrics.read_text())
+    supernet_state = torch.load(joint, weights_only=False)['state_dict']
+    full_size = sum(v.numel() for k, v in supernet_state.items()
+                    if k.startswith('architecture.') and '.bns.' not in k)
+    for path in yamls:
+        split = Path(joint.replace('.pth', f'_{path.stem}.pth'))
+        static = load_static_model(str(SUBNET), str(split))
+        state = torch.load(split, weights_only=False)['state_dict']
+        for key, value in static.state_dict().items():
+            assert state[key].shape == value.shape, key
+        assert sum(v.numel() for v in state.values()) < full_size
+        assert state['backbone.conv1.conv.weight'].untyped_storage().nbytes() \
+            == state['backbone.conv1.conv.weight'].numel() * 4
+        out = work_dir / f'{path.stem}.json'
+        _tool('tools/test.py', SUBNET, split, '--out', out, '--work-dir',
+              work_dir, '--cfg-options',
+              *_subnet_options(pipeline['root'], [path]))
+        alone = json.loads(out.read_text())
+        assert alone['accuracy/top1'] == \
+            joint_results[f'{path.stem}/accuracy/top1']
+        assert alone['accuracy/top5'] == \
+            joint_results[f'{path.stem}/accuracy/top5']
+
+
+def test_channel_cfg_of_another_model_is_refused(pipeline, tmp_path):
+    other = tmp_path / 'resnet.yaml'
+    resnet = tmp_path / 'resnet18_plain.py'
+    resnet.write_text(
+        "model = dict(type='ImageClassifier', backbone=dict(type='ResNet', "
+        "depth=18), neck=dict(type='GlobalAveragePooling'), head=dict("
+        "type='LinearClsHead', num_classes=10, in_channels=512))\n")
+    _tool('tools/get_channel_template.py', resnet, '-o', other,
+          '--shape', '32', '32')
+    work_dir = tmp_path / 'bad_retrain'
+    result = _tool('tools/train.py', SUBNET, '--work-dir', work_dir,
+                   '--cfg-options',
+                   *_subnet_options(pipeline['root'], [other]), check=False)
+    assert result.returncode == 2
+    assert 'unknown group' in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+def test_target_below_the_smallest_subnet_is_refused(pipeline, tmp_path):
+    work_dir = tmp_path / 'bad_search'
+    work_dir.mkdir()
+    marker = work_dir / 'subnet_flops-1K.yaml'
+    marker.write_text('channels: {a: 1}\n')
+    result = _tool('tools/search.py', SEARCH, pipeline['checkpoint'],
+                   '--work-dir', work_dir, '--cfg-options',
+                   *_search_options(pipeline['root']),
+                   'search_loop.targets=[1e3]', check=False)
+    assert result.returncode == 2
+    assert 'below the smallest subnet' in result.stderr
+    assert marker.read_text() == 'channels: {a: 1}\n'
+    assert not (work_dir / 'search_state.json').exists()
+
+
+def test_checkpoint_that_does_not_match_is_refused(pipeline, tmp_path):
+    yamls = _search_yamls(pipeline['search_dir'])
+    # a supernet checkpoint is not a checkpoint of one static subnet
+    result = _tool('tools/test.py', SUBNET, pipeline['checkpoint'],
+                   '--work-dir', tmp_path, '--cfg-options',
+                   *_subnet_options(pipeline['root'], yamls[-1:]),
+                   check=False)
+    assert result.returncode == 2
+    assert 'does not match' in result.stderr
+    assert 'shape mismatch' in result.stderr
+
+
+def test_search_state_is_written_atomically(pipeline):
+    leftovers = [p for p in pipeline['search_dir'].iterdir()
+                 if p.name.endswith('.tmp')]
+    assert not leftovers
+    state = json.loads(
+        (pipeline['search_dir'] / 'search_state.json').read_text())
+    assert len(state['reached']) == 3
+    assert os.stat(pipeline['search_dir'] / 'search_state.json').st_mode \
+        & 0o044, 'state file should be readable like any other file'
