@@ -18,6 +18,7 @@ channels it touches fixed, with a warning naming the module and the op.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ import torch
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
+from torch.overrides import TorchFunctionMode
+
+from .dynamic_ops import sliceable_kind
 
 INPUT = '<input>'
 OUTPUT = '<output>'
@@ -40,6 +43,7 @@ _CHANNEL_WISE_OPS = {
     'AdaptiveAvgPool2D', 'AdaptiveMaxPool2D', 'NativeBatchNorm',
     'CudnnBatchNorm', 'Expand', 'Contiguous'
 }
+_NORM_OPS = {'NativeBatchNorm', 'CudnnBatchNorm'}
 # Shape ops that keep channels only when every dim after the channel is 1.
 _SQUEEZE_OPS = {'View', 'Reshape', 'ReshapeAlias', 'UnsafeView', 'Squeeze',
                 'Unsqueeze', 'Flatten'}
@@ -130,11 +134,16 @@ def _is_depthwise(conv: nn.Conv2d) -> bool:
             and conv.out_channels == conv.in_channels)
 
 
-def _keeps_channels(node) -> bool:
-    """Whether a view-like op keeps the channel dim (N, C, 1, 1) <-> (N, C)."""
+def _keeps_channels(node, output_shape: tuple | None) -> bool:
+    """Whether a view-like op maps (N, C, 1, ...) to (N, C, 1, ...)."""
     sizes = getattr(node, '_saved_self_sym_sizes', None)
-    return sizes is not None and len(sizes) >= 2 and all(
-        int(s) == 1 for s in sizes[2:])
+    if sizes is None or output_shape is None:
+        return False
+    sizes = tuple(int(s) for s in sizes)
+    return (len(sizes) >= 2 and len(output_shape) >= 2
+            and sizes[:2] == tuple(output_shape[:2])
+            and math.prod(sizes[2:]) == 1
+            and math.prod(output_shape[2:]) == 1)
 
 
 def _reduces_spatial_only(node) -> bool:
@@ -149,9 +158,12 @@ def _reduces_spatial_only(node) -> bool:
 class _GraphWalker:
     """Finds the producers behind an autograd node, memoized."""
 
-    def __init__(self, producer_nodes: dict, transparent_nodes: set) -> None:
+    def __init__(self, producer_nodes: dict, transparent_nodes: set,
+                 norm_nodes: set, output_shapes: dict) -> None:
         self.producer_nodes = producer_nodes
         self.transparent_nodes = transparent_nodes
+        self.norm_nodes = norm_nodes
+        self.output_shapes = output_shapes
         self.memo: dict = {}
 
     def sources(self, node) -> tuple[frozenset, frozenset]:
@@ -173,14 +185,17 @@ class _GraphWalker:
             inputs = [node.next_functions[0][0]]
         else:
             inputs = [n for n, _ in node.next_functions if n is not None]
-            if op in _SQUEEZE_OPS and not _keeps_channels(node):
+            if op in _SQUEEZE_OPS and not _keeps_channels(
+                    node, self.output_shapes.get(node)):
                 unsupported.add(op)
             elif op in _REDUCE_OPS and not _reduces_spatial_only(node):
                 unsupported.add(op)
             elif op not in _CHANNEL_WISE_OPS | _SQUEEZE_OPS | _REDUCE_OPS:
                 unsupported.add(op)
+            elif op in _NORM_OPS and node not in self.norm_nodes:
+                unsupported.add(f'{op} of a norm layer that cannot be sliced')
             params = [n for n in inputs if _op_name(n) == 'AccumulateGrad']
-            if op not in ('NativeBatchNorm', 'CudnnBatchNorm') and any(
+            if op not in _NORM_OPS and any(
                     p.variable.numel() > 1 for p in params):
                 unsupported.add(f'{op} with a per-channel parameter')
             inputs = [n for n in inputs if _op_name(n) != 'AccumulateGrad']
@@ -196,50 +211,75 @@ class _GraphWalker:
 class _Record:
     module: nn.Module
     kind: str
-    input_node: object = None
-    output_node: object = None
-    output_positions: int = 1
+    order: int  # position of the first call in the forward
+    calls: list = field(default_factory=list)  # (input node, output node)
+    output_positions: int = 0  # summed over calls
 
 
 def _layer_kind(module: nn.Module) -> str | None:
-    if isinstance(module, nn.Conv2d):
-        return 'dwconv' if _is_depthwise(module) else 'conv'
-    if isinstance(module, nn.Linear):
-        return 'linear'
-    if isinstance(module, _BatchNorm):
-        return 'bn'
-    return None
+    """'conv', 'dwconv', 'linear' or 'bn' for sliceable layers; other layers
+    (subclasses with a forward of their own included) are unknown ops."""
+    kind = sliceable_kind(module)
+    if kind == 'conv' and _is_depthwise(module):
+        return 'dwconv'
+    return kind
 
 
-def _trace(model: nn.Module, inputs: torch.Tensor) -> tuple[dict, object]:
-    """Runs one forward pass, recording the autograd nodes of every layer."""
+class _ShapeRecorder(TorchFunctionMode):
+    """Remembers the output shape of every autograd node made in a forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: dict = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        if isinstance(result, torch.Tensor) and result.grad_fn is not None:
+            self.shapes.setdefault(result.grad_fn, tuple(result.shape))
+        return result
+
+
+def _trace(model: nn.Module, inputs: torch.Tensor
+           ) -> tuple[dict, object, dict]:
+    """Runs one forward pass, recording the autograd nodes of every layer.
+
+    Returns:
+        Layer records, the output's autograd node, and the output shape of
+        every autograd node created by a torch function.
+    """
     records: dict[str, _Record] = {}
     handles = []
+    calls = 0
 
-    def make_hook(name: str, module: nn.Module, kind: str):
+    def make_hook(record: _Record):
 
         def hook(mod, args, output):
-            if name in records:  # a shared layer called twice: keep the first
-                return
-            channels = output.shape[-1 if kind == 'linear' else 1]
-            positions = output.numel() // (output.shape[0] * channels)
-            records[name] = _Record(module, kind, args[0].grad_fn,
-                                    output.grad_fn, positions)
+            nonlocal calls
+            if not record.calls:
+                record.order, calls = calls, calls + 1
+            channels = output.shape[-1 if record.kind == 'linear' else 1]
+            record.output_positions += output.numel() // (
+                output.shape[0] * channels)
+            record.calls.append((args[0].grad_fn, output.grad_fn))
 
         return hook
 
     for name, module in model.named_modules():
         kind = _layer_kind(module)
         if kind is not None:
-            handles.append(module.register_forward_hook(
-                make_hook(name, module, kind)))
+            record = _Record(module, kind, order=-1)
+            records[name] = record
+            handles.append(module.register_forward_hook(make_hook(record)))
+    recorder = _ShapeRecorder()
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), recorder:
             output = _forward_logits(model, inputs)
     finally:
         for handle in handles:
             handle.remove()
-    return records, output.grad_fn
+    called = sorted((r.order, name) for name, r in records.items() if r.calls)
+    ordered = {name: records[name] for _, name in called}
+    return ordered, output.grad_fn, recorder.shapes
 
 
 def _forward_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
@@ -275,15 +315,17 @@ def analyze_channels(model: nn.Module,
         param = next(model.parameters(), None)
         device = param.device if param is not None else 'cpu'
         inputs = torch.zeros(1, *input_shape, device=device)
-        records, output_node = _trace(model, inputs)
+        records, output_node, output_shapes = _trace(model, inputs)
     finally:
         model.train(was_training)
 
-    producers = {r.output_node: n for n, r in records.items()
-                 if r.kind in ('conv', 'linear')}
-    transparent = {r.output_node for r in records.values()
-                   if r.kind == 'dwconv'}
-    walker = _GraphWalker(producers, transparent)
+    producers = {out: n for n, r in records.items()
+                 if r.kind in ('conv', 'linear') for _, out in r.calls}
+    transparent = {out for r in records.values() if r.kind == 'dwconv'
+                   for _, out in r.calls}
+    norms = {out for r in records.values() if r.kind == 'bn'
+             for _, out in r.calls}
+    walker = _GraphWalker(producers, transparent, norms, output_shapes)
     union = _UnionFind()
     fixed_roots: dict[str, str] = {}
     input_groups: dict[str, str] = {}
@@ -299,10 +341,11 @@ def analyze_channels(model: nn.Module,
         return members[0]
 
     for name, record in records.items():
-        sources, bad = walker.sources(record.input_node)
-        if not sources:
-            sources = frozenset([INPUT])
-        input_groups[name] = join(sources, bad, name)
+        sources, bad = frozenset(), frozenset()
+        for input_node, _ in record.calls:  # a shared layer: every call
+            found, unsupported = walker.sources(input_node)
+            sources, bad = sources | found, bad | unsupported
+        input_groups[name] = join(sources or frozenset([INPUT]), bad, name)
         module = record.module
         if isinstance(module, nn.Conv2d) and record.kind == 'conv' \
                 and module.groups > 1:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -174,7 +175,7 @@ def dump_channel_cfg(cfg: ChannelConfig,
     out.write('channels:\n')
     for name, width in channels.items():
         comment = f'  # max {max_widths[name]}' if max_widths else ''
-        out.write(f'  {name}: {width}{comment}\n')
+        out.write(f'  {_yaml_key(name)}: {width}{comment}\n')
     if blocks:
         out.write(yaml.safe_dump({'blocks': blocks}, sort_keys=False))
     if resolution is not None:
@@ -186,6 +187,17 @@ def save_channel_cfg(cfg: ChannelConfig, path: str | os.PathLike,
                      max_widths: Mapping[str, int] | None = None) -> None:
     """Writes ``cfg`` to ``path`` atomically (see :func:`dump_channel_cfg`)."""
     atomic_write_text(path, dump_channel_cfg(cfg, max_widths))
+
+
+def _yaml_key(name: str) -> str:
+    """``name`` as a YAML key that reads back as the same string."""
+    plain = str(name)
+    try:
+        if yaml.safe_load(f'{plain}: 0') == {name: 0}:
+            return plain
+    except yaml.YAMLError:
+        pass
+    return json.dumps(plain)  # a double-quoted YAML scalar
 
 
 def _is_int(value: Any) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules._functions import SyncBatchNorm as sync_batch_norm
 
 
 @dataclass
@@ -132,6 +133,7 @@ class DynamicLinear(nn.Linear):
 class _DynamicBatchNorm:
     """Batch norm over the first channels of its statistics and affine."""
     static_class: type
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels = x.shape[1]
         if channels == self.num_features:
@@ -150,6 +152,11 @@ class _DynamicBatchNorm:
             if use_running and self.running_var is not None else None
         weight = None if self.weight is None else self.weight[:channels]
         bias = None if self.bias is None else self.bias[:channels]
+        return self._normalize(x, running_mean, running_var, weight, bias,
+                               use_batch_stats, factor)
+
+    def _normalize(self, x, running_mean, running_var, weight, bias,
+                   use_batch_stats: bool, factor: float) -> torch.Tensor:
         return F.batch_norm(x, running_mean, running_var, weight, bias,
                             use_batch_stats, factor, self.eps)
 
@@ -195,13 +202,57 @@ class DynamicBatchNorm1d(_DynamicBatchNorm, nn.BatchNorm1d):
     static_class = nn.BatchNorm1d
 
 
-_DYNAMIC_BATCH_NORMS = {nn.BatchNorm2d: DynamicBatchNorm2d,
-                        nn.BatchNorm1d: DynamicBatchNorm1d}
+class DynamicSyncBatchNorm(_DynamicBatchNorm, nn.SyncBatchNorm):
+    """SyncBatchNorm over the first channels, synchronized when training on
+    several processes."""
+    static_class = nn.SyncBatchNorm
+
+    def _normalize(self, x, running_mean, running_var, weight, bias,
+                   use_batch_stats: bool, factor: float) -> torch.Tensor:
+        if not (self.training and torch.distributed.is_available()
+                and torch.distributed.is_initialized()):
+            return super()._normalize(x, running_mean, running_var, weight,
+                                      bias, use_batch_stats, factor)
+        group = self.process_group or torch.distributed.group.WORLD
+        world_size = torch.distributed.get_world_size(group)
+        if world_size == 1:
+            return super()._normalize(x, running_mean, running_var, weight,
+                                      bias, use_batch_stats, factor)
+        return sync_batch_norm.apply(x, weight, bias, running_mean,
+                                     running_var, self.eps, factor, group,
+                                     world_size)
+
+
+# (base class, kind, dynamic class); subclasses qualify only if they keep
+# the base's forward (a forward of their own may compute something else).
+_SLICEABLE = (
+    (nn.Conv2d, 'conv', DynamicConv2d),
+    (nn.Linear, 'linear', DynamicLinear),
+    (nn.SyncBatchNorm, 'bn', DynamicSyncBatchNorm),
+    (nn.BatchNorm2d, 'bn', DynamicBatchNorm2d),
+    (nn.BatchNorm1d, 'bn', DynamicBatchNorm1d),
+)
+
+
+def _sliceable_entry(module: nn.Module) -> tuple | None:
+    for base, kind, dynamic in _SLICEABLE:
+        if isinstance(module, base):
+            return (base, kind, dynamic) \
+                if type(module).forward is base.forward else None
+    return None
+
+
+def sliceable_kind(module: nn.Module) -> str | None:
+    """'conv', 'linear' or 'bn' for layers that can be made dynamic."""
+    entry = _sliceable_entry(module)
+    return None if entry is None else entry[1]
 
 
 def make_dynamic(module: nn.Module, out_width: ChannelWidth | None,
                  depthwise: bool = False) -> nn.Module:
-    """Converts a Conv2d, Linear or BatchNorm1d/2d into its dynamic version.
+    """Converts a Conv2d, Linear or BatchNorm into its dynamic version.
+
+    Subclasses are converted only when they keep the base class's forward.
 
     Args:
         module: the layer, converted in place.
@@ -212,14 +263,19 @@ def make_dynamic(module: nn.Module, out_width: ChannelWidth | None,
     Returns:
         The same object, now of the dynamic class.
     """
-    if isinstance(module, nn.Conv2d):
-        return DynamicConv2d.convert(module, out_width, depthwise)
-    if isinstance(module, nn.Linear):
-        return DynamicLinear.convert(module, out_width)
-    if type(module) in _DYNAMIC_BATCH_NORMS:
-        module.__class__ = _DYNAMIC_BATCH_NORMS[type(module)]
-        return module
-    raise TypeError(f'no dynamic version of {type(module).__name__}')
+    entry = _sliceable_entry(module)
+    if entry is None:
+        raise TypeError(f'no dynamic version of {type(module).__name__}; '
+                        'only Conv2d, Linear and BatchNorm1d/2d/'
+                        'SyncBatchNorm (or subclasses keeping their forward) '
+                        'are sliceable')
+    _, kind, dynamic = entry
+    if kind == 'conv':
+        return dynamic.convert(module, out_width, depthwise)
+    if kind == 'linear':
+        return dynamic.convert(module, out_width)
+    module.__class__ = dynamic
+    return module
 
 
 def is_dynamic(module: nn.Module) -> bool:

@@ -27,6 +27,11 @@ def make_divisible(value: float, divisor: int, min_value: int = 1) -> int:
     return int(rounded)
 
 
+def _is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) \
+        and value >= 1
+
+
 @MODELS.register_module()
 class ChannelMutator:
     """Holds the channel groups of a supernet and their current widths.
@@ -48,17 +53,20 @@ class ChannelMutator:
                  divisor: int = 1,
                  min_width: int = 1,
                  frozen_groups: Iterable[str] = ()) -> None:
-        if len(input_shape) != 3:
-            raise ConfigError(f'mutator input_shape must be (C, H, W), got '
-                              f'{tuple(input_shape)}.')
-        ratios = list(width_ratios) if width_ratios is not None else [
-            i / 12 for i in range(1, 13)]
-        if not ratios or any(not 0 < r <= 1 for r in ratios):
+        if not (isinstance(input_shape, (list, tuple)) and len(input_shape)
+                == 3 and all(_is_positive_int(s) for s in input_shape)):
+            raise ConfigError(f'mutator input_shape must be (C, H, W) with '
+                              f'positive integers, got {input_shape!r}.')
+        ratios = [i / 12 for i in range(1, 13)] if width_ratios is None \
+            else width_ratios
+        if not (isinstance(ratios, (list, tuple)) and ratios and all(
+                isinstance(r, (int, float)) and not isinstance(r, bool)
+                and 0 < r <= 1 for r in ratios)):
             raise ConfigError(f'mutator width_ratios must be a non-empty list '
-                              f'of numbers in (0, 1], got {ratios}.')
-        if divisor < 1 or min_width < 1:
-            raise ConfigError('mutator divisor and min_width must be >= 1, '
-                              f'got {divisor} and {min_width}.')
+                              f'of numbers in (0, 1], got {ratios!r}.')
+        if not (_is_positive_int(divisor) and _is_positive_int(min_width)):
+            raise ConfigError('mutator divisor and min_width must be integers '
+                              f'>= 1, got {divisor!r} and {min_width!r}.')
         self.input_shape = tuple(int(s) for s in input_shape)
         self.width_ratios = sorted(set(ratios))
         self.divisor = divisor

@@ -66,6 +66,7 @@ def _search_options(root: Path) -> list[str]:
         f'search_loop.dataloader.dataset.start={N_TRAIN}',
         f'search_loop.dataloader.dataset.stop={N_TRAIN + N_HELDOUT}',
         'search_loop.calibrate_bn_batches=2',
+        'search_loop.targets=[1.8e6,1.65e6,1.5e6]',  # a few steps only
     ]
 
 
@@ -118,11 +119,11 @@ def _search_yamls(search_dir: Path) -> list[Path]:
 def test_search_writes_one_valid_yaml_per_target(pipeline):
     yamls = _search_yamls(pipeline['search_dir'])
     assert [p.name for p in yamls] == [
-        'subnet_flops-1.4M.yaml', 'subnet_flops-1M.yaml',
-        'subnet_flops-700K.yaml']
+        'subnet_flops-1.8M.yaml', 'subnet_flops-1.65M.yaml',
+        'subnet_flops-1.5M.yaml']
     supernet = build_supernet(str(SUPERNET))
     mutator = supernet.mutator
-    for path, target in zip(yamls, (1.4e6, 1.0e6, 0.7e6)):
+    for path, target in zip(yamls, (1.8e6, 1.65e6, 1.5e6)):
         cfg = load_channel_cfg(path)
         validate_channels(cfg, mutator.max_widths)
         assert mutator.estimate(cfg.channels)['flops'] == cfg.meta['flops']

@@ -1,0 +1,259 @@
+"""Shared fixtures: tiny models, the classifiers of the issue, config files.
+
+Every model here is small enough for a 2-core CI machine: the mmpretrain
+classifiers have 10 classes and are traced at 3x32x32.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from fvcore.nn import FlopCountAnalysis
+from mmengine.model import BaseModel
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmchansearch.export import LogitsModule
+from mmchansearch.models.algorithms import ChannelSupernet
+from mmchansearch.mutator import ChannelMutator
+from mmchansearch.registry import MODELS
+
+INPUT_SHAPE = (3, 32, 32)
+NUM_CLASSES = 10
+# fvcore operator names that are conv or linear multiply-accumulates.
+CONV_LINEAR_OPS = ('conv', 'linear', 'addmm', 'matmul')
+
+
+def _classifier(backbone: dict, in_channels: int,
+                mid_channels: list[int] | None = None) -> dict:
+    if mid_channels is None:
+        head = dict(type='LinearClsHead', num_classes=NUM_CLASSES,
+                    in_channels=in_channels)
+    else:
+        head = dict(type='StackedLinearClsHead', num_classes=NUM_CLASSES,
+                    in_channels=in_channels, mid_channels=mid_channels,
+                    dropout_rate=0.2, act_cfg=dict(type='HSwish'))
+    return dict(type='ImageClassifier', backbone=backbone,
+                neck=dict(type='GlobalAveragePooling'), head=head)
+
+
+CLASSIFIER_CFGS = {
+    'resnet18': _classifier(dict(type='ResNet', depth=18), 512),
+    'resnet50': _classifier(dict(type='ResNet', depth=50), 2048),
+    'resnet18_cifar': _classifier(dict(type='ResNet_CIFAR', depth=18), 512),
+    'mobilenet_v2': _classifier(dict(type='MobileNetV2'), 1280),
+    'mobilenet_v3_small': _classifier(
+        dict(type='MobileNetV3', arch='small'), 576, [1024]),
+    'mobilenet_v3_large': _classifier(
+        dict(type='MobileNetV3', arch='large'), 960, [1280]),
+}
+
+
+def _randomize_batch_norms(model: nn.Module, seed: int = 0) -> None:
+    """Gives every batch norm non-trivial statistics and affine params.
+
+    Freshly built models have mean 0, var 1, weight 1, bias 0, which would
+    hide a batch norm that slices the wrong channels.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if not isinstance(module, _BatchNorm):
+                continue
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=gen) * 0.2)
+            module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+            module.weight.copy_(torch.rand(n, generator=gen) + 0.5)
+            module.bias.copy_(torch.randn(n, generator=gen) * 0.2)
+
+
+def _build_classifier(name: str, seed: int = 0) -> nn.Module:
+    """An mmpretrain classifier of CLASSIFIER_CFGS, BN randomized, eval."""
+    torch.manual_seed(seed)
+    model = MODELS.build(copy.deepcopy(CLASSIFIER_CFGS[name]))
+    _randomize_batch_norms(model, seed)
+    return model.eval()
+
+
+def _make_supernet(model: nn.Module, **mutator_kwargs) -> ChannelSupernet:
+    """Wraps ``model`` (an mmpretrain classifier) in a supernet, eval mode."""
+    mutator_kwargs.setdefault('input_shape', INPUT_SHAPE)
+    supernet = ChannelSupernet(model, ChannelMutator(**mutator_kwargs))
+    return supernet.eval()
+
+
+def _conv_linear_flops(model: nn.Module, inputs: torch.Tensor) -> int:
+    """fvcore's conv + linear count (multiply-accumulates) of one forward."""
+    if isinstance(model, BaseModel):
+        model = LogitsModule(model)
+    counter = FlopCountAnalysis(model.eval(), inputs)
+    counter.unsupported_ops_warnings(False)
+    counter.uncalled_modules_warnings(False)
+    by_operator = counter.by_operator()
+    return sum(by_operator.get(op, 0) for op in CONV_LINEAR_OPS)
+
+
+# ------------------------------------------------------------ tiny models
+class TinyNet(nn.Module):
+    """A stem, a residual block, an inverted residual with SE, an MLP head.
+
+    Expected groups: ``stem`` (stem and res_conv2, joined by the residual
+    sum), ``res_conv1``, ``expand`` (expand and se_expand, joined by the SE
+    product; the depthwise conv follows it), ``se_reduce``, ``project`` and
+    ``fc1``. ``fc2`` feeds the output, so its channels stay fixed.
+    """
+
+    def __init__(self, num_classes: int = 5) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(16)
+        self.res_conv1 = nn.Conv2d(16, 12, 3, padding=1, bias=False)
+        self.res_bn1 = nn.BatchNorm2d(12)
+        self.res_conv2 = nn.Conv2d(12, 16, 3, padding=1, bias=False)
+        self.res_bn2 = nn.BatchNorm2d(16)
+        self.expand = nn.Conv2d(16, 32, 1, bias=False)
+        self.expand_bn = nn.BatchNorm2d(32)
+        self.dw = nn.Conv2d(32, 32, 3, padding=1, groups=32)
+        self.dw_bn = nn.BatchNorm2d(32)
+        self.se_reduce = nn.Conv2d(32, 8, 1)
+        self.se_expand = nn.Conv2d(8, 32, 1)
+        self.project = nn.Conv2d(32, 24, 1, bias=False)
+        self.project_bn = nn.BatchNorm2d(24)
+        self.fc1 = nn.Linear(24, 20)
+        self.fc_bn = nn.BatchNorm1d(20)
+        self.fc2 = nn.Linear(20, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.stem_bn(self.stem(x)))
+        y = F.relu(self.res_bn1(self.res_conv1(x)))
+        x = F.relu(x + self.res_bn2(self.res_conv2(y)))
+        y = F.relu(self.expand_bn(self.expand(x)))
+        y = F.relu(self.dw_bn(self.dw(y)))
+        scale = F.relu(self.se_reduce(y.mean((2, 3), keepdim=True)))
+        y = y * torch.sigmoid(self.se_expand(scale))
+        x = self.project_bn(self.project(y)).mean((2, 3))
+        return self.fc2(F.relu(self.fc_bn(self.fc1(x))))
+
+
+class SharedLayerNet(nn.Module):
+    """Calls ``mid`` twice: on ``pre``'s output, then on its own output.
+
+    Whatever a correct analysis does with ``mid``, the ``stem`` group (read
+    only by ``pre``) stays searchable.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.pre = nn.Conv2d(8, 8, 3, padding=1)
+        self.mid = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.pre(F.relu(self.stem(x))))
+        x = F.relu(self.mid(x))
+        x = F.relu(self.mid(x))
+        return self.fc(x.mean((2, 3)))
+
+
+# --------------------------------------------------------------- fixtures
+@pytest.fixture(scope='session', autouse=True)
+def single_thread_torch():
+    """Runs torch on one thread.
+
+    The models here are tiny, so intra-op threads only add synchronization;
+    on a busy 2-core machine they oversubscribe the cores and made the
+    suite ~10x slower.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def randomize_bn() -> Callable[..., None]:
+    """``randomize_bn(model, seed=0)``: non-trivial batch-norm state."""
+    return _randomize_batch_norms
+
+
+@pytest.fixture
+def classifier_cfg() -> Callable[[str], dict]:
+    """``classifier_cfg(name)``: a copy of a classifier's model config."""
+    return lambda name: copy.deepcopy(CLASSIFIER_CFGS[name])
+
+
+@pytest.fixture
+def make_classifier() -> Callable[..., nn.Module]:
+    """``make_classifier(name, seed=0)``: a classifier of the issue."""
+    return _build_classifier
+
+
+@pytest.fixture
+def make_supernet() -> Callable[..., ChannelSupernet]:
+    """``make_supernet(classifier, **mutator_kwargs)``, at 3x32x32."""
+    return _make_supernet
+
+
+@pytest.fixture
+def count_flops() -> Callable[[nn.Module, torch.Tensor], int]:
+    """``count_flops(model, inputs)``: fvcore's conv + linear count."""
+    return _conv_linear_flops
+
+
+@pytest.fixture
+def tiny_net() -> TinyNet:
+    """TinyNet with randomized batch norms, in eval mode."""
+    torch.manual_seed(0)
+    model = TinyNet()
+    _randomize_batch_norms(model)
+    return model.eval()
+
+
+@pytest.fixture
+def tiny_mutator(tiny_net: TinyNet) -> ChannelMutator:
+    """A mutator prepared on ``tiny_net``."""
+    mutator = ChannelMutator(input_shape=(3, 16, 16))
+    mutator.prepare(tiny_net)
+    return mutator
+
+
+@pytest.fixture
+def shared_layer_net() -> SharedLayerNet:
+    torch.manual_seed(0)
+    return SharedLayerNet().eval()
+
+
+@pytest.fixture(scope='module', params=sorted(CLASSIFIER_CFGS))
+def classifier_name(request) -> str:
+    """Each classifier of the issue, by name (see CLASSIFIER_CFGS)."""
+    return request.param
+
+
+@pytest.fixture(scope='module')
+def classifier_supernet(classifier_name: str) -> ChannelSupernet:
+    """A supernet of ``classifier_name``, shared by one test module.
+
+    The mutator has divisor 1 and 1/32 width steps, so sampled widths are
+    arbitrary integers, not multiples of 8. Tests set every group's width
+    before using it, so sharing it across tests leaks no state.
+    """
+    return _make_supernet(_build_classifier(classifier_name),
+                          width_ratios=[i / 32 for i in range(1, 33)],
+                          divisor=1)
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    """Writes a config file holding ``model = <model_cfg>``; returns it."""
+
+    def write(model_cfg: dict, name: str = 'model_cfg.py') -> Path:
+        path = tmp_path / name
+        path.write_text(f'model = {model_cfg!r}\n', encoding='utf-8')
+        return path
+
+    return write

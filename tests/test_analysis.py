@@ -1,0 +1,281 @@
+"""Channel-dependency analysis: groups, followers, unsupported ops."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmchansearch.analysis import analyze_channels
+from mmchansearch.mutator import ChannelMutator
+
+INPUT_SHAPE = (3, 32, 32)
+TINY_INPUT_SHAPE = (3, 16, 16)
+# Group counts derived from the architectures: ResNet has one group per
+# stage (joined by the residual sums; the basic-block stem joins stage 1,
+# whose first block has no downsample) plus one per inner conv; MobileNetV2
+# has stem + 7 stage outputs + 16 expansions + the last conv; MobileNetV3
+# small has stem + 10 expansions + 9 SE squeezes + 5 stage outputs + last
+# conv + head hidden layer, large 1 + 14 + 8 + 5 + 1 + 1.
+EXPECTED_GROUP_COUNTS = {
+    'resnet18': 4 + 4 * 2,
+    'resnet50': 1 + 4 + 16 * 2,
+    'resnet18_cifar': 4 + 4 * 2,
+    'mobilenet_v2': 1 + 7 + 16 + 1,
+    'mobilenet_v3_small': 1 + 10 + 9 + 5 + 1 + 1,
+    'mobilenet_v3_large': 1 + 14 + 8 + 5 + 1 + 1,
+}
+
+
+@pytest.fixture
+def test_logger() -> logging.Logger:
+    """A plain logger that propagates to pytest's ``caplog``."""
+    return logging.getLogger('mmchansearch.tests.analysis')
+
+
+class GroupedConvNet(nn.Module):
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.gconv = nn.Conv2d(8, 8, 3, padding=1, groups=2)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.conv3 = nn.Conv2d(8, 16, 1)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.gconv(x)))
+        x = F.relu(self.conv3(x))
+        return self.fc(x.mean((2, 3)))
+
+
+class ConcatNet(nn.Module):
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.branch_a = nn.Conv2d(8, 6, 1)
+        self.branch_b = nn.Conv2d(8, 4, 1)
+        self.merge = nn.Conv2d(10, 12, 1)
+        self.fc = nn.Linear(12, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.stem(x))
+        x = torch.cat([self.branch_a(x), self.branch_b(x)], dim=1)
+        x = F.relu(self.merge(x))
+        return self.fc(x.mean((2, 3)))
+
+
+class LayerScaleNet(nn.Module):
+    """Multiplies a conv's output by a per-channel parameter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.gamma = nn.Parameter(torch.ones(1, 8, 1, 1))
+        self.conv2 = nn.Conv2d(8, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv1(x)) * self.gamma
+        x = F.relu(self.conv2(x))
+        return self.fc(x.mean((2, 3)))
+
+
+class ChannelSplitNet(nn.Module):
+    """Splits 8 pooled channels into 2 rows of 4 features for ``fc``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.stem(x)).mean((2, 3))     # (N, 8)
+        x = x.view(x.shape[0], 2, 4)              # mixes the channel dim
+        return self.fc(x).sum(1)
+
+
+# ----------------------------------------------------------- tiny model
+def test_tiny_net_groups(tiny_net):
+    analysis = analyze_channels(tiny_net, TINY_INPUT_SHAPE)
+    widths = {name: g.max_width for name, g in analysis.groups.items()}
+    assert widths == {'stem': 16, 'res_conv1': 12, 'expand': 32,
+                      'se_reduce': 8, 'project': 24, 'fc1': 20}
+    assert analysis.groups['stem'].producers == ['stem', 'res_conv2']
+    assert analysis.groups['expand'].producers == ['expand', 'se_expand']
+    assert analysis.fixed == []
+    assert analysis.input_shape == TINY_INPUT_SHAPE
+
+
+def test_tiny_net_layers(tiny_net):
+    layers = analyze_channels(tiny_net, TINY_INPUT_SHAPE).layers
+    assert layers['stem'].in_group is None  # the model input
+    assert layers['dw'].kind == 'dwconv'
+    assert (layers['dw'].in_group, layers['dw'].out_group) == \
+        ('expand', 'expand')
+    assert (layers['fc_bn'].kind, layers['fc_bn'].in_group) == ('bn', 'fc1')
+    assert (layers['fc2'].in_group, layers['fc2'].out_group) == ('fc1', None)
+    # 16x16 input, stride-2 stem: 8x8 positions; pooled linear: 1 row.
+    assert layers['stem'].output_positions == 64
+    assert layers['se_reduce'].output_positions == 1
+    assert layers['fc1'].output_positions == 1
+
+
+def test_analysis_leaves_model_unchanged(tiny_net):
+    tiny_net.train()
+    before = {k: v.clone() for k, v in tiny_net.state_dict().items()}
+    analyze_channels(tiny_net, TINY_INPUT_SHAPE)
+    assert tiny_net.training
+    assert all(not m._forward_hooks for m in tiny_net.modules())
+    after = tiny_net.state_dict()
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        assert torch.equal(value, after[key]), key
+    assert type(tiny_net.stem) is nn.Conv2d
+
+
+# ------------------------------------------------------ mmpretrain models
+def test_classifier_groups_are_named_and_stable(classifier_name,
+                                                make_classifier):
+    name = classifier_name
+    first = analyze_channels(make_classifier(name), INPUT_SHAPE)
+    second = analyze_channels(make_classifier(name, seed=1), INPUT_SHAPE)
+    assert len(first.groups) == EXPECTED_GROUP_COUNTS[name]
+    assert first.fixed == []
+    order = list(first.layers)
+    for group_name, group in first.groups.items():
+        assert group_name == group.producers[0]
+        assert group.producers == sorted(group.producers, key=order.index)
+    assert list(first.groups) == list(second.groups)
+    for group_name, group in first.groups.items():
+        assert group.members == second.groups[group_name].members
+
+
+def test_layer_channels_equal_group_width(classifier_name, make_classifier):
+    analysis = analyze_channels(make_classifier(classifier_name),
+                                INPUT_SHAPE)
+    for layer in analysis.layers.values():
+        if layer.in_group is not None:
+            assert layer.in_channels == \
+                analysis.groups[layer.in_group].max_width, layer.name
+        if layer.out_group is not None:
+            assert layer.out_channels == \
+                analysis.groups[layer.out_group].max_width, layer.name
+
+
+def test_residual_adds_merge_producers(make_classifier):
+    layers = analyze_channels(make_classifier('resnet18'), INPUT_SHAPE).layers
+    stage1 = ['backbone.conv1', 'backbone.layer1.0.conv2',
+              'backbone.layer1.1.conv2']
+    assert {layers[n].out_group for n in stage1} == {'backbone.conv1'}
+    stage2 = ['backbone.layer2.0.conv2', 'backbone.layer2.0.downsample.0',
+              'backbone.layer2.1.conv2']
+    assert {layers[n].out_group for n in stage2} == \
+        {'backbone.layer2.0.conv2'}
+    assert layers['backbone.layer2.0.conv1'].out_group == \
+        'backbone.layer2.0.conv1'
+
+
+def test_bottleneck_downsample_joins_its_stage(make_classifier):
+    analysis = analyze_channels(make_classifier('resnet50'), INPUT_SHAPE)
+    group = analysis.groups['backbone.layer1.0.conv3']
+    assert group.producers == ['backbone.layer1.0.conv3',
+                               'backbone.layer1.0.downsample.0',
+                               'backbone.layer1.1.conv3',
+                               'backbone.layer1.2.conv3']
+    assert group.max_width == 256
+
+
+def test_depthwise_conv_follows_its_input(make_classifier):
+    analysis = analyze_channels(make_classifier('mobilenet_v2'), INPUT_SHAPE)
+    dw = analysis.layers['backbone.layer2.0.conv.1.conv']
+    assert dw.kind == 'dwconv'
+    assert dw.in_group == dw.out_group == 'backbone.layer2.0.conv.0.conv'
+    assert all(dw.name not in g.producers for g in analysis.groups.values())
+
+
+@pytest.mark.parametrize('name, block, block_group', [
+    ('mobilenet_v3_large', 'backbone.layer4',
+     'backbone.layer4.expand_conv.conv'),
+    ('mobilenet_v3_small', 'backbone.layer1', 'backbone.layer0.conv'),
+])
+def test_se_expand_conv_joins_block_channels(name, block, block_group,
+                                             make_classifier):
+    layers = analyze_channels(make_classifier(name), INPUT_SHAPE).layers
+    assert layers[f'{block}.depthwise_conv.conv'].out_group == block_group
+    assert layers[f'{block}.se.conv1.conv'].in_group == block_group
+    assert layers[f'{block}.se.conv2.conv'].out_group == block_group
+    assert layers[f'{block}.se.conv1.conv'].out_group == \
+        f'{block}.se.conv1.conv'
+
+
+# --------------------------------------------------------- robustness
+def test_grouped_conv_is_fixed_with_warning(caplog, test_logger):
+    model = GroupedConvNet()
+    with caplog.at_level(logging.WARNING):
+        analysis = analyze_channels(model, (3, 16, 16), logger=test_logger)
+    assert list(analysis.groups) == ['conv3']
+    for name in ('conv1', 'bn1', 'gconv', 'bn2'):
+        layer = analysis.layers[name]
+        assert (layer.in_group, layer.out_group) == (None, None), name
+    assert analysis.layers['conv3'].in_group is None
+    assert any('grouped conv' in r and 'gconv' in r for r in analysis.fixed)
+    assert 'grouped conv (groups=2)' in caplog.text
+
+
+def test_grouped_conv_model_still_exports():
+    model = GroupedConvNet().eval()
+    mutator = ChannelMutator(input_shape=(3, 16, 16))
+    mutator.prepare(model)
+    mutator.set_choices({'conv3': 5})
+    static = mutator.export_static().eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), static(x), atol=1e-6, rtol=0)
+    assert static.gconv.weight.shape == (8, 4, 3, 3)
+    assert static.conv3.weight.shape == (5, 8, 1, 1)
+
+
+def test_concat_is_fixed_with_warning_naming_the_op(caplog, test_logger):
+    with caplog.at_level(logging.WARNING):
+        analysis = analyze_channels(ConcatNet(), (3, 16, 16),
+                                    logger=test_logger)
+    assert list(analysis.groups) == ['stem', 'merge']
+    for name in ('branch_a', 'branch_b'):
+        assert analysis.layers[name].in_group == 'stem'
+        assert analysis.layers[name].out_group is None
+    assert analysis.layers['merge'].in_group is None
+    assert len(analysis.fixed) == 1
+    assert 'Cat' in analysis.fixed[0] and 'merge' in analysis.fixed[0]
+    assert 'Cat' in caplog.text
+
+
+def test_per_channel_parameter_is_fixed_with_warning(caplog, test_logger):
+    with caplog.at_level(logging.WARNING):
+        analysis = analyze_channels(LayerScaleNet(), (3, 16, 16),
+                                    logger=test_logger)
+    assert list(analysis.groups) == ['conv2']
+    assert analysis.layers['conv1'].out_group is None
+    assert 'per-channel parameter' in caplog.text
+
+
+def test_reshape_that_splits_channels_is_fixed(caplog, test_logger):
+    """``view(N, 2, 4)`` of 8 pooled channels feeds ``fc`` 4 features.
+
+    ``fc`` reads 4 features, so it cannot be a consumer of the 8-wide stem
+    group; the stem's channels must be fixed (reshapes that mix channels are
+    documented as unsupported).
+    """
+    with caplog.at_level(logging.WARNING):
+        analysis = analyze_channels(ChannelSplitNet(), (3, 16, 16),
+                                    logger=test_logger)
+    fc = analysis.layers['fc']
+    assert fc.in_group is None, (
+        f'fc (4 input features) was put in group {fc.in_group!r} of width '
+        f'{analysis.groups[fc.in_group].max_width}')
+    assert 'View' in caplog.text
