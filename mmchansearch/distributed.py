@@ -19,11 +19,12 @@ def shared_rng(seed: int | None = None) -> random.Random:
     """A generator in the same state on every rank.
 
     Args:
-        seed: the seed; rank 0 draws one when None. Either way rank 0's
-            value is broadcast.
+        seed: the seed; when None, rank 0 draws one from Python's global
+            generator, which the Runner seeds from ``randomness.seed``.
+            Either way rank 0's value is broadcast.
     """
     if seed is None:
-        seed = random.SystemRandom().randrange(2**31)
+        seed = random.randrange(2**31)
     values = [seed]
     if dist.get_world_size() > 1:
         dist.broadcast_object_list(values, src=0)

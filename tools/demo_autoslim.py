@@ -36,6 +36,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='*', default=[],
                         help='extra overrides for every train/search/test '
                         'command (key=value)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='randomness.seed of every stage')
+    parser.add_argument('--json-out', help='also write the table rows here')
     return parser.parse_args()
 
 
@@ -55,8 +58,8 @@ def config(args, stage: str) -> str:
 
 
 def options(args, *extra: str) -> list[str]:
-    items = list(extra) + list(args.cfg_options)
-    return ['--cfg-options', *items] if items else []
+    return ['--cfg-options', *extra, f'randomness.seed={args.seed}',
+            *args.cfg_options]
 
 
 def retrain_split_test(args, name: str, cfg_paths: list[str],
@@ -116,26 +119,41 @@ def main() -> None:
     run(['tools/plot_channels.py', config(args, 'supernet'), *searched,
          *uniform, '-o', osp.join(args.work_dir, 'channels.png'),
          *options(args)], log)
-    print_table(searched, searched_results, uniform, uniform_results)
+    rows = table_rows(searched, searched_results, uniform, uniform_results)
+    print_table(rows)
+    if args.json_out:
+        with open(args.json_out, 'w') as f:
+            json.dump(rows, f, indent=1)
     print(f'\nwhole pipeline: {time.perf_counter() - start:.0f} s; '
           f'outputs in {args.work_dir}')
     for command, seconds in log:
         print(f'  {seconds:6.1f} s  {command}')
 
 
-def print_table(searched, searched_results, uniform, uniform_results):
+def table_rows(searched, searched_results, uniform,
+               uniform_results) -> list[dict]:
     """Searched subnets next to the uniform-width ones of equal FLOPs."""
+    rows = []
+    for s_path, u_path in zip(searched, uniform):
+        s, u = load_channel_cfg(s_path).meta, load_channel_cfg(u_path).meta
+        rows.append(dict(
+            target=osp.splitext(osp.basename(s_path))[0].split('-', 1)[1],
+            searched_flops=s['flops'], searched_params=s['params'],
+            searched_top1=searched_results[s_path]['accuracy/top1'],
+            uniform_flops=u['flops'], uniform_params=u['params'],
+            uniform_top1=uniform_results[u_path]['accuracy/top1']))
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
     print('\n| target | searched FLOPs | params | top-1 | uniform FLOPs '
           '| params | top-1 |')
     print('|---|---|---|---|---|---|---|')
-    for s_path, u_path in zip(searched, uniform):
-        s, u = load_channel_cfg(s_path).meta, load_channel_cfg(u_path).meta
-        target = osp.splitext(osp.basename(s_path))[0].split('-', 1)[1]
-        print(f'| {target} | {s["flops"] / 1e6:.3f}M | '
-              f'{s["params"] / 1e6:.3f}M | '
-              f'{searched_results[s_path]["accuracy/top1"]:.2f} | '
-              f'{u["flops"] / 1e6:.3f}M | {u["params"] / 1e6:.3f}M | '
-              f'{uniform_results[u_path]["accuracy/top1"]:.2f} |')
+    for r in rows:
+        print(f'| {r["target"]} | {r["searched_flops"] / 1e6:.3f}M | '
+              f'{r["searched_params"] / 1e6:.3f}M | '
+              f'{r["searched_top1"]:.2f} | {r["uniform_flops"] / 1e6:.3f}M | '
+              f'{r["uniform_params"] / 1e6:.3f}M | {r["uniform_top1"]:.2f} |')
 
 
 if __name__ == '__main__':

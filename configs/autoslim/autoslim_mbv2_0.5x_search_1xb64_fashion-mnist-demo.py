@@ -1,5 +1,5 @@
 # The quick-start demo's greedy search: three FLOPs targets (the 0.5x
-# supernet has 1.97M), subnets scored on 1000 held-out training images.
+# supernet has 1.97M), subnets scored on 500 held-out training images.
 _base_ = ['./autoslim_mbv2_0.5x_supernet_1xb64_fashion-mnist-demo.py']
 
 search_loop = dict(
@@ -13,7 +13,7 @@ search_loop = dict(
         dataset=dict(
             type='SubsetDataset',
             start=50000,
-            stop=51000,
+            stop=50500,
             dataset=dict(
                 _base_.train_dataloader.dataset.dataset,
                 pipeline=_base_.test_pipeline)),
