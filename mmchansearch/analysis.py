@@ -12,8 +12,11 @@ Vocabulary:
     consumer: a conv or linear layer reading a group as its input channels.
     follower: a BatchNorm or depthwise conv; its channels equal its input's.
 
+A grouped conv with g groups needs its input and output widths to stay
+multiples of g; each group records that as its ``divisor``.
+
 Anything the walk cannot explain (concatenation, reshapes that mix channels,
-grouped convs, per-channel parameters outside known layers) leaves the
+per-channel parameters outside known layers) leaves the
 channels it touches fixed, with a warning naming the module and the op.
 """
 from __future__ import annotations
@@ -82,11 +85,13 @@ class ChannelGroup:
     Attributes:
         name: name of the group's first producer.
         max_width: width in the unmodified model.
+        divisor: widths must be multiples of it (grouped convs; else 1).
         producers: layers whose output channels form the group.
         members: every layer whose input or output is in the group.
     """
     name: str
     max_width: int
+    divisor: int = 1
     producers: list[str] = field(default_factory=list)
     members: list[str] = field(default_factory=list)
 
@@ -329,6 +334,7 @@ def analyze_channels(model: nn.Module,
     union = _UnionFind()
     fixed_roots: dict[str, str] = {}
     input_groups: dict[str, str] = {}
+    multiples: list[tuple[str, int]] = []  # (item, groups of a grouped conv)
 
     def join(sources: frozenset, bad: frozenset, who: str) -> str:
         members = sorted(sources)
@@ -346,14 +352,9 @@ def analyze_channels(model: nn.Module,
             found, unsupported = walker.sources(input_node)
             sources, bad = sources | found, bad | unsupported
         input_groups[name] = join(sources or frozenset([INPUT]), bad, name)
-        module = record.module
-        if isinstance(module, nn.Conv2d) and record.kind == 'conv' \
-                and module.groups > 1:
-            root = union.find(name)
-            fixed_roots.setdefault(
-                union.find(input_groups[name]),
-                f'{name}: grouped conv (groups={module.groups})')
-            fixed_roots.setdefault(root, f'{name}: grouped conv output')
+        if record.kind == 'conv' and record.module.groups > 1:
+            multiples += [(input_groups[name], record.module.groups),
+                          (name, record.module.groups)]
     out_sources, out_bad = walker.sources(output_node)
     union.union(sorted(out_sources) + [OUTPUT])
     if out_bad:
@@ -384,7 +385,9 @@ def analyze_channels(model: nn.Module,
             return None
         if root not in root_to_group:
             root_to_group[root] = item
-            groups[item] = ChannelGroup(item, widths[root].pop())
+            divisor = math.lcm(1, *(g for i, g in multiples
+                                    if union.find(i) == root))
+            groups[item] = ChannelGroup(item, widths[root].pop(), divisor)
         return root_to_group[root]
 
     for name, record in records.items():

@@ -121,13 +121,14 @@ def load_channel_cfg(path: str | os.PathLike) -> ChannelConfig:
     return parse_channel_cfg(data, path)
 
 
-def validate_channels(cfg: ChannelConfig, max_widths: Mapping[str, int]
-                      ) -> None:
+def validate_channels(cfg: ChannelConfig, max_widths: Mapping[str, int],
+                      divisors: Mapping[str, int] | None = None) -> None:
     """Checks that ``cfg`` sets every group of a model to a valid width.
 
     Args:
         cfg: the config to check.
         max_widths: the model's group name -> max width.
+        divisors: group name -> required multiple (grouped convs).
 
     Raises:
         ChannelConfigError: naming the first unknown group, missing group,
@@ -159,6 +160,12 @@ def validate_channels(cfg: ChannelConfig, max_widths: Mapping[str, int]
             raise ChannelConfigError(
                 f'channel_cfg {cfg.source}: group {name!r} has width {width}, '
                 f'outside the valid range 1..{top}.')
+        multiple = (divisors or {}).get(name, 1)
+        if width % multiple:
+            raise ChannelConfigError(
+                f'channel_cfg {cfg.source}: group {name!r} has width {width}, '
+                f'but a grouped conv needs a multiple of {multiple} (e.g. '
+                f'{max(multiple, width // multiple * multiple)}).')
 
 
 def dump_channel_cfg(cfg: ChannelConfig,

@@ -43,7 +43,8 @@ class DynamicConv2d(nn.Conv2d):
     """Conv2d that uses the first channels of its weights.
 
     A depthwise conv (``depthwise=True``) follows its input width: it uses as
-    many groups and filters as its input has channels.
+    many groups and filters as its input has channels. A grouped conv keeps
+    its group count; its widths must be multiples of it.
     """
     out_width: ChannelWidth | None
     depthwise: bool
@@ -69,7 +70,7 @@ class DynamicConv2d(nn.Conv2d):
         if cin == self.in_channels and cout == self.out_channels:
             return super().forward(x)
         weight = self.weight[:cout] if self.depthwise \
-            else self.weight[:cout, :cin]
+            else self.weight[:cout, :cin // self.groups]
         bias = None if self.bias is None else self.bias[:cout]
         groups = cin if self.depthwise else self.groups
         if self.padding_mode != 'zeros':
@@ -89,7 +90,7 @@ class DynamicConv2d(nn.Conv2d):
                            self.bias is not None, self.padding_mode,
                            device=self.weight.device, dtype=self.weight.dtype)
         weight = self.weight[:cout] if self.depthwise \
-            else self.weight[:cout, :in_channels]
+            else self.weight[:cout, :in_channels // groups]
         static.weight = nn.Parameter(_clone(weight))
         if self.bias is not None:
             static.bias = nn.Parameter(_clone(self.bias[:cout]))

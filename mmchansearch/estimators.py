@@ -25,10 +25,11 @@ class _LayerCost:
     out_group: str | None
     in_channels: int
     out_channels: int
-    flops_per_pair: int    # FLOPs per (input channel x output channel)
-    params_per_pair: int   # weight entries per (input x output) channel
+    flops_per_pair: int    # FLOPs per (input channel / groups x output)
+    params_per_pair: int   # weight entries per (input / groups x output)
     params_per_out: int    # bias / affine entries per output channel
     flops_per_out: int     # depthwise: FLOPs per channel (no input factor)
+    groups: int = 1        # a grouped conv's input is split this many ways
 
 
 class ResourceEstimator:
@@ -62,6 +63,7 @@ class ResourceEstimator:
                 if cost.in_group else cost.in_channels
             cout = widths.get(cost.out_group, cost.out_channels) \
                 if cost.out_group else cost.out_channels
+            cin //= cost.groups
             flops += (cost.flops_per_pair * cin + cost.flops_per_out) * cout
             params += (cost.params_per_pair * cin + cost.params_per_out) * cout
         return {'flops': float(flops), 'params': float(params)}
@@ -85,13 +87,9 @@ def _layer_cost(info, module: nn.Module) -> _LayerCost:
                           kernel * positions)
     if info.kind == 'conv':
         kernel = module.kernel_size[0] * module.kernel_size[1]
-        if module.groups > 1:  # grouped convs are fixed: one constant cost
-            weights = kernel * info.in_channels // module.groups
-            return _LayerCost(None, None, info.in_channels, info.out_channels,
-                              0, 0, weights + bias, weights * positions)
         return _LayerCost(info.in_group, info.out_group, info.in_channels,
                           info.out_channels, kernel * positions, kernel, bias,
-                          0)
+                          0, module.groups)
     if info.kind == 'linear':
         return _LayerCost(info.in_group, info.out_group, info.in_channels,
                           info.out_channels, positions, 1, bias, 0)

@@ -8,6 +8,7 @@ physically smaller static model.
 from __future__ import annotations
 
 import copy
+import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -113,18 +114,28 @@ class ChannelMutator:
         return {name: w.max_width for name, w in self.widths.items()}
 
     @property
+    def divisors(self) -> dict[str, int]:
+        """Group name -> the number its widths must be multiples of."""
+        return {name: g.divisor for name, g in self.analysis.groups.items()}
+
+    @property
     def searchable_groups(self) -> list[str]:
         """Groups search may change (all but the frozen ones)."""
         return [g for g in self.widths if g not in self.frozen_groups]
+
+    def _round_width(self, group: str, value: float) -> int:
+        """``value`` rounded to the divisors, within [min_width, max]."""
+        top = self.widths[group].max_width
+        step = math.lcm(self.divisor, self.analysis.groups[group].divisor)
+        floor = -(-min(self.min_width, top) // step) * step  # round up
+        return min(top, make_divisible(value, step, floor))
 
     def candidates(self, group: str) -> list[int]:
         """Candidate widths of ``group``, ascending, max included."""
         top = self.widths[group].max_width
         if group in self.frozen_groups:
             return [top]
-        floor = min(self.min_width, top)
-        values = {min(top, make_divisible(top * r, self.divisor, floor))
-                  for r in self.width_ratios}
+        values = {self._round_width(group, top * r) for r in self.width_ratios}
         values.add(top)
         return sorted(values)
 
@@ -136,7 +147,7 @@ class ChannelMutator:
         """Sets every group's width; validates like a channel_cfg file."""
         cfg = choices if isinstance(choices, ChannelConfig) else \
             parse_channel_cfg({'channels': dict(choices)}, '<choices>')
-        validate_channels(cfg, self.max_widths)
+        validate_channels(cfg, self.max_widths, self.divisors)
         for name, width in cfg.channels.items():
             self.widths[name].current = int(width)
 
@@ -157,14 +168,10 @@ class ChannelMutator:
 
     def uniform_choices(self, ratio: float) -> dict[str, int]:
         """Every searchable group at ``ratio`` of its max width (rounded to
-        the divisor); frozen groups stay at their max."""
-        choices = {}
-        for group, width in self.widths.items():
-            top = width.max_width
-            floor = min(self.min_width, top)
-            choices[group] = top if group in self.frozen_groups else min(
-                top, make_divisible(top * ratio, self.divisor, floor))
-        return choices
+        the divisors); frozen groups stay at their max."""
+        return {group: width.max_width if group in self.frozen_groups
+                else self._round_width(group, width.max_width * ratio)
+                for group, width in self.widths.items()}
 
     def uniform_for_budget(self, metric: str, budget: float
                            ) -> tuple[float, dict[str, int]]:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmchansearch.analysis import analyze_channels
+from mmchansearch.errors import ChannelConfigError
 from mmchansearch.mutator import ChannelMutator
 
 INPUT_SHAPE = (3, 32, 32)
@@ -215,30 +216,45 @@ def test_se_expand_conv_joins_block_channels(name, block, block_group,
 
 
 # --------------------------------------------------------- robustness
-def test_grouped_conv_is_fixed_with_warning(caplog, test_logger):
+def test_grouped_conv_groups_get_its_group_count_as_divisor(caplog,
+                                                            test_logger):
     model = GroupedConvNet()
     with caplog.at_level(logging.WARNING):
         analysis = analyze_channels(model, (3, 16, 16), logger=test_logger)
-    assert list(analysis.groups) == ['conv3']
-    for name in ('conv1', 'bn1', 'gconv', 'bn2'):
-        layer = analysis.layers[name]
-        assert (layer.in_group, layer.out_group) == (None, None), name
-    assert analysis.layers['conv3'].in_group is None
-    assert any('grouped conv' in r and 'gconv' in r for r in analysis.fixed)
-    assert 'grouped conv (groups=2)' in caplog.text
+    assert list(analysis.groups) == ['conv1', 'gconv', 'conv3']
+    assert analysis.groups['conv1'].divisor == 2
+    assert analysis.groups['gconv'].divisor == 2
+    assert analysis.groups['conv3'].divisor == 1
+    gconv = analysis.layers['gconv']
+    assert (gconv.kind, gconv.in_group, gconv.out_group) == \
+        ('conv', 'conv1', 'gconv')
+    assert not analysis.fixed
+    assert 'kept fixed' not in caplog.text
 
 
-def test_grouped_conv_model_still_exports():
+def test_grouped_conv_slices_per_multiple_and_exports_exactly(count_flops):
+    torch.manual_seed(0)
     model = GroupedConvNet().eval()
+    x = torch.randn(2, 3, 16, 16)
     mutator = ChannelMutator(input_shape=(3, 16, 16))
     mutator.prepare(model)
-    mutator.set_choices({'conv3': 5})
-    static = mutator.export_static().eval()
-    x = torch.randn(2, 3, 16, 16)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), static(x), atol=1e-6, rtol=0)
-    assert static.gconv.weight.shape == (8, 4, 3, 3)
-    assert static.conv3.weight.shape == (5, 8, 1, 1)
+    assert mutator.candidates('gconv') == [2, 4, 6, 8]
+    for widths in ({'conv1': 6, 'gconv': 4, 'conv3': 5},
+                   {'conv1': 2, 'gconv': 8, 'conv3': 16}):
+        mutator.set_choices(widths)
+        static = mutator.export_static().eval()
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), static(x), atol=1e-6,
+                                       rtol=0)
+        assert static.gconv.groups == 2
+        assert static.gconv.weight.shape == (
+            widths['gconv'], widths['conv1'] // 2, 3, 3)
+        assert mutator.estimate()['flops'] == count_flops(
+            static, torch.zeros(1, 3, 16, 16))
+        assert mutator.estimate()['params'] == sum(
+            p.numel() for p in static.parameters())
+    with pytest.raises(ChannelConfigError, match='multiple of 2'):
+        mutator.set_choices({'conv1': 5, 'gconv': 4, 'conv3': 5})
 
 
 def test_concat_is_fixed_with_warning_naming_the_op(caplog, test_logger):

@@ -85,7 +85,7 @@ def test_tiny_net_is_exact(seed, tiny_mutator, count_flops):
     assert usage['params'] == _num_params(static)
 
 
-def test_grouped_conv_counts_as_constant(count_flops):
+def test_grouped_conv_counts_exactly(count_flops):
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1),
                           nn.Conv2d(8, 12, 3, padding=1, groups=4),
                           nn.Conv2d(12, 6, 1), nn.AdaptiveAvgPool2d(1),
@@ -97,6 +97,10 @@ def test_grouped_conv_counts_as_constant(count_flops):
     assert usage['params'] == _num_params(model)
     assert estimator.flops({}) == usage['flops']
     assert estimator.params({}) == usage['params']
+    narrow = estimator.estimate({'0': 4, '1': 8})
+    # grouped conv: 3x3 x (4 / 4 groups) inputs x 8 outputs x 64 positions
+    assert usage['flops'] - narrow['flops'] == (
+        27 * 4 * 64 + 9 * (2 * 12 - 1 * 8) * 64 + 4 * 6 * 64)
 
 
 def test_missing_groups_count_at_max(tiny_net, tiny_mutator):

@@ -25,7 +25,7 @@ def main() -> None:
     _, supernet = supernet_from_args(args)
     max_widths = supernet.mutator.max_widths
     for cfg in configs:
-        validate_channels(cfg, max_widths)
+        validate_channels(cfg, max_widths, supernet.mutator.divisors)
     plot_channel_configs(
         {osp.splitext(osp.basename(c.source))[0]: c.channels
          for c in configs}, max_widths, args.out)
