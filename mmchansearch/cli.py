@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import os.path as osp
 import sys
 from collections.abc import Callable, Sequence
 
@@ -9,8 +11,9 @@ from mmengine.config import Config, DictAction
 
 from .errors import ChannelSearchError, ConfigError
 
-__all__ = ['DictAction', 'add_supernet_args', 'load_config',
-           'supernet_from_args', 'run_tool']
+__all__ = ['DictAction', 'add_runner_args', 'add_supernet_args',
+           'load_config', 'runner_config', 'run_tool', 'supernet_from_args',
+           'unwrap']
 
 
 def load_config(path: str, cfg_options: dict | None = None) -> Config:
@@ -49,6 +52,35 @@ def supernet_from_args(args: argparse.Namespace):
     from .supernet import build_supernet
     cfg = load_config(args.config, args.cfg_options)
     return cfg, build_supernet(cfg, input_shape_of(cfg, args.shape))
+
+
+def add_runner_args(parser: argparse.ArgumentParser,
+                    work_dir_help: str) -> None:
+    """--work-dir, --cfg-options, --launcher, --local-rank (mmengine's)."""
+    parser.add_argument('--work-dir', help=work_dir_help)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, xxx=yyy')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def runner_config(args: argparse.Namespace) -> Config:
+    """The config of a Runner tool, with the arguments of
+    :func:`add_runner_args` applied (work dir: ./work_dirs/<config name>)."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def unwrap(model):
+    """The model inside an mmengine model wrapper (DDP), else the model."""
+    from mmengine.model import is_model_wrapper
+    return model.module if is_model_wrapper(model) else model
 
 
 def run_tool(main: Callable[[], None]) -> None:

@@ -8,20 +8,17 @@ Examples:
     bash tools/dist_train.sh CONFIG 8                # 8 processes
 """
 import argparse
-import os
-import os.path as osp
 
 from mmengine.runner import Runner
 
 import mmchansearch.engine  # noqa: F401  (registers loops and hooks)
 import mmchansearch.models  # noqa: F401  (registers algorithms)
-from mmchansearch.cli import DictAction, load_config, run_tool
+from mmchansearch.cli import add_runner_args, run_tool, runner_config
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='train config file')
-    parser.add_argument('--work-dir', help='where logs and checkpoints go')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CHECKPOINT, or from the latest '
                         'checkpoint of the work dir when no path is given')
@@ -30,25 +27,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by the total batch '
                         'size (auto_scale_lr in the config)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, xxx=yyy')
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_args(parser, 'where logs and checkpoints go')
+    return parser.parse_args()
 
 
-def merge_args(cfg, args):
-    """Applies the command-line options to the config."""
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+def main() -> None:
+    args = parse_args()
+    cfg = runner_config(args)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
@@ -58,14 +43,7 @@ def merge_args(cfg, args):
         cfg.resume, cfg.load_from = True, args.resume
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
-    return cfg
-
-
-def main() -> None:
-    args = parse_args()
-    cfg = merge_args(load_config(args.config, args.cfg_options), args)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    Runner.from_cfg(cfg).train()
 
 
 if __name__ == '__main__':
