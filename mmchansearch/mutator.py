@@ -123,10 +123,19 @@ class ChannelMutator:
         """Groups search may change (all but the frozen ones)."""
         return [g for g in self.widths if g not in self.frozen_groups]
 
-    def _round_width(self, group: str, value: float) -> int:
-        """``value`` rounded to the divisors, within [min_width, max]."""
+    def _round_width(self, group: str, value: float,
+                     divisor: int | None = None) -> int:
+        """``value`` rounded to the divisors, within [min_width, max].
+
+        Args:
+            group: the group whose width is rounded.
+            value: the width before rounding.
+            divisor: overrides the mutator's divisor (the group's own, from
+                grouped convs, always applies).
+        """
         top = self.widths[group].max_width
-        step = math.lcm(self.divisor, self.analysis.groups[group].divisor)
+        step = math.lcm(self.divisor if divisor is None else divisor,
+                        self.analysis.groups[group].divisor)
         floor = -(-min(self.min_width, top) // step) * step  # round up
         return min(top, make_divisible(value, step, floor))
 
@@ -166,35 +175,45 @@ class ChannelMutator:
         self.set_choices(choices)
         return choices
 
-    def uniform_choices(self, ratio: float) -> dict[str, int]:
-        """Every searchable group at ``ratio`` of its max width (rounded to
-        the divisors); frozen groups stay at their max."""
+    def uniform_choices(self, ratio: float,
+                        divisor: int | None = None) -> dict[str, int]:
+        """Every searchable group at ``ratio`` of its max width, rounded to
+        ``divisor`` (default: the mutator's); frozen groups stay at max."""
         return {group: width.max_width if group in self.frozen_groups
-                else self._round_width(group, width.max_width * ratio)
+                else self._round_width(group, width.max_width * ratio,
+                                       divisor)
                 for group, width in self.widths.items()}
 
-    def uniform_for_budget(self, metric: str, budget: float
+    def uniform_for_budget(self, metric: str, budget: float,
+                           divisor: int | None = None
                            ) -> tuple[float, dict[str, int]]:
         """The widest uniform width ratio whose ``metric`` is <= budget.
+
+        Args:
+            metric: an estimator metric ('flops', 'params').
+            budget: the largest allowed value.
+            divisor: rounding of the widths (default: the mutator's); 1
+                tracks the budget most closely.
 
         Returns:
             The ratio and its choices.
         """
-        low, high = 0.0, 1.0
-        if self.estimate(self.uniform_choices(high))[metric] <= budget:
-            return high, self.uniform_choices(high)
-        floor = self.estimate(self.uniform_choices(1e-6))[metric]
+        def usage(ratio: float) -> float:
+            return self.estimate(self.uniform_choices(ratio, divisor))[metric]
+
+        if usage(1.0) <= budget:
+            return 1.0, self.uniform_choices(1.0, divisor)
+        floor = usage(1e-6)
         if floor > budget:
             raise BudgetError(
                 f'{metric} budget {budget:g} is below the narrowest uniform '
                 f'network ({floor:g}); raise the budget or lower min_width.')
+        low, high = 0.0, 1.0
         for _ in range(40):
             middle = (low + high) / 2
-            if self.estimate(self.uniform_choices(middle))[metric] <= budget:
-                low = middle
-            else:
-                high = middle
-        return low, self.uniform_choices(low)
+            low, high = (middle, high) if usage(middle) <= budget \
+                else (low, middle)
+        return low, self.uniform_choices(low, divisor)
 
     def estimate(self, choices: Mapping[str, int] | None = None
                  ) -> dict[str, float]:

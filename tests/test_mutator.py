@@ -9,7 +9,7 @@ from torch import nn
 
 from mmchansearch.channel_cfg import ChannelConfig
 from mmchansearch.dynamic_ops import is_dynamic
-from mmchansearch.errors import ChannelConfigError, ConfigError
+from mmchansearch.errors import BudgetError, ChannelConfigError, ConfigError
 from mmchansearch.mutator import ChannelMutator
 from mmchansearch.registry import MODELS
 
@@ -212,3 +212,39 @@ def test_sync_batch_norm_model_prepares(make_supernet):
     with torch.no_grad():
         torch.testing.assert_close(static(x, mode='tensor'), supernet(x),
                                    atol=1e-5, rtol=0)
+
+
+def test_uniform_choices_scale_every_group_alike():
+    model = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='MobileNetV2', widen_factor=0.5),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=10, in_channels=1280)))
+    mutator = ChannelMutator(input_shape=(3, 32, 32), divisor=8,
+                             min_width=8)
+    mutator.prepare(model)
+    half = mutator.uniform_choices(0.5, divisor=1)
+    for group, width in mutator.max_widths.items():
+        assert half[group] == max(8, int(width * 0.5 + 0.5)), group
+    assert all(w % 8 == 0 for w in mutator.uniform_choices(0.5).values())
+    assert mutator.uniform_choices(1.0) == mutator.max_widths
+
+
+def test_uniform_for_budget_is_the_widest_under_the_budget():
+    model = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='MobileNetV2', widen_factor=0.5),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=10, in_channels=1280)))
+    mutator = ChannelMutator(input_shape=(3, 32, 32), divisor=8,
+                             min_width=8)
+    mutator.prepare(model)
+    budget = 0.7 * mutator.estimate(mutator.max_widths)['flops']
+    ratio, choices = mutator.uniform_for_budget('flops', budget, divisor=1)
+    flops = mutator.estimate(choices)['flops']
+    assert flops <= budget
+    assert flops > 0.97 * budget  # fine rounding tracks the budget
+    wider = mutator.uniform_choices(ratio + 0.01, divisor=1)
+    assert mutator.estimate(wider)['flops'] > budget
+    with pytest.raises(BudgetError, match='below the narrowest uniform'):
+        mutator.uniform_for_budget('flops', 1.0)

@@ -1,7 +1,8 @@
 """Writes the uniform-width channel_cfg that fits a budget.
 
-Every group gets the same fraction of its max width (rounded to the
-mutator's divisor): the baseline searched networks are compared with.
+Every group gets the same fraction of its max width, rounded to
+``--divisor`` channels (default 1, so the FLOPs track the budget closely):
+the baseline searched networks are compared with.
 
 Example:
     python tools/get_uniform_cfg.py CONFIG --target flops 300e6 -o u300.yaml
@@ -17,6 +18,8 @@ def parse_args() -> argparse.Namespace:
     add_supernet_args(parser)
     parser.add_argument('--target', nargs=2, metavar=('METRIC', 'BUDGET'),
                         required=True, help='e.g. flops 300e6 or params 3e6')
+    parser.add_argument('--divisor', type=int, default=1,
+                        help='round widths to multiples of this (default 1)')
     parser.add_argument('-o', '--out', required=True, help='YAML to write')
     return parser.parse_args()
 
@@ -26,12 +29,12 @@ def main() -> None:
     metric, budget = args.target[0], float(args.target[1])
     _, supernet = supernet_from_args(args)
     mutator = supernet.mutator
-    ratio, choices = mutator.uniform_for_budget(metric, budget)
+    ratio, choices = mutator.uniform_for_budget(metric, budget, args.divisor)
     usage = mutator.estimate(choices)
     meta = dict(model=args.config, input_shape=list(mutator.input_shape),
                 flops=usage['flops'], params=usage['params'],
-                source=f'uniform width x{ratio:.4f}, {metric} budget '
-                f'{budget:g}')
+                source=f'uniform width x{ratio:.4f} (divisor {args.divisor}), '
+                f'{metric} budget {budget:g}')
     save_channel_cfg(ChannelConfig(choices, meta), args.out,
                      mutator.max_widths)
     print(f'uniform x{ratio:.4f}: FLOPs {usage["flops"] / 1e6:.3f}M, params '
