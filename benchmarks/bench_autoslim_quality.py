@@ -28,6 +28,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/autoslim_quality')
     parser.add_argument('--parallel', action='store_true',
                         help='run the seeds at the same time')
+    parser.add_argument('--resume', action='store_true',
+                        help='keep seeds that already have results')
     parser.add_argument('--cfg-options', nargs='*', default=[])
     return parser.parse_args()
 
@@ -43,6 +45,9 @@ def main() -> None:
     for seed in args.seeds:
         work_dir = osp.join(args.work_dir, f'seed{seed}')
         out = osp.join(args.work_dir, f'seed{seed}.json')
+        outputs.append(out)
+        if args.resume and osp.isfile(out):
+            continue
         command = [sys.executable, 'tools/demo_autoslim.py', '--work-dir',
                    work_dir, '--seed', str(seed), '--json-out', out,
                    '--config-prefix', args.config_prefix, '--config-suffix',
@@ -53,9 +58,8 @@ def main() -> None:
                                    stderr=subprocess.STDOUT)
         if not args.parallel:
             process.wait()
-        processes.append(process)
-        outputs.append(out)
-    failed = [s for s, p in zip(args.seeds, processes) if p.wait() != 0]
+        processes.append((seed, process))
+    failed = [s for s, p in processes if p.wait() != 0]
     if failed:
         sys.exit(f'seeds {failed} failed; see {args.work_dir}/seed*.log')
     runs = []
