@@ -38,7 +38,7 @@ def plot_channel_configs(configs: Mapping[str, Mapping[str, int]],
                          max_widths: Mapping[str, int], path: str) -> None:
     """Each group's width relative to the supernet, configs side by side."""
     groups = list(max_widths)
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(groups)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(groups)) + 2, 4.5))
     bar = 0.8 / max(len(configs), 1)
     for i, (label, widths) in enumerate(configs.items()):
         ratios = [widths[g] / max_widths[g] for g in groups]
@@ -49,7 +49,7 @@ def plot_channel_configs(configs: Mapping[str, Mapping[str, int]],
     ax.set_xticklabels(groups, rotation=90, fontsize=7)
     ax.set_ylabel('width / supernet width')
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.0, 1.0))
     ax.set_title('channels per group')
     _save(fig, path)
 
