@@ -13,6 +13,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
+from mmchansearch.distributed import shared_rng
 from mmchansearch.models import AutoSlim, ChannelSearchDDP
 
 STEPS = 3
@@ -37,7 +38,7 @@ def _build_autoslim() -> AutoSlim:
                 data_preprocessor=dict(mean=[127.5] * 3, std=[64.0] * 3)),
             mutator=dict(type='ChannelMutator', input_shape=(3, 16, 16),
                          width_ratios=[0.25, 0.5, 0.75, 1.0]),
-            num_samples=4)
+            num_samples=4, seed=0)
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
@@ -63,7 +64,9 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             0, 4, (1, ), generator=generator))) for _ in range(4)]
         wrapped.train_step(dict(inputs=inputs, data_samples=samples),
                            optim_wrapper)
-    torch.save(dict(sampled=sampled, state=model.state_dict()),
+    unseeded_draw = shared_rng().random()  # rank 0's seed must win
+    torch.save(dict(sampled=sampled, state=model.state_dict(),
+                    unseeded_draw=unseeded_draw),
                os.path.join(out_dir, f'rank{rank}.pth'))
     torch_dist.destroy_process_group()
 
@@ -75,6 +78,7 @@ def test_ranks_sample_same_subnets_and_keep_same_weights(tmp_path):
     # max, min and two random subnets per step
     assert len(rank0['sampled']) == STEPS * 4
     assert rank0['sampled'] == rank1['sampled']
+    assert rank0['unseeded_draw'] == rank1['unseeded_draw']
     randoms = [c for i, c in enumerate(rank0['sampled']) if i % 4 >= 2]
     assert len({tuple(c.values()) for c in randoms}) > 1, \
         'random subnets should differ between draws'
