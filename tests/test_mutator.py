@@ -214,7 +214,9 @@ def test_sync_batch_norm_model_prepares(make_supernet):
                                    atol=1e-5, rtol=0)
 
 
-def test_uniform_choices_scale_every_group_alike():
+@pytest.fixture
+def mbv2_half_mutator() -> ChannelMutator:
+    """MobileNetV2 0.5x at 32x32 with AutoSlim-style divisor 8."""
     model = MODELS.build(dict(
         type='ImageClassifier',
         backbone=dict(type='MobileNetV2', widen_factor=0.5),
@@ -223,6 +225,11 @@ def test_uniform_choices_scale_every_group_alike():
     mutator = ChannelMutator(input_shape=(3, 32, 32), divisor=8,
                              min_width=8)
     mutator.prepare(model)
+    return mutator
+
+
+def test_uniform_choices_scale_every_group_alike(mbv2_half_mutator):
+    mutator = mbv2_half_mutator
     half = mutator.uniform_choices(0.5, divisor=1)
     for group, width in mutator.max_widths.items():
         assert half[group] == max(8, int(width * 0.5 + 0.5)), group
@@ -230,15 +237,9 @@ def test_uniform_choices_scale_every_group_alike():
     assert mutator.uniform_choices(1.0) == mutator.max_widths
 
 
-def test_uniform_for_budget_is_the_widest_under_the_budget():
-    model = MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='MobileNetV2', widen_factor=0.5),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=10, in_channels=1280)))
-    mutator = ChannelMutator(input_shape=(3, 32, 32), divisor=8,
-                             min_width=8)
-    mutator.prepare(model)
+def test_uniform_for_budget_is_the_widest_under_the_budget(
+        mbv2_half_mutator):
+    mutator = mbv2_half_mutator
     budget = 0.7 * mutator.estimate(mutator.max_widths)['flops']
     ratio, choices = mutator.uniform_for_budget('flops', budget, divisor=1)
     flops = mutator.estimate(choices)['flops']
