@@ -1,0 +1,20 @@
+# ReXNet 1.0x for ImageNet (Han et al., CVPR 2021): 4.80M params, 0.398G
+# conv + linear MACs at 224x224; block widths 16..185, last conv 1280.
+# Label smoothing 0.1. The published classifier has dropout 0.2 before
+# the fc layer; mmpretrain's LinearClsHead has no dropout, so it is left
+# out here.
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='ReXNet', widen_factor=1.0),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=1000,
+        in_channels=1280,
+        loss=dict(
+            type='LabelSmoothLoss',
+            mode='original',
+            label_smooth_val=0.1,
+            loss_weight=1.0),
+        topk=(1, 5),
+    ))
