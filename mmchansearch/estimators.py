@@ -21,6 +21,7 @@ METRICS = ('flops', 'params')
 
 @dataclass(frozen=True)
 class _LayerCost:
+    name: str
     in_group: str | None
     out_group: str | None
     in_channels: int
@@ -46,7 +47,7 @@ class ResourceEstimator:
 
     def __init__(self, analysis: ChannelAnalysis, model: nn.Module) -> None:
         self.analysis = analysis
-        self._costs = [_layer_cost(info, model.get_submodule(name))
+        self._costs = [_layer_cost(name, info, model.get_submodule(name))
                        for name, info in analysis.layers.items()]
         layer_params = sum(
             p.numel() for name in analysis.layers
@@ -59,14 +60,19 @@ class ResourceEstimator:
         flops = 0
         params = self._constant_params
         for cost in self._costs:
-            cin = widths.get(cost.in_group, cost.in_channels) \
-                if cost.in_group else cost.in_channels
-            cout = widths.get(cost.out_group, cost.out_channels) \
-                if cost.out_group else cost.out_channels
-            cin //= cost.groups
+            cin, cout = _widths_of(cost, widths)
             flops += (cost.flops_per_pair * cin + cost.flops_per_out) * cout
             params += (cost.params_per_pair * cin + cost.params_per_out) * cout
         return {'flops': float(flops), 'params': float(params)}
+
+    def layer_flops(self, widths: Mapping[str, int]) -> dict[str, float]:
+        """FLOPs of every analyzed layer (batch norms: 0)."""
+        result = {}
+        for cost in self._costs:
+            cin, cout = _widths_of(cost, widths)
+            result[cost.name] = float(
+                (cost.flops_per_pair * cin + cost.flops_per_out) * cout)
+        return result
 
     def flops(self, widths: Mapping[str, int]) -> float:
         """FLOPs (multiply-accumulates of conv + linear layers)."""
@@ -77,22 +83,29 @@ class ResourceEstimator:
         return self.estimate(widths)['params']
 
 
-def _layer_cost(info, module: nn.Module) -> _LayerCost:
+def _widths_of(cost: _LayerCost, widths: Mapping[str, int]
+               ) -> tuple[int, int]:
+    """Input channels per conv group and output channels of a layer."""
+    cin = widths.get(cost.in_group, cost.in_channels) \
+        if cost.in_group else cost.in_channels
+    cout = widths.get(cost.out_group, cost.out_channels) \
+        if cost.out_group else cost.out_channels
+    return cin // cost.groups, cout
+
+
+def _layer_cost(name: str, info, module: nn.Module) -> _LayerCost:
     positions = info.output_positions
     bias = 1 if getattr(module, 'bias', None) is not None else 0
+    shape = (name, info.in_group, info.out_group, info.in_channels,
+             info.out_channels)
     if info.kind == 'dwconv':
         kernel = module.kernel_size[0] * module.kernel_size[1]
-        return _LayerCost(info.in_group, info.out_group, info.in_channels,
-                          info.out_channels, 0, 0, kernel + bias,
-                          kernel * positions)
+        return _LayerCost(*shape, 0, 0, kernel + bias, kernel * positions)
     if info.kind == 'conv':
         kernel = module.kernel_size[0] * module.kernel_size[1]
-        return _LayerCost(info.in_group, info.out_group, info.in_channels,
-                          info.out_channels, kernel * positions, kernel, bias,
-                          0, module.groups)
+        return _LayerCost(*shape, kernel * positions, kernel, bias, 0,
+                          module.groups)
     if info.kind == 'linear':
-        return _LayerCost(info.in_group, info.out_group, info.in_channels,
-                          info.out_channels, positions, 1, bias, 0)
+        return _LayerCost(*shape, positions, 1, bias, 0)
     affine = 2 if getattr(module, 'affine', False) else 0  # batch norm
-    return _LayerCost(info.in_group, info.out_group, info.in_channels,
-                      info.out_channels, 0, 0, affine, 0)
+    return _LayerCost(*shape, 0, 0, affine, 0)

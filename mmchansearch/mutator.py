@@ -20,6 +20,7 @@ from .dynamic_ops import ChannelWidth, is_dynamic, make_dynamic
 from .errors import BudgetError, ConfigError
 from .estimators import ResourceEstimator
 from .registry import MODELS
+from .widening import resize_layers
 
 
 def make_divisible(value: float, divisor: int, min_value: int = 1) -> int:
@@ -46,6 +47,10 @@ class ChannelMutator:
         min_width: no candidate is narrower.
         frozen_groups: groups kept at their max width by search (still
             settable from a channel_cfg).
+        width_cap: each group's max width as a multiple of the model's
+            (>= 1). Above 1 the model's layers are rebuilt that much wider,
+            with fresh weights, so a search can also grow them (Network
+            Adjustment); :attr:`original_widths` keeps the model's widths.
     """
 
     def __init__(self,
@@ -53,7 +58,8 @@ class ChannelMutator:
                  width_ratios: Sequence[float] | None = None,
                  divisor: int = 1,
                  min_width: int = 1,
-                 frozen_groups: Iterable[str] = ()) -> None:
+                 frozen_groups: Iterable[str] = (),
+                 width_cap: float = 1.0) -> None:
         if not (isinstance(input_shape, (list, tuple)) and len(input_shape)
                 == 3 and all(_is_positive_int(s) for s in input_shape)):
             raise ConfigError(f'mutator input_shape must be (C, H, W) with '
@@ -68,11 +74,18 @@ class ChannelMutator:
         if not (_is_positive_int(divisor) and _is_positive_int(min_width)):
             raise ConfigError('mutator divisor and min_width must be integers '
                               f'>= 1, got {divisor!r} and {min_width!r}.')
+        if not (isinstance(width_cap, (int, float))
+                and not isinstance(width_cap, bool) and width_cap >= 1):
+            raise ConfigError(f'mutator width_cap must be a number >= 1 (a '
+                              f'multiple of the model widths), got '
+                              f'{width_cap!r}.')
         self.input_shape = tuple(int(s) for s in input_shape)
         self.width_ratios = sorted(set(ratios))
         self.divisor = divisor
         self.min_width = min_width
         self.frozen_groups = tuple(frozen_groups)
+        self.width_cap = float(width_cap)
+        self.original_widths: dict[str, int] = {}
         self.analysis: ChannelAnalysis | None = None
         self.widths: dict[str, ChannelWidth] = {}
         self.estimator: ResourceEstimator | None = None
@@ -80,15 +93,24 @@ class ChannelMutator:
 
     # ----------------------------------------------------------- building
     def prepare(self, model: nn.Module) -> None:
-        """Analyzes ``model`` and converts its layers to dynamic ones."""
+        """Analyzes ``model`` and converts its layers to dynamic ones.
+
+        With ``width_cap > 1`` the layers are first rebuilt at the capped
+        widths and the wider model is analyzed again.
+        """
         self.analysis = analyze_channels(model, self.input_shape)
-        self.estimator = ResourceEstimator(self.analysis, model)
         unknown = [g for g in self.frozen_groups
                    if g not in self.analysis.groups]
         if unknown:
             raise ConfigError(
                 f'mutator frozen_groups: unknown group(s) {unknown}; valid '
                 f'groups are {list(self.analysis.groups)}.')
+        self.original_widths = {name: g.max_width
+                                for name, g in self.analysis.groups.items()}
+        if self.width_cap > 1:
+            resize_layers(model, self.analysis, self._capped_widths())
+            self.analysis = analyze_channels(model, self.input_shape)
+        self.estimator = ResourceEstimator(self.analysis, model)
         self.widths = {name: ChannelWidth(name, g.max_width, g.max_width)
                        for name, g in self.analysis.groups.items()}
         for name, info in self.analysis.layers.items():
@@ -107,10 +129,22 @@ class ChannelMutator:
             raise RuntimeError('call ChannelMutator.prepare(model) first')
         return self._model
 
+    def _capped_widths(self) -> dict[str, int]:
+        """Group name -> width_cap times its width, rounded up to the
+        divisors; frozen groups keep their width."""
+        capped = {}
+        for name, group in self.analysis.groups.items():
+            if name in self.frozen_groups:
+                continue
+            step = math.lcm(self.divisor, group.divisor)
+            capped[name] = -(-math.ceil(group.max_width * self.width_cap)
+                             // step) * step
+        return capped
+
     # ------------------------------------------------------------ choices
     @property
     def max_widths(self) -> dict[str, int]:
-        """Group name -> width in the unmodified model."""
+        """Group name -> largest width (the model's, times width_cap)."""
         return {name: w.max_width for name, w in self.widths.items()}
 
     @property
@@ -123,7 +157,7 @@ class ChannelMutator:
         """Groups search may change (all but the frozen ones)."""
         return [g for g in self.widths if g not in self.frozen_groups]
 
-    def _round_width(self, group: str, value: float,
+    def round_width(self, group: str, value: float,
                      divisor: int | None = None) -> int:
         """``value`` rounded to the divisors, within [min_width, max].
 
@@ -144,7 +178,7 @@ class ChannelMutator:
         top = self.widths[group].max_width
         if group in self.frozen_groups:
             return [top]
-        values = {self._round_width(group, top * r) for r in self.width_ratios}
+        values = {self.round_width(group, top * r) for r in self.width_ratios}
         values.add(top)
         return sorted(values)
 
@@ -180,7 +214,7 @@ class ChannelMutator:
         """Every searchable group at ``ratio`` of its max width, rounded to
         ``divisor`` (default: the mutator's); frozen groups stay at max."""
         return {group: width.max_width if group in self.frozen_groups
-                else self._round_width(group, width.max_width * ratio,
+                else self.round_width(group, width.max_width * ratio,
                                        divisor)
                 for group, width in self.widths.items()}
 
@@ -215,6 +249,73 @@ class ChannelMutator:
                 else (low, middle)
         return low, self.uniform_choices(low, divisor)
 
+    def fit_budget(self, choices: Mapping[str, int], metric: str,
+                   budget: float, keep: Iterable[str] = (),
+                   tolerance: float = 0.01) -> dict[str, int]:
+        """``choices`` rescaled so that ``metric`` is within tolerance of
+        ``budget``.
+
+        Every searchable group not in ``keep`` is scaled by one common
+        factor (found by bisection, rounded to the divisors); then single
+        divisor steps of the group that brings the usage closest to the
+        budget are applied until it is within ``tolerance``.
+
+        Args:
+            choices: the widths to rescale.
+            metric: an estimator metric ('flops', 'params').
+            budget: the value to reach.
+            keep: groups that keep their widths.
+            tolerance: allowed relative distance to the budget.
+
+        Raises:
+            BudgetError: when no widths within [min_width, max] reach it.
+        """
+        free = [g for g in self.searchable_groups if g not in set(keep)]
+
+        def scaled(factor: float) -> dict[str, int]:
+            return {**choices, **{g: self.round_width(g, choices[g] * factor)
+                                  for g in free}}
+
+        def usage(widths: Mapping[str, int]) -> float:
+            return self.estimate(widths)[metric]
+
+        high = max((self.max_widths[g] / choices[g] for g in free),
+                   default=1.0)
+        lowest, highest = usage(scaled(1e-6)), usage(scaled(high))
+        if not lowest * (1 - tolerance) <= budget <= highest * (
+                1 + tolerance):
+            raise BudgetError(
+                f'{metric} budget {budget:g} is out of reach: rescaling the '
+                f'groups {free if keep else "(all)"} gives {lowest:g} to '
+                f'{highest:g}; choose a budget in that range, or change '
+                "the mutator's min_width / width_cap.")
+        low = 1e-6
+        for _ in range(40):
+            middle = (low + high) / 2
+            low, high = (middle, high) if usage(scaled(middle)) <= budget \
+                else (low, middle)
+        best = min((scaled(low), scaled(high)),
+                   key=lambda w: abs(usage(w) - budget))
+        while abs(usage(best) - budget) > tolerance * budget:
+            nearer = min((self.step_widths(best, g, sign) for g in free
+                          for sign in (-1, 1)),
+                         key=lambda w: abs(usage(w) - budget))
+            if abs(usage(nearer) - budget) >= abs(usage(best) - budget):
+                raise BudgetError(
+                    f'{metric} budget {budget:g}: the nearest widths give '
+                    f'{usage(best):g}, not within {tolerance:.1%}; raise '
+                    "the tolerance or lower the mutator's divisor.")
+            best = nearer
+        return best
+
+    def step_widths(self, choices: Mapping[str, int], group: str,
+                     sign: int) -> dict[str, int]:
+        """``choices`` with ``group`` one divisor step wider or narrower
+        (unchanged at its bounds)."""
+        step = math.lcm(self.divisor, self.analysis.groups[group].divisor)
+        width = self.round_width(group, choices[group] + sign * step)
+        return {**choices, group: width}
+
     def estimate(self, choices: Mapping[str, int] | None = None
                  ) -> dict[str, float]:
         """FLOPs and params of ``choices`` (default: the current ones)."""
@@ -227,7 +328,7 @@ class ChannelMutator:
 
         Every dynamic layer becomes a plain layer whose tensors are clones of
         the slices in use, so the result is physically smaller and runs
-        without this toolbox.
+        without this toolbox. It is in the supernet's train/eval mode.
         """
         static = copy.deepcopy(self.model)
         widths = self.current_choices()
@@ -238,7 +339,7 @@ class ChannelMutator:
             in_width = widths[info.in_group] if info.in_group \
                 else info.in_channels
             _replace_submodule(static, name, module.to_static(in_width))
-        return static
+        return static.train(self.model.training)
 
 
 def _replace_submodule(root: nn.Module, name: str, new: nn.Module) -> None:

@@ -89,10 +89,18 @@ def state_dict_of(ckpt: dict) -> dict[str, torch.Tensor]:
 
 
 def load_state_strictly(model: nn.Module, state: dict[str, torch.Tensor],
-                        source: str) -> None:
+                        source: str, embed: bool = False) -> None:
     """Loads ``state`` into ``model``; any mismatch is a clear error.
 
     Data-preprocessor buffers (mean/std) are ignored.
+
+    Args:
+        model: the model to load into.
+        state: the state dict.
+        source: names the checkpoint in errors.
+        embed: a tensor smaller than the model's (a narrower network, e.g.
+            the original model inside a supernet grown by ``width_cap``)
+            fills its leading slice instead of being a mismatch.
     """
     own = {k: v for k, v in model.state_dict().items()
            if 'data_preprocessor.' not in k}
@@ -101,7 +109,7 @@ def load_state_strictly(model: nn.Module, state: dict[str, torch.Tensor],
     unexpected = [k for k in state if k not in own]
     wrong = [f'{k}: checkpoint {tuple(state[k].shape)} vs model '
              f'{tuple(own[k].shape)}' for k in own
-             if k in state and state[k].shape != own[k].shape]
+             if k in state and not _fits(state[k], own[k], embed)]
     if missing or unexpected or wrong:
         problems = []
         if wrong:
@@ -118,13 +126,36 @@ def load_state_strictly(model: nn.Module, state: dict[str, torch.Tensor],
             f'config: {"; ".join(problems)}. Use the config the checkpoint '
             'was trained with (a split subnet checkpoint needs its '
             'channel_cfg).')
+    if embed:
+        state = {k: _embedded(v, own[k]) for k, v in state.items()}
     model.load_state_dict(state, strict=False)
 
 
+def _fits(tensor: torch.Tensor, target: torch.Tensor, embed: bool) -> bool:
+    if tensor.shape == target.shape:
+        return True
+    return embed and tensor.dim() == target.dim() and all(
+        a <= b for a, b in zip(tensor.shape, target.shape))
+
+
+def _embedded(tensor: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``target``'s values with ``tensor`` in its leading slice."""
+    if tensor.shape == target.shape:
+        return tensor
+    result = target.detach().clone()
+    result[tuple(slice(0, n) for n in tensor.shape)] = tensor
+    return result
+
+
 def load_supernet_weights(supernet: ChannelSupernet, checkpoint: str) -> None:
-    """Loads a supernet or plain-classifier checkpoint into ``supernet``."""
+    """Loads a supernet or plain-classifier checkpoint into ``supernet``.
+
+    When the mutator grew the model (``width_cap`` > 1), a checkpoint of the
+    original model fills the leading channels of every layer.
+    """
     state = state_dict_of(read_checkpoint(checkpoint))
     if any(k.startswith('architecture.') for k in state):
         state = {k.removeprefix('architecture.'): v for k, v in state.items()
                  if k.startswith('architecture.')}
-    load_state_strictly(supernet.architecture, state, checkpoint)
+    load_state_strictly(supernet.architecture, state, checkpoint,
+                        embed=supernet.mutator.width_cap > 1)

@@ -67,3 +67,26 @@ def plot_accuracy_vs_flops(points: Mapping[str, Sequence[tuple]],
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
+
+
+def plot_channel_adjustment(before: Mapping[str, int],
+                            after: Mapping[str, int], path: str) -> None:
+    """Channels per group before and after an adjustment (Network
+    Adjustment's Figure 4): increases and decreases in two colors."""
+    groups = list(before)
+    x = range(len(groups))
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(groups)) + 2, 4.5))
+    ax.bar(x, [min(before[g], after[g]) for g in groups], 0.7,
+           color='#9e9e9e', label='kept')
+    ax.bar(x, [max(after[g] - before[g], 0) for g in groups], 0.7,
+           bottom=[before[g] for g in groups], color='#2e7d32',
+           label='increased')
+    ax.bar(x, [max(before[g] - after[g], 0) for g in groups], 0.7,
+           bottom=[after[g] for g in groups], color='#c62828',
+           label='decreased')
+    ax.set_xticks(list(x))
+    ax.set_xticklabels(groups, rotation=90, fontsize=7)
+    ax.set_ylabel('channels')
+    ax.legend(fontsize=8)
+    ax.set_title('channels per group: before and after adjustment')
+    _save(fig, path)

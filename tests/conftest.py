@@ -6,9 +6,14 @@ classifiers have 10 classes and are traced at 3x32x32.
 from __future__ import annotations
 
 import copy
+import os
+import struct
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,6 +27,7 @@ from mmchansearch.models.algorithms import ChannelSupernet
 from mmchansearch.mutator import ChannelMutator
 from mmchansearch.registry import MODELS
 
+REPO = Path(__file__).resolve().parents[1]
 INPUT_SHAPE = (3, 32, 32)
 NUM_CLASSES = 10
 # fvcore operator names that are conv or linear multiply-accumulates.
@@ -175,7 +181,7 @@ def single_thread_torch():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture
+@pytest.fixture(scope='session')
 def randomize_bn() -> Callable[..., None]:
     """``randomize_bn(model, seed=0)``: non-trivial batch-norm state."""
     return _randomize_batch_norms
@@ -257,3 +263,53 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+# ------------------------------------------------- data and tools/ scripts
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    magic = 0x0800 + array.ndim  # unsigned bytes
+    header = struct.pack('>I', magic) + b''.join(
+        struct.pack('>I', d) for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def _make_fashion_mnist(root: Path, num_train: int, num_test: int) -> Path:
+    """Fashion-MNIST-format files whose images show their label as a
+    bright band (learnable in a few steps)."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    for prefix, count in (('train', num_train), ('t10k', num_test)):
+        labels = rng.integers(0, 10, count)
+        images = rng.integers(0, 60, (count, 28, 28))
+        for i, label in enumerate(labels):
+            images[i, label * 2:label * 2 + 6, :] += 180
+        _write_idx(root / f'{prefix}-images-idx3-ubyte', images)
+        _write_idx(root / f'{prefix}-labels-idx1-ubyte', labels)
+    return root
+
+
+@pytest.fixture(scope='session')
+def make_fashion_mnist() -> Callable[[Path, int, int], Path]:
+    """Writes tiny Fashion-MNIST-format data: (root, num_train, num_test)."""
+    return _make_fashion_mnist
+
+
+def _run_tool(*args, check: bool = True,
+              **kwargs) -> subprocess.CompletedProcess:
+    # The tools must import this checkout's package, whatever is installed.
+    path = os.pathsep.join(filter(None, [str(REPO),
+                                         os.environ.get('PYTHONPATH')]))
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=path)
+    result = subprocess.run([sys.executable, *map(str, args)], cwd=REPO,
+                            env=env, capture_output=True, text=True,
+                            **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f'{args[0]} failed:\n{result.stderr[-3000:]}')
+    return result
+
+
+@pytest.fixture(scope='session')
+def run_tool() -> Callable[..., subprocess.CompletedProcess]:
+    """Runs ``python <script> args...`` in the repo; ``check=False`` keeps
+    a failing result instead of raising."""
+    return _run_tool

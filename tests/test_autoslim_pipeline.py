@@ -7,13 +7,11 @@ input fails clearly without overwriting anything.
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -27,26 +25,6 @@ SUPERNET = CONFIGS / 'autoslim_mbv2_0.5x_supernet_1xb64_fashion-mnist-demo.py'
 SEARCH = CONFIGS / 'autoslim_mbv2_0.5x_search_1xb64_fashion-mnist-demo.py'
 SUBNET = CONFIGS / 'autoslim_mbv2_0.5x_subnet_1xb64_fashion-mnist-demo.py'
 N_TRAIN, N_HELDOUT, N_TEST = 96, 32, 48
-
-
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    magic = 0x0800 + array.ndim  # unsigned bytes
-    header = struct.pack('>I', magic) + b''.join(
-        struct.pack('>I', d) for d in array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
-def _make_data(root: Path) -> None:
-    """Images whose brightness pattern depends on the label (learnable)."""
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True)
-    for prefix, count in (('train', N_TRAIN + N_HELDOUT), ('t10k', N_TEST)):
-        labels = rng.integers(0, 10, count)
-        images = rng.integers(0, 60, (count, 28, 28))
-        for i, label in enumerate(labels):
-            images[i, label * 2:label * 2 + 6, :] += 180
-        _write_idx(root / f'{prefix}-images-idx3-ubyte', images)
-        _write_idx(root / f'{prefix}-labels-idx1-ubyte', labels)
 
 
 def _data_options(root: Path) -> list[str]:
@@ -82,30 +60,21 @@ def _subnet_options(root: Path, cfgs: list) -> list[str]:
     ]
 
 
-def _tool(*args, check=True, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, *map(str, args)], cwd=REPO,
-                            capture_output=True, text=True, **kwargs)
-    if check and result.returncode != 0:
-        raise AssertionError(f'{args[0]} failed:\n{result.stderr[-3000:]}')
-    return result
-
-
 def _last_checkpoint(work_dir: Path) -> str:
     return (work_dir / 'last_checkpoint').read_text().strip()
 
 
 @pytest.fixture(scope='module')
-def pipeline(tmp_path_factory):
+def pipeline(tmp_path_factory, make_fashion_mnist, run_tool):
     """Runs supernet training and an uninterrupted search once."""
     tmp = tmp_path_factory.mktemp('autoslim')
-    root = tmp / 'data'
-    _make_data(root)
+    root = make_fashion_mnist(tmp / 'data', N_TRAIN + N_HELDOUT, N_TEST)
     supernet_dir = tmp / 'supernet'
-    _tool('tools/train.py', SUPERNET, '--work-dir', supernet_dir,
+    run_tool('tools/train.py', SUPERNET, '--work-dir', supernet_dir,
           '--cfg-options', *_data_options(root))
     checkpoint = _last_checkpoint(supernet_dir)
     search_dir = tmp / 'search'
-    _tool('tools/search.py', SEARCH, checkpoint, '--work-dir', search_dir,
+    run_tool('tools/search.py', SEARCH, checkpoint, '--work-dir', search_dir,
           '--cfg-options', *_search_options(root))
     return dict(tmp=tmp, root=root, checkpoint=checkpoint,
                 search_dir=search_dir)
@@ -136,7 +105,7 @@ def test_search_writes_one_valid_yaml_per_target(pipeline):
     assert usages == sorted(usages, reverse=True)
 
 
-def test_killed_search_resumes_to_the_same_result(pipeline):
+def test_killed_search_resumes_to_the_same_result(pipeline, run_tool):
     work_dir = pipeline['tmp'] / 'search_killed'
     command = [sys.executable, 'tools/search.py', str(SEARCH),
                pipeline['checkpoint'], '--work-dir', str(work_dir),
@@ -155,7 +124,7 @@ def test_killed_search_resumes_to_the_same_result(pipeline):
     process.wait()
     killed_at = json.loads(state_file.read_text())['step']
     assert not list(work_dir.glob('subnet_*.yaml'))
-    _tool(*command[1:], '--resume')
+    run_tool(*command[1:], '--resume')
     log = '\n'.join(p.read_text() for p in work_dir.glob('*/*.log'))
     assert f'resuming the search at step {killed_at}' in log
     for resumed, reference in zip(_search_yamls(work_dir),
@@ -167,16 +136,16 @@ def test_killed_search_resumes_to_the_same_result(pipeline):
             load_channel_cfg(reference).meta['heldout_top1']
 
 
-def test_retrain_split_and_test_agree(pipeline):
+def test_retrain_split_and_test_agree(pipeline, run_tool):
     yamls = _search_yamls(pipeline['search_dir'])
     work_dir = pipeline['tmp'] / 'retrain'
-    _tool('tools/train.py', SUBNET, '--work-dir', work_dir, '--cfg-options',
+    run_tool('tools/train.py', SUBNET, '--work-dir', work_dir, '--cfg-options',
           *_subnet_options(pipeline['root'], yamls))
     joint = _last_checkpoint(work_dir)
-    _tool('tools/model_converters/split_checkpoint.py', SUBNET, joint,
+    run_tool('tools/model_converters/split_checkpoint.py', SUBNET, joint,
           '--channel-cfgs', *yamls)
     joint_metrics = work_dir / 'joint.json'
-    _tool('tools/test.py', SUBNET, joint, '--out', joint_metrics,
+    run_tool('tools/test.py', SUBNET, joint, '--out', joint_metrics,
           '--work-dir', work_dir, '--cfg-options',
           *_subnet_options(pipeline['root'], yamls))
     joint_results = json.loads(joint_metrics.read_text())
@@ -193,7 +162,7 @@ def test_retrain_split_and_test_agree(pipeline):
         assert state['backbone.conv1.conv.weight'].untyped_storage().nbytes() \
             == state['backbone.conv1.conv.weight'].numel() * 4
         out = work_dir / f'{path.stem}.json'
-        _tool('tools/test.py', SUBNET, split, '--out', out, '--work-dir',
+        run_tool('tools/test.py', SUBNET, split, '--out', out, '--work-dir',
               work_dir, '--cfg-options',
               *_subnet_options(pipeline['root'], [path]))
         alone = json.loads(out.read_text())
@@ -203,17 +172,17 @@ def test_retrain_split_and_test_agree(pipeline):
             joint_results[f'{path.stem}/accuracy/top5']
 
 
-def test_channel_cfg_of_another_model_is_refused(pipeline, tmp_path):
+def test_channel_cfg_of_another_model_is_refused(pipeline, tmp_path, run_tool):
     other = tmp_path / 'resnet.yaml'
     resnet = tmp_path / 'resnet18_plain.py'
     resnet.write_text(
         "model = dict(type='ImageClassifier', backbone=dict(type='ResNet', "
         "depth=18), neck=dict(type='GlobalAveragePooling'), head=dict("
         "type='LinearClsHead', num_classes=10, in_channels=512))\n")
-    _tool('tools/get_channel_template.py', resnet, '-o', other,
+    run_tool('tools/get_channel_template.py', resnet, '-o', other,
           '--shape', '32', '32')
     work_dir = tmp_path / 'bad_retrain'
-    result = _tool('tools/train.py', SUBNET, '--work-dir', work_dir,
+    result = run_tool('tools/train.py', SUBNET, '--work-dir', work_dir,
                    '--cfg-options',
                    *_subnet_options(pipeline['root'], [other]), check=False)
     assert result.returncode == 2
@@ -221,12 +190,13 @@ def test_channel_cfg_of_another_model_is_refused(pipeline, tmp_path):
     assert 'Traceback' not in result.stderr
 
 
-def test_target_below_the_smallest_subnet_is_refused(pipeline, tmp_path):
+def test_target_below_the_smallest_subnet_is_refused(pipeline, tmp_path,
+                                                     run_tool):
     work_dir = tmp_path / 'bad_search'
     work_dir.mkdir()
     marker = work_dir / 'subnet_flops-1K.yaml'
     marker.write_text('channels: {a: 1}\n')
-    result = _tool('tools/search.py', SEARCH, pipeline['checkpoint'],
+    result = run_tool('tools/search.py', SEARCH, pipeline['checkpoint'],
                    '--work-dir', work_dir, '--cfg-options',
                    *_search_options(pipeline['root']),
                    'search_loop.targets=[1e3]', check=False)
@@ -236,10 +206,11 @@ def test_target_below_the_smallest_subnet_is_refused(pipeline, tmp_path):
     assert not (work_dir / 'search_state.json').exists()
 
 
-def test_checkpoint_that_does_not_match_is_refused(pipeline, tmp_path):
+def test_checkpoint_that_does_not_match_is_refused(pipeline, tmp_path,
+                                                   run_tool):
     yamls = _search_yamls(pipeline['search_dir'])
     # a supernet checkpoint is not a checkpoint of one static subnet
-    result = _tool('tools/test.py', SUBNET, pipeline['checkpoint'],
+    result = run_tool('tools/test.py', SUBNET, pipeline['checkpoint'],
                    '--work-dir', tmp_path, '--cfg-options',
                    *_subnet_options(pipeline['root'], yamls[-1:]),
                    check=False)

@@ -3,6 +3,7 @@
 Examples:
     python tools/search.py SEARCH_CONFIG SUPERNET_CKPT --work-dir DIR
     python tools/search.py SEARCH_CONFIG SUPERNET_CKPT --work-dir DIR --resume
+    python tools/search.py configs/network_adjustment/CONFIG --work-dir DIR
 """
 import argparse
 
@@ -10,18 +11,18 @@ from mmengine.runner import Runner
 
 import mmchansearch.engine  # noqa: F401  (registers loops and hooks)
 import mmchansearch.models  # noqa: F401  (registers algorithms)
-from mmchansearch.cli import add_runner_args, run_tool, runner_config, unwrap
+from mmchansearch.cli import add_runner_args, run_tool, runner_config
 from mmchansearch.errors import ConfigError
 from mmchansearch.registry import LOOPS
-from mmchansearch.supernet import load_supernet_weights
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='search config (has `search_loop`)')
     parser.add_argument('checkpoint', nargs='?',
-                        help='trained supernet checkpoint, when the method '
-                        'needs one')
+                        help='weights the search starts from: the trained '
+                        'supernet (AutoSlim), or the pretrained network '
+                        '(Network Adjustment, optional)')
     parser.add_argument('--resume', action='store_true',
                         help='continue a killed search from its saved state')
     add_runner_args(parser, 'where results and state go')
@@ -37,10 +38,9 @@ def main() -> None:
                           '*_search_*.py).')
     cfg.load_from, cfg.resume = None, False
     runner = Runner.from_cfg(cfg)
-    if args.checkpoint:
-        load_supernet_weights(unwrap(runner.model), args.checkpoint)
     loop = LOOPS.build(cfg.search_loop, default_args=dict(
-        runner=runner, resume=args.resume, model_name=args.config))
+        runner=runner, checkpoint=args.checkpoint, resume=args.resume,
+        model_name=args.config))
     loop.run()
 
 

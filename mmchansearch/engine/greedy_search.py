@@ -25,6 +25,7 @@ from ..channel_cfg import ChannelConfig, save_channel_cfg
 from ..errors import BudgetError, ConfigError
 from ..fileio import atomic_write_text
 from ..registry import LOOPS
+from ..supernet import load_supernet_weights
 from ..visualization import plot_search_trajectory
 from .batch_norm import batch_statistics, recalibrate_bn
 
@@ -79,6 +80,7 @@ class GreedySlimmingLoop(BaseLoop):
         num_batches: held-out batches scoring each try (None: all).
         calibrate_bn_batches: training batches used to recalibrate BN
             before each result's final evaluation.
+        checkpoint: the trained supernet's weights (loaded here).
         resume: continue from the state file in the work dir.
         model_name: written into each result's meta.
 
@@ -93,6 +95,7 @@ class GreedySlimmingLoop(BaseLoop):
                  constraint: str = 'flops',
                  num_batches: int | None = None,
                  calibrate_bn_batches: int = 10,
+                 checkpoint: str | None = None,
                  resume: bool = False,
                  model_name: str = '') -> None:
         super().__init__(runner, dataloader)
@@ -108,6 +111,8 @@ class GreedySlimmingLoop(BaseLoop):
         self.algorithm = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         self.mutator = self.algorithm.mutator
+        if checkpoint:
+            load_supernet_weights(self.algorithm, checkpoint)
         self.logger = MMLogger.get_current_instance()
 
     # ------------------------------------------------------------ helpers

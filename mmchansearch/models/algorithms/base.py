@@ -10,6 +10,7 @@ from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 from torch import nn
 
+from ...channel_cfg import load_channel_cfg, parse_channel_cfg
 from ...distributed import average_gradients
 from ...mutator import ChannelMutator
 from ...registry import MODELS
@@ -41,13 +42,16 @@ class ChannelSupernet(BaseModel):
         mutator: config or instance of the :class:`ChannelMutator`.
         data_preprocessor: defaults to the architecture's.
         init_cfg: mmengine init config.
+        channel_cfg: widths to start at (a channel_cfg path or mapping;
+            default: every group at its max).
     """
 
     def __init__(self,
                  architecture: dict | nn.Module,
                  mutator: dict | ChannelMutator | None = None,
                  data_preprocessor: dict | nn.Module | None = None,
-                 init_cfg: dict | None = None) -> None:
+                 init_cfg: dict | None = None,
+                 channel_cfg: str | dict | None = None) -> None:
         if isinstance(architecture, dict):
             # A top-level `data_preprocessor` of the config belongs to the
             # classifier (it knows its default type); both share it.
@@ -66,6 +70,10 @@ class ChannelSupernet(BaseModel):
         self.mutator: ChannelMutator = MODELS.build(mutator) \
             if isinstance(mutator, dict) else mutator
         self.mutator.prepare(self.architecture)
+        if channel_cfg is not None:
+            self.mutator.set_choices(
+                load_channel_cfg(channel_cfg) if isinstance(channel_cfg, str)
+                else parse_channel_cfg(channel_cfg))
 
     def forward(self, inputs: Any, data_samples: Any = None,
                 mode: str = 'tensor') -> Any:

@@ -1,0 +1,63 @@
+# Network Adjustment of ResNet-18 (CIFAR stem, 0.25x width, 35.0M FLOPs)
+# on Fashion-MNIST, small enough for a CPU:
+#   python tools/search.py \
+#     configs/network_adjustment/na_resnet18-cifar-0.25x_search_1xb64_fashion-mnist.py \
+#     --work-dir work_dirs/na_fmnist
+# Every round fine-tunes the current network for `max_epochs` epochs on the
+# first 50000 training images (round 1 starts from scratch unless a
+# pretrained checkpoint is given), then measures the FURs on 2000 held-out
+# training images and moves 2 groups up and 2 down by 20%.
+_base_ = [
+    '../_base_/models/resnet18_cifar_0.25x_fashion_mnist.py',
+    '../_base_/datasets/fashion_mnist_bs64.py',
+    '../_base_/schedules/fashion_mnist_sgd.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    _delete_=True,
+    type='ChannelSupernet',
+    architecture=_base_.model,
+    mutator=dict(
+        type='ChannelMutator',
+        input_shape=(3, 32, 32),
+        # groups may grow to 2x their width; widths stay multiples of 8
+        width_cap=2.0,
+        divisor=8,
+        min_width=8))
+model_wrapper_cfg = dict(type='ChannelSearchDDP')
+
+train_dataloader = dict(
+    dataset=dict(
+        _delete_=True,
+        type='SubsetDataset',
+        start=0,
+        stop=50000,
+        dataset=_base_.train_dataloader.dataset))
+
+# epochs of training per round
+max_epochs = 2
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+param_scheduler = dict(end=max_epochs)
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
+
+search_loop = dict(
+    type='NetworkAdjustmentLoop',
+    rounds=5,
+    num_changed=2,
+    step=0.2,
+    dropout=dict(kind='bernoulli', rate=0.1, scale_by_flops=True, repeats=4),
+    metric='loss',
+    fine_tune=True,
+    scales=[0.8],
+    dataloader=dict(
+        batch_size=500,
+        num_workers=0,
+        dataset=dict(
+            type='SubsetDataset',
+            start=50000,
+            stop=52000,
+            dataset=dict(
+                _base_.train_dataloader.dataset,
+                pipeline=_base_.test_pipeline)),
+        sampler=dict(type='DefaultSampler', shuffle=False)))

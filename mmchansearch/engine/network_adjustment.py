@@ -1,0 +1,379 @@
+"""Network Adjustment (Chen et al., CVPR 2020) as an mmengine loop.
+
+Each round trains the current network (a child Runner in
+``WORK_DIR/round_<r>``, fine-tuning the previous round's weights or from
+scratch), measures every channel group's FLOPs Utilization Ratio on held-out
+batches, widens the groups with the highest FUR and narrows those with the
+lowest by the adjusting rate, and rescales the other groups so the FLOPs
+stay at the starting budget. The last round's adjusted widths are the
+result, ready for retraining.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+
+from mmengine import dist
+from mmengine.logging import MMLogger
+from mmengine.runner import BaseLoop, Runner, find_latest_checkpoint
+
+from ..channel_cfg import ChannelConfig, save_channel_cfg
+from ..cli import unwrap
+from ..errors import BudgetError, ConfigError
+from ..fileio import atomic_torch_save, atomic_write_text
+from ..mutator import ChannelMutator
+from ..registry import LOOPS
+from ..supernet import load_supernet_weights
+from ..visualization import plot_channel_adjustment
+from .flops_utilization import (
+    ChannelDropout,
+    UtilizationMeter,
+    dropout_rates,
+    flops_utilization,
+    group_flops,
+)
+
+STATE_FILE = 'adjustment_state.json'
+
+
+def scaled_variant(mutator: ChannelMutator, choices: Mapping[str, int],
+                   reference: Mapping[str, int], scale: float,
+                   tolerance: float = 0.01
+                   ) -> tuple[dict[str, int], dict[str, int]]:
+    """The paper's "searched 0.8x": ``choices`` fitted to the FLOPs of
+    ``reference`` with every searchable group scaled by ``scale``.
+
+    Returns:
+        (the rescaled choices, the uniformly scaled reference).
+    """
+    if not 0 < scale <= 1:
+        raise ConfigError(f'scale must be in (0, 1], got {scale}.')
+    uniform = {**reference, **{g: mutator.round_width(g, reference[g] * scale)
+                               for g in mutator.searchable_groups}}
+    budget = mutator.estimate(uniform)['flops']
+    return mutator.fit_budget(choices, 'flops', budget,
+                              tolerance=tolerance), uniform
+
+
+def adjust_widths(mutator: ChannelMutator, choices: Mapping[str, int],
+                  fur: Mapping[str, float], budget: float, num_changed: int,
+                  step: float, tolerance: float = 0.01
+                  ) -> tuple[list[str], list[str], dict[str, int]]:
+    """One Network Adjustment step: widens the ``num_changed`` groups of
+    highest FUR and narrows those of lowest FUR by the rate ``step`` (at
+    least one divisor step), then refits the FLOPs budget with the other
+    groups (all groups, when the others alone cannot).
+
+    Groups at their cap are not widened and groups at their smallest width
+    not narrowed; the next ones in FUR order are taken instead.
+
+    Returns:
+        (widened groups, narrowed groups, adjusted widths).
+    """
+    order = sorted(fur, key=fur.get, reverse=True)
+
+    def moved(group: str, sign: int) -> int:
+        scaled = mutator.round_width(group, choices[group] * (1 + sign * step))
+        stepped = mutator.step_widths(choices, group, sign)[group]
+        return max(scaled, stepped) if sign > 0 else min(scaled, stepped)
+
+    widened = [g for g in order if moved(g, 1) > choices[g]][:num_changed]
+    narrowed = [g for g in reversed(order) if g not in widened
+                and moved(g, -1) < choices[g]][:num_changed]
+    new = {**choices, **{g: moved(g, 1) for g in widened},
+           **{g: moved(g, -1) for g in narrowed}}
+    try:
+        new = mutator.fit_budget(new, 'flops', budget,
+                                 keep=widened + narrowed, tolerance=tolerance)
+    except BudgetError:  # the other groups alone cannot absorb the change
+        new = mutator.fit_budget(new, 'flops', budget, tolerance=tolerance)
+    return widened, narrowed, new
+
+
+@LOOPS.register_module()
+class NetworkAdjustmentLoop(BaseLoop):
+    """Network Adjustment: T rounds of train, measure FUR, adjust.
+
+    Args:
+        runner: the Runner of the search config; its model (a
+            ``ChannelSupernet`` whose mutator has ``width_cap`` > 1 so
+            groups can grow) defines the groups, and its config trains each
+            round (``train_cfg.max_epochs`` epochs per round).
+        dataloader: held-out data the FURs are measured on.
+        rounds: number of adjustment rounds T.
+        num_changed: groups widened and groups narrowed per round.
+        step: adjusting rate: a changed group's width is multiplied by
+            (1 + step) or (1 - step) (at least one divisor step).
+        dropout: :class:`ChannelDropout` settings (kind, rate,
+            scale_by_flops, max_rate, repeats).
+        metric: what the dropout damages: 'loss' or 'accuracy'.
+        num_batches: held-out batches per FUR measurement (None: all).
+        fine_tune: each round starts from the previous round's weights
+            (new channels freshly initialized); False trains from scratch.
+        budget: FLOPs to keep; default the original network's. Otherwise
+            the original widths are first rescaled to it.
+        tolerance: allowed relative FLOPs distance to the budget.
+        scales: also write "searched xS" variants of the result (the
+            result rescaled to the FLOPs of the original network uniformly
+            scaled by S) and the uniform networks, e.g. ``[0.8]``.
+        reuse_prefix: replay what runs before a dropped group instead of
+            recomputing it while measuring FURs.
+        seed: seeds the dropout masks.
+        checkpoint: pretrained weights of the original network (or a
+            supernet checkpoint) that round 1 fine-tunes; needs
+            ``fine_tune``.
+        resume: continue from the state in the work dir (and a killed
+            round's latest checkpoint).
+        model_name: written into the results' meta.
+    """
+
+    def __init__(self,
+                 runner,
+                 dataloader,
+                 rounds: int = 10,
+                 num_changed: int = 2,
+                 step: float = 0.1,
+                 dropout: dict | None = None,
+                 metric: str = 'loss',
+                 num_batches: int | None = None,
+                 fine_tune: bool = True,
+                 budget: float | None = None,
+                 tolerance: float = 0.01,
+                 scales: Sequence[float] = (),
+                 reuse_prefix: bool = True,
+                 seed: int = 0,
+                 checkpoint: str | None = None,
+                 resume: bool = False,
+                 model_name: str = '') -> None:
+        super().__init__(runner, dataloader)
+        self.mutator: ChannelMutator = unwrap(runner.model).mutator
+        groups = len(self.mutator.searchable_groups)
+        if not (isinstance(rounds, int) and rounds >= 1):
+            raise ConfigError(f'search_loop.rounds must be an integer >= 1, '
+                              f'got {rounds!r}.')
+        if not (isinstance(num_changed, int)
+                and 1 <= num_changed <= groups // 2):
+            raise ConfigError(
+                f'search_loop.num_changed must be an integer in [1, '
+                f'{groups // 2}] (half of the {groups} searchable groups), '
+                f'got {num_changed!r}.')
+        if not 0 < step < 1:
+            raise ConfigError(f'search_loop.step (adjusting rate) must be '
+                              f'in (0, 1), got {step!r}.')
+        if checkpoint and not fine_tune:
+            raise ConfigError(
+                'a pretrained checkpoint needs search_loop.fine_tune=True; '
+                'rounds trained from scratch would ignore it.')
+        self.rounds, self.num_changed, self.step = rounds, num_changed, step
+        self.dropout = ChannelDropout(**(dropout or {}))
+        self.metric, self.num_batches = metric, num_batches
+        self.fine_tune, self.budget = fine_tune, budget
+        self.tolerance, self.scales = tolerance, list(scales)
+        self.reuse_prefix, self.seed = reuse_prefix, seed
+        self.checkpoint = checkpoint
+        self.resume, self.model_name = resume, model_name
+        self.logger = MMLogger.get_current_instance()
+        self.work_dir = runner.work_dir
+
+    # ------------------------------------------------------------- state
+    def _path(self, *parts: str) -> str:
+        return os.path.join(self.work_dir, *parts)
+
+    def _initial_state(self) -> dict:
+        original = dict(self.mutator.original_widths)
+        start = original if self.budget is None else self.mutator.fit_budget(
+            original, 'flops', self.budget, tolerance=self.tolerance)
+        return dict(rounds=self.rounds, done=0, original=original,
+                    start=start, choices=start,
+                    budget=self.mutator.estimate(start)['flops'],
+                    history=[])
+
+    def _load_state(self) -> dict | None:
+        path = self._path(STATE_FILE)
+        if not (self.resume and os.path.isfile(path)):
+            return None
+        with open(path) as f:
+            state = json.load(f)
+        if set(state['choices']) != set(self.mutator.widths) or state[
+                'rounds'] != self.rounds:
+            raise ConfigError(
+                f'{path} belongs to another search (different model or '
+                'rounds); use another --work-dir or drop --resume.')
+        self.logger.info(f'resuming network adjustment after round '
+                         f'{state["done"]} from {path}')
+        return state
+
+    def _save_state(self, state: dict) -> None:
+        if dist.is_main_process():
+            atomic_write_text(self._path(STATE_FILE),
+                              json.dumps(state, indent=1))
+
+    # --------------------------------------------------------------- run
+    def run(self) -> str:
+        """Runs (or resumes) every round; returns the result's YAML path."""
+        state = self._load_state() or self._initial_state()
+        for round_ in range(state['done'] + 1, self.rounds + 1):
+            model = self._train_round(round_, state['choices'])
+            record, adjusted = self._adjust(round_, model, state)
+            state['history'].append(record)
+            state['choices'], state['done'] = adjusted, round_
+            self._save_state(state)
+        return self._write_results(state)
+
+    def _start_checkpoint(self) -> str | None:
+        """The pretrained weights as a checkpoint of the (grown) supernet,
+        written once to ``round_0``; None without a checkpoint."""
+        if not self.checkpoint:
+            return None
+        path = self._path('round_0', 'pretrained_supernet.pth')
+        if dist.is_main_process() and not os.path.isfile(path):
+            model = unwrap(self.runner.model)
+            load_supernet_weights(model, self.checkpoint)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            atomic_torch_save(dict(state_dict=model.state_dict(),
+                                   meta=dict(source=self.checkpoint)), path)
+        dist.barrier()
+        return path
+
+    def _train_round(self, round_: int, choices: Mapping[str, int]):
+        """Trains ``choices`` with a child Runner; returns the supernet."""
+        round_dir = self._path(f'round_{round_}')
+        cfg = copy.deepcopy(self.runner.cfg)
+        cfg.pop('search_loop', None)
+        cfg.work_dir = round_dir
+        cfg.experiment_name = f'round_{round_}'
+        cfg.model.channel_cfg = dict(channels=dict(choices))
+        latest = find_latest_checkpoint(round_dir) if self.resume and \
+            os.path.isdir(round_dir) else None
+        previous = None
+        if self.fine_tune:
+            previous = self._start_checkpoint() if round_ == 1 else \
+                find_latest_checkpoint(self._path(f'round_{round_ - 1}'))
+        cfg.resume, cfg.load_from = (True, latest) if latest else (
+            False, previous)
+        self.logger.info(
+            f'round {round_}/{self.rounds}: training {self._describe(choices)}'
+            f' in {round_dir}' + (f', from {previous}' if previous and not
+                                  latest else ''))
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        return unwrap(runner.model)
+
+    def _describe(self, choices: Mapping[str, int]) -> str:
+        usage = self.mutator.estimate(choices)
+        return f'{usage["flops"] / 1e6:.2f}M FLOPs, ' \
+            f'{usage["params"] / 1e6:.3f}M params'
+
+    def _held_out_batches(self) -> list[dict]:
+        batches = []
+        for i, batch in enumerate(self.dataloader):
+            if self.num_batches is not None and i >= self.num_batches:
+                break
+            batches.append(batch)
+        return batches
+
+    def _adjust(self, round_: int, model, state: dict
+                ) -> tuple[dict, dict[str, int]]:
+        """Measures FURs of the trained ``model``; returns the round's
+        record and the adjusted widths."""
+        choices = state['choices']
+        mutator = model.mutator
+        mutator.set_choices(choices)
+        model.eval()
+        per_channel, group_share = group_flops(mutator, choices)
+        rates = dropout_rates(self.dropout, group_share)
+        meter = UtilizationMeter(model, mutator, self.dropout, self.metric,
+                                 self.reuse_prefix, self.seed + round_)
+        result = meter.measure(self._held_out_batches(),
+                               mutator.searchable_groups, rates)
+        fur = flops_utilization(result.damage, rates, choices, per_channel)
+        widened, narrowed, adjusted = adjust_widths(
+            self.mutator, choices, fur, state['budget'], self.num_changed,
+            self.step, self.tolerance)
+        rows = [dict(group=g, width=choices[g], new_width=adjusted[g],
+                     change='widen' if g in widened else 'narrow'
+                     if g in narrowed else '',
+                     flops_per_channel=per_channel[g],
+                     flops_share=group_share[g], dropout_rate=rates[g],
+                     **{f'{self.metric}_damage': result.damage[g]},
+                     fur=fur[g])
+                for g in sorted(fur, key=fur.get, reverse=True)]
+        usage = self.mutator.estimate(choices)
+        record = dict(round=round_, flops=usage['flops'],
+                      params=usage['params'],
+                      heldout_top1=result.accuracy,
+                      heldout_loss=result.loss, widened=widened,
+                      narrowed=narrowed, fur_passes=result.passes,
+                      naive_passes=result.naive_passes)
+        self._write_round(round_, choices, rows, record)
+        self.logger.info(
+            f'round {round_}: held-out top-1 {result.accuracy:.2f}%, loss '
+            f'{result.loss:.4f}; widen {widened}, narrow {narrowed}; '
+            f'adjusted: {self._describe(adjusted)}; FURs cost '
+            f'{result.passes:.1f} validation passes (naive '
+            f'{result.naive_passes})')
+        return record, adjusted
+
+    # ----------------------------------------------------------- outputs
+    def _save_cfg(self, choices: Mapping[str, int], path: str,
+                  source: str, **meta) -> None:
+        usage = self.mutator.estimate(choices)
+        if dist.is_main_process():
+            save_channel_cfg(ChannelConfig(
+                dict(choices), dict(
+                    model=self.model_name,
+                    input_shape=list(self.mutator.input_shape),
+                    flops=usage['flops'], params=usage['params'],
+                    source=source, **meta)),
+                path, self.mutator.max_widths)
+
+    def _write_round(self, round_: int, choices: Mapping[str, int],
+                     rows: list[dict], record: dict) -> None:
+        self._save_cfg(choices, self._path(f'round_{round_}',
+                                           'channels.yaml'),
+                       f'network adjustment, network trained in round '
+                       f'{round_}', heldout_top1=round(
+                           record['heldout_top1'], 3))
+        if dist.is_main_process():
+            atomic_write_text(self._path(f'round_{round_}', 'fur.csv'),
+                              _csv(rows))
+
+    def _write_results(self, state: dict) -> str:
+        final = self._path('final.yaml')
+        self._save_cfg(state['choices'], final,
+                       f'network adjustment, {self.rounds} rounds, FLOPs '
+                       f'budget {state["budget"]:g}')
+        self._save_cfg(state['start'], self._path('original.yaml'),
+                       'network adjustment, starting network')
+        for scale in self.scales:
+            searched, uniform = scaled_variant(
+                self.mutator, state['choices'], state['start'], scale,
+                self.tolerance)
+            self._save_cfg(searched, self._path(f'final_x{scale:g}.yaml'),
+                           f'network adjustment result scaled to the FLOPs '
+                           f'of the uniform x{scale:g} network')
+            self._save_cfg(uniform, self._path(f'uniform_x{scale:g}.yaml'),
+                           f'starting network, every group x{scale:g}')
+        if dist.is_main_process():
+            atomic_write_text(self._path('rounds.csv'),
+                              _csv(state['history']))
+            plot_channel_adjustment(state['start'], state['choices'],
+                                    self._path('adjustment.png'))
+        self.logger.info(f'network adjustment done: {final} '
+                         f'({self._describe(state["choices"])})')
+        return final
+
+
+def _csv(rows: Sequence[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]),
+                            lineterminator='\n')
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ' '.join(v) if isinstance(v, list) else v
+                         for k, v in row.items()})
+    return buffer.getvalue()

@@ -1,0 +1,273 @@
+"""Network Adjustment: growing supernets, budget refits, the search loop.
+
+The loop runs through ``tools/search.py`` on tiny Fashion-MNIST-format data
+made here (ResNet-18-CIFAR 0.25x, two rounds of one short epoch).
+"""
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmchansearch.channel_cfg import load_channel_cfg
+from mmchansearch.engine.network_adjustment import (
+    adjust_widths,
+    scaled_variant,
+)
+from mmchansearch.errors import BudgetError, ChannelConfigError, ConfigError
+from mmchansearch.models.algorithms import ChannelSupernet
+from mmchansearch.mutator import ChannelMutator
+from mmchansearch.registry import MODELS
+from mmchansearch.supernet import load_supernet_weights
+
+REPO = Path(__file__).resolve().parents[1]
+SEARCH = REPO / 'configs' / 'network_adjustment' / \
+    'na_resnet18-cifar-0.25x_search_1xb64_fashion-mnist.py'
+RETRAIN = REPO / 'configs' / 'network_adjustment' / \
+    'na_resnet18-cifar-0.25x_retrain_1xb64_fashion-mnist.py'
+N_TRAIN, N_HELDOUT, N_TEST = 64, 32, 32
+RESNET = dict(
+    type='ImageClassifier',
+    backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=16,
+                  base_channels=16),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes=10, in_channels=128))
+
+
+@pytest.fixture(scope='module')
+def grown():
+    torch.manual_seed(0)
+    return ChannelSupernet(RESNET, ChannelMutator(
+        input_shape=(3, 32, 32), divisor=8, min_width=8,
+        width_cap=2.0)).eval()
+
+
+# ------------------------------------------------------- growing supernet
+def test_width_cap_grows_every_group(grown):
+    mutator = grown.mutator
+    assert mutator.original_widths['backbone.conv1'] == 16
+    assert mutator.original_widths['backbone.layer4.0.conv1'] == 128
+    for group, width in mutator.original_widths.items():
+        assert mutator.max_widths[group] == 2 * width
+    layer = grown.architecture.backbone.layer4[0].conv1
+    assert tuple(layer.weight.shape) == (256, 128, 3, 3)
+
+
+def test_original_checkpoint_fills_the_leading_channels(grown, tmp_path,
+                                                        randomize_bn):
+    torch.manual_seed(1)
+    original = MODELS.build(RESNET).eval()
+    randomize_bn(original)
+    path = tmp_path / 'original.pth'
+    torch.save({'state_dict': original.state_dict()}, path)
+    load_supernet_weights(grown, str(path))
+    grown.mutator.set_choices(grown.mutator.original_widths)
+    inputs = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = original(inputs, mode='tensor')
+        assert torch.allclose(grown(inputs, mode='tensor'), expected,
+                              atol=1e-5)
+        static = grown.mutator.export_static()
+        assert torch.allclose(static(inputs, mode='tensor'), expected,
+                              atol=1e-5)
+
+
+def test_widths_past_the_cap_are_refused(grown):
+    widths = dict(grown.mutator.original_widths)
+    widths['backbone.conv1'] = 40  # cap 32
+    with pytest.raises(ChannelConfigError, match='backbone.conv1'):
+        grown.mutator.set_choices(widths)
+
+
+def test_width_cap_below_one_is_refused():
+    with pytest.raises(ConfigError, match='width_cap'):
+        ChannelMutator(width_cap=0.5)
+
+
+# ---------------------------------------------------------- budget refits
+def test_fit_budget_lands_within_tolerance(grown):
+    mutator = grown.mutator
+    start = mutator.original_widths
+    budget = mutator.estimate(start)['flops']
+    rng = random.Random(0)
+    for _ in range(5):
+        shaken = {g: rng.choice(mutator.candidates(g)) for g in start}
+        fitted = mutator.fit_budget(shaken, 'flops', budget)
+        assert abs(mutator.estimate(fitted)['flops'] / budget - 1) <= 0.01
+        mutator.set_choices(fitted)  # valid widths
+
+
+def test_impossible_budget_is_a_clear_error(grown):
+    mutator = grown.mutator
+    with pytest.raises(BudgetError, match='out of reach'):
+        mutator.fit_budget(mutator.original_widths, 'flops', 1e3)
+
+
+def test_adjustment_keeps_flops_and_respects_bounds(grown):
+    mutator = grown.mutator
+    choices = dict(mutator.original_widths)
+    choices['backbone.conv1'] = mutator.max_widths['backbone.conv1']
+    choices['backbone.layer1.0.conv1'] = 8  # the smallest width
+    budget = mutator.estimate(mutator.original_widths)['flops']
+    choices = mutator.fit_budget(choices, 'flops', budget, keep=[
+        'backbone.conv1', 'backbone.layer1.0.conv1'])
+    groups = list(choices)
+    # conv1 has the highest FUR but is at its cap; layer1.0.conv1 the
+    # lowest but at the smallest width: both are passed over
+    fur = {g: -i for i, g in enumerate(groups)}
+    fur['backbone.conv1'] = 100.0
+    fur['backbone.layer1.0.conv1'] = -100.0
+    for _ in range(3):
+        widened, narrowed, new = adjust_widths(mutator, choices, fur, budget,
+                                               num_changed=2, step=0.2)
+        assert 'backbone.conv1' not in widened
+        assert 'backbone.layer1.0.conv1' not in narrowed
+        assert len(widened) == len(narrowed) == 2
+        assert all(new[g] > choices[g] for g in widened)
+        assert all(new[g] < choices[g] for g in narrowed)
+        assert abs(mutator.estimate(new)['flops'] / budget - 1) <= 0.01
+        mutator.set_choices(new)
+        choices = new
+
+
+def test_scaled_variant_matches_the_uniform_network(grown):
+    mutator = grown.mutator
+    start = mutator.original_widths
+    adjusted = mutator.fit_budget(
+        {**start, 'backbone.layer4.0.conv1': 200}, 'flops',
+        mutator.estimate(start)['flops'], keep=['backbone.layer4.0.conv1'])
+    searched, uniform = scaled_variant(mutator, adjusted, start, 0.8)
+    assert uniform['backbone.layer4.0.conv1'] == 104  # 0.8 * 128 -> x8
+    flops = mutator.estimate(uniform)['flops']
+    assert abs(mutator.estimate(searched)['flops'] / flops - 1) <= 0.01
+    assert searched['backbone.layer4.0.conv1'] > 104
+
+
+# --------------------------------------------------- the loop, end to end
+def _train_options(root: Path) -> list[str]:
+    return [
+        f'train_dataloader.dataset.dataset.data_root={root}',
+        f'train_dataloader.dataset.stop={N_TRAIN}',
+        'train_dataloader.batch_size=32', 'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        f'val_dataloader.dataset.data_root={root}',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+        'max_epochs=1', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+        'param_scheduler.end=1',
+    ]
+
+
+def _options(root: Path, rounds: int = 2) -> list[str]:
+    return _train_options(root) + [
+        f'search_loop.dataloader.dataset.dataset.data_root={root}',
+        f'search_loop.dataloader.dataset.start={N_TRAIN}',
+        f'search_loop.dataloader.dataset.stop={N_TRAIN + N_HELDOUT}',
+        f'search_loop.rounds={rounds}', 'search_loop.dropout.repeats=1',
+    ]
+
+
+@pytest.fixture(scope='module')
+def search(tmp_path_factory, make_fashion_mnist, run_tool):
+    tmp = tmp_path_factory.mktemp('na')
+    root = make_fashion_mnist(tmp / 'data', N_TRAIN + N_HELDOUT, N_TEST)
+    work_dir = tmp / 'search'
+    run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
+             '--cfg-options', *_options(root))
+    return dict(tmp=tmp, root=root, work_dir=work_dir)
+
+
+def test_search_writes_every_round_and_the_result(search):
+    work_dir = search['work_dir']
+    state = json.loads((work_dir / 'adjustment_state.json').read_text())
+    budget = state['budget']
+    for round_ in (1, 2):
+        cfg = load_channel_cfg(work_dir / f'round_{round_}' / 'channels.yaml')
+        assert abs(cfg.meta['flops'] / budget - 1) <= 0.01
+        assert 0 <= cfg.meta['heldout_top1'] <= 100
+        rows = (work_dir / f'round_{round_}' / 'fur.csv').read_text(
+        ).splitlines()
+        assert rows[0].startswith('group,width,new_width,change')
+        assert len(rows) == 1 + 12  # every group of ResNet-18
+        assert sum(',widen,' in r for r in rows) == 2
+        assert sum(',narrow,' in r for r in rows) == 2
+    final = load_channel_cfg(work_dir / 'final.yaml')
+    assert abs(final.meta['flops'] / budget - 1) <= 0.01
+    assert final.channels != load_channel_cfg(
+        work_dir / 'original.yaml').channels
+    scaled = load_channel_cfg(work_dir / 'final_x0.8.yaml')
+    uniform = load_channel_cfg(work_dir / 'uniform_x0.8.yaml')
+    assert abs(scaled.meta['flops'] / uniform.meta['flops'] - 1) <= 0.01
+    assert (work_dir / 'adjustment.png').stat().st_size > 0
+    assert len((work_dir / 'rounds.csv').read_text().splitlines()) == 3
+
+
+def test_result_retrains_as_a_static_network(search, run_tool):
+    work_dir = search['tmp'] / 'retrain'
+    run_tool('tools/train.py', RETRAIN, '--work-dir', work_dir,
+             '--cfg-options', *_train_options(search['root']),
+             'model.channel_cfgs=' + str(search['work_dir'] / 'final.yaml'))
+    checkpoint = (work_dir / 'last_checkpoint').read_text().strip()
+    state = torch.load(checkpoint, weights_only=False)['state_dict']
+    final = load_channel_cfg(search['work_dir'] / 'final.yaml')
+    assert state['architecture.backbone.conv1.weight'].shape[0] == \
+        final.channels['backbone.conv1']
+
+
+def test_killed_search_resumes_at_the_next_round(search, run_tool):
+    reference = search['work_dir']
+    work_dir = search['tmp'] / 'killed'
+    shutil.copytree(reference, work_dir)
+    # what a kill early in round 2 leaves: round 1 done and saved
+    state_file = work_dir / 'adjustment_state.json'
+    state = json.loads(state_file.read_text())
+    state['done'], state['history'] = 1, state['history'][:1]
+    state['choices'] = load_channel_cfg(
+        reference / 'round_2' / 'channels.yaml').channels
+    state_file.write_text(json.dumps(state))
+    shutil.rmtree(work_dir / 'round_2')
+    for path in work_dir.glob('*.yaml'):
+        path.unlink()
+    round_1 = work_dir / 'round_1' / 'epoch_1.pth'
+    trained_at = round_1.stat().st_mtime_ns
+    run_tool('tools/search.py', SEARCH, '--work-dir', work_dir, '--resume',
+             '--cfg-options', *_options(search['root']))
+    log = '\n'.join(p.read_text() for p in work_dir.glob('2*/*.log'))
+    assert 'resuming network adjustment after round 1' in log
+    assert round_1.stat().st_mtime_ns == trained_at  # not retrained
+    assert (work_dir / 'round_2' / 'fur.csv').exists()
+    assert load_channel_cfg(work_dir / 'final.yaml').channels == \
+        load_channel_cfg(reference / 'final.yaml').channels
+
+
+@pytest.mark.parametrize('option, needle', [
+    ('search_loop.rounds=0', 'rounds must be an integer >= 1'),
+    ('model.mutator.frozen_groups=[backbone.nope]', 'unknown group'),
+    ('search_loop.budget=1000', 'out of reach'),
+])
+def test_bad_settings_fail_clearly(search, run_tool, tmp_path, option,
+                                   needle):
+    result = run_tool('tools/search.py', SEARCH, '--work-dir', tmp_path,
+                      '--cfg-options', *_options(search['root']), option,
+                      check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert needle in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+def test_scale_tool_matches_the_loops_variant(search, run_tool, tmp_path):
+    work_dir = search['work_dir']
+    out, uniform = tmp_path / 'x0.8.yaml', tmp_path / 'u0.8.yaml'
+    run_tool('tools/scale_channel_cfg.py', SEARCH, work_dir / 'final.yaml',
+             '--scale', '0.8', '-o', out, '--uniform-out', uniform)
+    assert load_channel_cfg(out).channels == load_channel_cfg(
+        work_dir / 'final_x0.8.yaml').channels
+    assert load_channel_cfg(uniform).channels == load_channel_cfg(
+        work_dir / 'uniform_x0.8.yaml').channels
+    result = run_tool('tools/scale_channel_cfg.py', SEARCH,
+                      work_dir / 'final.yaml', '--scale', '1.5', '-o', out,
+                      check=False)
+    assert result.returncode == 2 and 'scale must be in (0, 1]' in \
+        result.stderr
