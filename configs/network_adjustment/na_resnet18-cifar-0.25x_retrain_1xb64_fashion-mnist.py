@@ -1,8 +1,9 @@
 # Retrains a Network Adjustment result (or any channel_cfg of this model)
 # from scratch with the Fashion-MNIST recipe:
-#   python tools/train.py \
-#     configs/network_adjustment/na_resnet18-cifar-0.25x_retrain_1xb64_fashion-mnist.py \
+#   python tools/train.py configs/network_adjustment/\
+#     na_resnet18-cifar-0.25x_retrain_1xb64_fashion-mnist.py \
 #     --cfg-options model.channel_cfgs=work_dirs/na_fmnist/final.yaml
+# (the config path is one word: no space after the slash)
 # The network is the static subnet of the channel_cfg (physically that
 # size); the mutator must match the search config's (width_cap, divisor).
 _base_ = ['./na_resnet18-cifar-0.25x_search_1xb64_fashion-mnist.py']

@@ -1,8 +1,9 @@
 # Network Adjustment of ResNet-18 (CIFAR stem, 0.25x width, 35.0M FLOPs)
 # on Fashion-MNIST, small enough for a CPU:
-#   python tools/search.py \
-#     configs/network_adjustment/na_resnet18-cifar-0.25x_search_1xb64_fashion-mnist.py \
+#   python tools/search.py configs/network_adjustment/\
+#     na_resnet18-cifar-0.25x_search_1xb64_fashion-mnist.py \
 #     --work-dir work_dirs/na_fmnist
+# (the config path is one word: no space after the slash)
 # Every round fine-tunes the current network for `max_epochs` epochs on the
 # first 50000 training images (round 1 starts from scratch unless a
 # pretrained checkpoint is given), then measures the FURs on 2000 held-out

@@ -1,0 +1,108 @@
+"""Network Adjustment vs the original and uniformly scaled networks.
+
+For each seed: the adjustment search (tools/search.py), then the original
+network, the adjusted one, the uniform x0.8 network and the searched x0.8
+variant are retrained from scratch with the same recipe and seed
+(tools/train.py) and tested (tools/test.py). Prints top-1 mean +- std.
+
+Example (a CPU-sized recipe; the defaults):
+    python benchmarks/bench_network_adjustment_quality.py --seeds 0 1 2 \
+        --work-dir work_dirs/na_quality
+"""
+import argparse
+import json
+import os.path as osp
+import statistics
+import subprocess
+import sys
+
+CONFIGS = 'configs/network_adjustment/'
+SEARCH = CONFIGS + 'na_resnet18-cifar-0.25x_search_1xb64_fashion-mnist.py'
+RETRAIN = CONFIGS + 'na_resnet18-cifar-0.25x_retrain_1xb64_fashion-mnist.py'
+NETWORKS = ('original', 'final', 'uniform_x0.8', 'final_x0.8')
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--work-dir', default='work_dirs/na_quality')
+    parser.add_argument('--train-images', type=int, default=10000)
+    parser.add_argument('--rounds', type=int, default=4)
+    parser.add_argument('--round-epochs', type=int, default=1)
+    parser.add_argument('--retrain-epochs', type=int, default=4)
+    return parser.parse_args()
+
+
+def tool(*args) -> None:
+    subprocess.run([sys.executable, *map(str, args)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def common(args, seed: int, epochs: int) -> list[str]:
+    return [f'randomness.seed={seed}',
+            f'train_dataloader.dataset.stop={args.train_images}',
+            f'max_epochs={epochs}', f'train_cfg.max_epochs={epochs}',
+            f'train_cfg.val_interval={epochs}',
+            f'param_scheduler.end={epochs}']
+
+
+def run_seed(args, seed: int) -> dict:
+    out = osp.join(args.work_dir, f'seed{seed}.json')
+    if osp.isfile(out):
+        with open(out) as f:
+            return json.load(f)
+    search_dir = osp.join(args.work_dir, f'seed{seed}', 'search')
+    if not osp.isfile(osp.join(search_dir, 'final.yaml')):
+        tool('tools/search.py', SEARCH, '--work-dir', search_dir, '--resume',
+             '--cfg-options', *common(args, seed, args.round_epochs),
+             f'search_loop.rounds={args.rounds}', f'search_loop.seed={seed}')
+    result = {}
+    for name in NETWORKS:
+        cfg = osp.join(search_dir, f'{name}.yaml')
+        train_dir = osp.join(args.work_dir, f'seed{seed}', name)
+        options = common(args, seed, args.retrain_epochs) + [
+            f'model.channel_cfgs={cfg}']
+        metrics = osp.join(train_dir, 'test.json')
+        if not osp.isfile(metrics):
+            tool('tools/train.py', RETRAIN, '--work-dir', train_dir,
+                 '--resume', '--cfg-options', *options)
+            with open(osp.join(train_dir, 'last_checkpoint')) as f:
+                checkpoint = f.read().strip()
+            tool('tools/test.py', RETRAIN, checkpoint, '--out', metrics,
+                 '--work-dir', train_dir, '--cfg-options', *options)
+        with open(metrics) as f:
+            top1 = json.load(f)['accuracy/top1']
+        with open(cfg) as f:
+            flops = float(next(line.split(':')[1] for line in f
+                               if line.strip().startswith('flops:')))
+        result[name] = dict(top1=top1, flops=flops)
+    with open(out, 'w') as f:
+        json.dump(result, f)
+    return result
+
+
+def mean_std(values: list[float]) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f'{statistics.mean(values):.2f} +- {std:.2f}'
+
+
+def main() -> None:
+    args = parse_args()
+    runs = [run_seed(args, seed) for seed in args.seeds]
+    print(f'seeds {args.seeds}: {args.rounds} rounds x {args.round_epochs} '
+          f'epoch(s), retrain {args.retrain_epochs} epochs on '
+          f'{args.train_images} images')
+    print('| network | MFLOPs | top-1 (test) |')
+    print('|---|---|---|')
+    for name in NETWORKS:
+        flops = statistics.mean(r[name]['flops'] for r in runs)
+        print(f'| {name} | {flops / 1e6:.2f} | '
+              f'{mean_std([r[name]["top1"] for r in runs])} |')
+    for better, worse in (('final', 'original'),
+                          ('final_x0.8', 'uniform_x0.8')):
+        gaps = [r[better]['top1'] - r[worse]['top1'] for r in runs]
+        print(f'{better} - {worse}: {mean_std(gaps)}')
+
+
+if __name__ == '__main__':
+    main()
