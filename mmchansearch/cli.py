@@ -74,7 +74,23 @@ def runner_config(args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.launcher == 'pytorch':
+        _init_cpu_process_group()
     return cfg
+
+
+def _init_cpu_process_group() -> None:
+    """Starts the gloo process group of a CPU-only ``torchrun`` launch.
+
+    mmengine's pytorch launcher always selects a CUDA device; on a machine
+    without one the group is started here (gloo, from torchrun's
+    environment), and the Runner then uses it as it is.
+    """
+    import torch
+    import torch.distributed as torch_dist
+    if torch.cuda.is_available() or torch_dist.is_initialized():
+        return
+    torch_dist.init_process_group(backend='gloo')
 
 
 def unwrap(model):

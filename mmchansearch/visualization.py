@@ -90,3 +90,26 @@ def plot_channel_adjustment(before: Mapping[str, int],
     ax.legend(fontsize=8)
     ax.set_title('channels per group: before and after adjustment')
     _save(fig, path)
+
+
+def plot_channel_curves(groups: Mapping[str, Sequence[Sequence[int]]],
+                        path: str) -> None:
+    """Block widths against the block index, one color per group of
+    networks (ReXNet's Figure 2: top, middle and bottom candidates).
+
+    Args:
+        groups: label -> block widths of each network in the group.
+        path: where the PNG goes.
+    """
+    fig, ax = plt.subplots(figsize=(6, 4))
+    colors = ('#c62828', '#9e9e9e', '#1565c0', '#2e7d32', '#6a1b9a')
+    for (label, networks), color in zip(groups.items(), colors):
+        for i, channels in enumerate(networks):
+            ax.plot(range(len(channels)), channels, '.-', color=color,
+                    alpha=0.6, lw=1, label=label if i == 0 else None)
+    ax.set_xlabel('block index')
+    ax.set_ylabel('output channels')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title('channel configurations by accuracy')
+    _save(fig, path)

@@ -9,7 +9,6 @@
 _base_ = ['./na_resnet18-cifar-0.25x_search_1xb64_fashion-mnist.py']
 
 model = dict(type='SlimmableNetwork', channel_cfgs=None)
-model_wrapper_cfg = None
 search_loop = None
 
 max_epochs = 30

@@ -22,6 +22,7 @@ model = dict(
         divisor=8,
         min_width=8),
     channel_cfgs=None)
+model_wrapper_cfg = dict(type='ChannelSearchDDP')
 
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4))

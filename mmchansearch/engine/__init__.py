@@ -2,7 +2,9 @@
 from .batch_norm import batch_statistics, recalibrate_bn
 from .greedy_search import GreedySlimmingLoop
 from .network_adjustment import NetworkAdjustmentLoop
+from .rexnet_search import ChannelParameterizationSearchLoop
 from .subnet_loops import SubnetTestLoop, SubnetValLoop
 
-__all__ = ['GreedySlimmingLoop', 'NetworkAdjustmentLoop', 'SubnetTestLoop',
-           'SubnetValLoop',            'batch_statistics', 'recalibrate_bn']
+__all__ = ['ChannelParameterizationSearchLoop', 'GreedySlimmingLoop',
+           'NetworkAdjustmentLoop', 'SubnetTestLoop', 'SubnetValLoop',
+           'batch_statistics', 'recalibrate_bn']

@@ -35,11 +35,14 @@ from mmpretrain.models.utils import make_divisible
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...errors import ConfigError
 from ...registry import MODELS
 
 # (blocks, stride of the first block, squeeze-excitation) per stage.
 STAGES = ((1, 1, False), (2, 2, False), (2, 2, True), (3, 2, True),
           (3, 1, True), (5, 2, True))
+# Blocks per stage of the published 16-block models.
+STAGE_BLOCKS = tuple(n for n, _, _ in STAGES)
 
 
 def conv_bn(in_channels: int, out_channels: int, kernel_size: int = 1,
@@ -156,6 +159,44 @@ def rexnet_channels(widen_factor: float = 1.0, divisor: int = 1,
     return channels
 
 
+def _check_stage_blocks(stage_blocks: Sequence[int] | None
+                        ) -> tuple[int, ...]:
+    """The blocks per stage, checked; the published ones for None."""
+    if stage_blocks is None:
+        return STAGE_BLOCKS
+    blocks = tuple(stage_blocks)
+    if len(blocks) != len(STAGES) or not all(
+            isinstance(n, int) and n >= 1 for n in blocks):
+        raise ConfigError(
+            f'ReXNet stage_blocks must be {len(STAGES)} integers >= 1 '
+            f'(blocks per stage, e.g. {list(STAGE_BLOCKS)}), got '
+            f'{list(blocks)}.')
+    return blocks
+
+
+def _check_block_channels(block_channels: Sequence[int],
+                          num_blocks: int) -> list[int]:
+    """The explicit block widths, checked: one positive integer per
+    block, never decreasing."""
+    channels = list(block_channels)
+    if len(channels) != num_blocks:
+        raise ConfigError(
+            f'ReXNet block_channels has {len(channels)} values but the '
+            f'network has {num_blocks} blocks (sum of stage_blocks); give '
+            'one output width per block.')
+    for i, c in enumerate(channels):
+        if not (isinstance(c, int) and c >= 1):
+            raise ConfigError(f'ReXNet block_channels[{i}] must be a '
+                              f'positive integer, got {c!r}.')
+    for i, (a, b) in enumerate(zip(channels, channels[1:])):
+        if b < a:
+            raise ConfigError(
+                f'ReXNet block_channels must be non-decreasing (every '
+                f'block expands its input): block {i + 1} has {b} < {a} '
+                f'channels of block {i}; got {channels}.')
+    return channels
+
+
 @MODELS.register_module()
 class ReXNet(BaseBackbone):
     """ReXNet backbone (see the module docstring).
@@ -173,6 +214,15 @@ class ReXNet(BaseBackbone):
         norm_eval: keep every BN in eval mode while training.
         init_cfg: mmengine init config; None for Kaiming-normal convs and
             unit BN weights.
+        stage_blocks: blocks in each of the six stages (each >= 1); None
+            for the published (1, 2, 2, 3, 3, 5) (16 blocks). The paper's
+            18- and 30-block variants add blocks to stages, e.g.
+            (1, 2, 2, 3, 4, 6); (1, 1, 1, 1, 1, 1) is the smallest network.
+        block_channels: explicit output channels of every block (one per
+            block, non-decreasing), the channel-search space; None for the
+            linear rule of :func:`rexnet_channels` at ``widen_factor``.
+            The stem and the penultimate conv still follow
+            ``widen_factor``.
     """
 
     def __init__(self,
@@ -182,7 +232,9 @@ class ReXNet(BaseBackbone):
                  out_indices: Sequence[int] = (6, ),
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
-                 init_cfg: dict | list[dict] | None = None) -> None:
+                 init_cfg: dict | list[dict] | None = None,
+                 stage_blocks: Sequence[int] | None = None,
+                 block_channels: Sequence[int] | None = None) -> None:
         if init_cfg is None:
             init_cfg = [dict(type='Kaiming', layer=['Conv2d']),
                         dict(type='Constant', val=1, layer=['_BatchNorm'])]
@@ -199,16 +251,18 @@ class ReXNet(BaseBackbone):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
 
-        num_blocks = sum(n for n, _, _ in STAGES)
-        self.block_channels = rexnet_channels(widen_factor, divisor,
-                                              num_blocks)
+        self.stage_blocks = _check_stage_blocks(stage_blocks)
+        num_blocks = sum(self.stage_blocks)
+        self.block_channels = rexnet_channels(
+            widen_factor, divisor, num_blocks) if block_channels is None \
+            else _check_block_channels(block_channels, num_blocks)
         stem_channels = make_divisible(
             round(32 * max(widen_factor, 1.0)), divisor)
         self.stem = conv_bn(3, stem_channels, 3, 2, act=nn.SiLU())
 
         in_channels, index = stem_channels, 0
         self.stages = nn.ModuleList()
-        for n, first_stride, use_se in STAGES:
+        for n, (_, first_stride, use_se) in zip(self.stage_blocks, STAGES):
             blocks = []
             for j in range(n):
                 out_channels = self.block_channels[index]
