@@ -47,6 +47,12 @@ def _classifier(backbone: dict, in_channels: int,
                 neck=dict(type='GlobalAveragePooling'), head=head)
 
 
+# ResNet-18 with the CIFAR stem at a quarter width (16..128 channels): the
+# Network Adjustment model, 35.0M FLOPs at 32x32.
+QUARTER_RESNET18_CIFAR = _classifier(
+    dict(type='ResNet_CIFAR', depth=18, stem_channels=16, base_channels=16),
+    128)
+
 CLASSIFIER_CFGS = {
     'resnet18': _classifier(dict(type='ResNet', depth=18), 512),
     'resnet50': _classifier(dict(type='ResNet', depth=50), 2048),
@@ -179,6 +185,12 @@ def single_thread_torch():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='session')
+def quarter_resnet_cfg() -> dict:
+    """ResNet-18-CIFAR at 0.25x width (see QUARTER_RESNET18_CIFAR)."""
+    return copy.deepcopy(QUARTER_RESNET18_CIFAR)
 
 
 @pytest.fixture(scope='session')

@@ -15,18 +15,11 @@ from mmchansearch.errors import ConfigError
 from mmchansearch.models.algorithms import ChannelSupernet
 from mmchansearch.mutator import ChannelMutator
 
-RESNET = dict(
-    type='ImageClassifier',
-    backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=16,
-                  base_channels=16),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=10, in_channels=128))
-
 
 @pytest.fixture(scope='module')
-def supernet(randomize_bn):
+def supernet(randomize_bn, quarter_resnet_cfg):
     torch.manual_seed(0)
-    model = ChannelSupernet(RESNET, ChannelMutator(
+    model = ChannelSupernet(quarter_resnet_cfg, ChannelMutator(
         input_shape=(3, 32, 32), divisor=8, min_width=8, width_cap=2.0))
     randomize_bn(model)
     model.mutator.set_choices(model.mutator.original_widths)

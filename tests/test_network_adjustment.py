@@ -29,18 +29,12 @@ SEARCH = REPO / 'configs' / 'network_adjustment' / \
 RETRAIN = REPO / 'configs' / 'network_adjustment' / \
     'na_resnet18-cifar-0.25x_retrain_1xb64_fashion-mnist.py'
 N_TRAIN, N_HELDOUT, N_TEST = 64, 32, 32
-RESNET = dict(
-    type='ImageClassifier',
-    backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=16,
-                  base_channels=16),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=10, in_channels=128))
 
 
 @pytest.fixture(scope='module')
-def grown():
+def grown(quarter_resnet_cfg):
     torch.manual_seed(0)
-    return ChannelSupernet(RESNET, ChannelMutator(
+    return ChannelSupernet(quarter_resnet_cfg, ChannelMutator(
         input_shape=(3, 32, 32), divisor=8, min_width=8,
         width_cap=2.0)).eval()
 
@@ -56,10 +50,10 @@ def test_width_cap_grows_every_group(grown):
     assert tuple(layer.weight.shape) == (256, 128, 3, 3)
 
 
-def test_original_checkpoint_fills_the_leading_channels(grown, tmp_path,
-                                                        randomize_bn):
+def test_original_checkpoint_fills_the_leading_channels(
+        grown, tmp_path, randomize_bn, quarter_resnet_cfg):
     torch.manual_seed(1)
-    original = MODELS.build(RESNET).eval()
+    original = MODELS.build(quarter_resnet_cfg).eval()
     randomize_bn(original)
     path = tmp_path / 'original.pth'
     torch.save({'state_dict': original.state_dict()}, path)

@@ -28,6 +28,7 @@ from ..registry import LOOPS
 from ..supernet import load_supernet_weights
 from ..visualization import plot_search_trajectory
 from .batch_norm import batch_statistics, recalibrate_bn
+from .held_out import held_out_batches
 
 STATE_FILE = 'search_state.json'
 HISTORY_FILE = 'search_history.json'
@@ -137,14 +138,6 @@ class GreedySlimmingLoop(BaseLoop):
                 'its smallest candidate); raise the target, or lower the '
                 "mutator's min_width / width_ratios.")
 
-    def _held_out_batches(self) -> list[dict]:
-        batches = []
-        for i, batch in enumerate(self.dataloader):
-            if self.num_batches is not None and i >= self.num_batches:
-                break
-            batches.append(batch)
-        return batches
-
     def _tries(self, choices: dict[str, int]) -> list[tuple[str, dict]]:
         tries = []
         for group in self.mutator.searchable_groups:
@@ -184,7 +177,7 @@ class GreedySlimmingLoop(BaseLoop):
         self._check_targets()
         model = self.algorithm
         model.eval()
-        batches = self._held_out_batches()
+        batches = held_out_batches(self.dataloader, self.num_batches)
         state = self._load_state() or dict(
             targets=self.targets, constraint=self.constraint, step=0,
             choices=self.mutator.max_widths, reached={}, history=[])

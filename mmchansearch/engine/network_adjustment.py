@@ -36,6 +36,7 @@ from .flops_utilization import (
     flops_utilization,
     group_flops,
 )
+from .held_out import held_out_batches
 
 STATE_FILE = 'adjustment_state.json'
 
@@ -268,14 +269,6 @@ class NetworkAdjustmentLoop(BaseLoop):
         return f'{usage["flops"] / 1e6:.2f}M FLOPs, ' \
             f'{usage["params"] / 1e6:.3f}M params'
 
-    def _held_out_batches(self) -> list[dict]:
-        batches = []
-        for i, batch in enumerate(self.dataloader):
-            if self.num_batches is not None and i >= self.num_batches:
-                break
-            batches.append(batch)
-        return batches
-
     def _adjust(self, round_: int, model, state: dict
                 ) -> tuple[dict, dict[str, int]]:
         """Measures FURs of the trained ``model``; returns the round's
@@ -288,8 +281,8 @@ class NetworkAdjustmentLoop(BaseLoop):
         rates = dropout_rates(self.dropout, group_share)
         meter = UtilizationMeter(model, mutator, self.dropout, self.metric,
                                  self.reuse_prefix, self.seed + round_)
-        result = meter.measure(self._held_out_batches(),
-                               mutator.searchable_groups, rates)
+        batches = held_out_batches(self.dataloader, self.num_batches)
+        result = meter.measure(batches, mutator.searchable_groups, rates)
         fur = flops_utilization(result.damage, rates, choices, per_channel)
         widened, narrowed, adjusted = adjust_widths(
             self.mutator, choices, fur, state['budget'], self.num_changed,
