@@ -8,9 +8,7 @@ inside a distributed process would join its collectives (timestamp
 broadcast, sampler sharding, metric gathering) and deadlock or train on a
 fraction of the data, since every rank trains a different candidate.
 
-Run as a module it trains a dumped config (the subprocess side)::
-
-    python -m mmchansearch.engine.child_training CONFIG METRIC RESULT_JSON
+The subprocess runs :func:`main` on a dumped config.
 """
 from __future__ import annotations
 
@@ -84,8 +82,9 @@ def train_in_subprocess(cfg: Config, metric: str,
     env = {k: v for k, v in os.environ.items() if k not in DIST_VARIABLES}
     if device is not None:
         env['CUDA_VISIBLE_DEVICES'] = device
-    done = subprocess.run([sys.executable, '-m', __name__, cfg_path, metric,
-                           result_path], env=env)
+    args = [cfg_path, metric, result_path]
+    code = f'from {__name__} import main; main({args!r})'
+    done = subprocess.run([sys.executable, '-c', code], env=env)
     if done.returncode != 0 or not os.path.isfile(result_path):
         raise RuntimeError(f'training the child config {cfg_path} failed '
                            f'(exit status {done.returncode}); see its log in '
@@ -95,12 +94,13 @@ def train_in_subprocess(cfg: Config, metric: str,
 
 
 def main(argv: list[str]) -> None:
-    """Subprocess side: ``CONFIG METRIC RESULT_JSON``."""
+    """Subprocess side: trains the config file ``argv[0]`` and writes
+    ``{metric: value}`` (metric ``argv[1]``) to the JSON file ``argv[2]``.
+
+    Args:
+        argv: config path, metric name, result path.
+    """
     import mmchansearch.models  # noqa: F401  (registers the models)
     cfg_path, metric, result_path = argv
     value = train_and_validate(Config.fromfile(cfg_path), metric)
     atomic_write_text(result_path, json.dumps({metric: value}))
-
-
-if __name__ == '__main__':
-    main(sys.argv[1:])

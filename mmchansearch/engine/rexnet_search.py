@@ -189,8 +189,10 @@ class ReXNetBudget:
         self.model_cfg = model_cfg
         self.input_shape = tuple(input_shape)
         self._cache: dict[tuple[int, ...], dict[str, float]] = {}
-        self._quiet = MMLogger.get_instance('rexnet_search_budget',
-                                            log_level='ERROR')
+        name = 'rexnet_search_budget'  # warnings of the traces muted
+        self._quiet = MMLogger.get_instance(name) if \
+            MMLogger.check_instance_created(name) else \
+            MMLogger.get_instance(name, log_level='ERROR')
 
     def estimate(self, channels: Sequence[int]) -> dict[str, float]:
         """FLOPs and params of the model with these block widths."""
@@ -283,10 +285,11 @@ class ChannelParameterizationSearchLoop(BaseLoop):
             raise ConfigError(f'search_loop.top_fraction must be in (0, 1], '
                               f'got {top_fraction!r}.')
         backbone = runner.cfg.model.get('backbone', {})
-        if backbone.get('type') != 'ReXNet':
+        kind = backbone.get('type')
+        if kind != 'ReXNet':
             raise ConfigError('ChannelParameterizationSearchLoop searches '
                               'a ReXNet backbone; the config\'s '
-                              f'model.backbone.type is {backbone.get("type")!r}.')
+                              f'model.backbone.type is {kind!r}.')
         self.stage_blocks = list(backbone.get('stage_blocks') or STAGE_BLOCKS)
         self.num_blocks = sum(self.stage_blocks)
         self.num_candidates, self.seeds = num_candidates, seeds
@@ -300,8 +303,9 @@ class ChannelParameterizationSearchLoop(BaseLoop):
         self.max_tries = max_tries or 200 * num_candidates
         self.seed, self.isolate = seed, isolate
         self.resume, self.model_name = resume, model_name
-        self.budget = ReXNetBudget(runner.cfg.model.to_dict(), input_shape)
+        # before the budget creates its (muted) logger
         self.logger = MMLogger.get_current_instance()
+        self.budget = ReXNetBudget(runner.cfg.model.to_dict(), input_shape)
         self.work_dir = runner.work_dir
 
     # ------------------------------------------------------------ sample
@@ -499,9 +503,10 @@ class ChannelParameterizationSearchLoop(BaseLoop):
         if not dist.is_main_process():
             return path
         atomic_write_text(self._path('candidates.csv'),
-                          self._csv(state, ranked, slope, intercept))
+                          self._csv(state, ranked))
         atomic_write_text(path, yaml.safe_dump(
-            self._best(best, slope, intercept, top_n), sort_keys=False))
+            self._best(best, slope, intercept, top_n), sort_keys=False,
+            default_flow_style=None))
         middle = ranked[int(0.5 * n):max(int(0.6 * n), int(0.5 * n) + 1)]
         plot_channel_curves({
             f'top {self.top_fraction:.0%}': [c['channels']
@@ -527,8 +532,7 @@ class ChannelParameterizationSearchLoop(BaseLoop):
                                std=statistics.pstdev(values)))
         return sorted(ranked, key=lambda c: -c['mean'])
 
-    def _csv(self, state: dict, ranked: list[dict], slope: float,
-             intercept: float) -> str:
+    def _csv(self, state: dict, ranked: list[dict]) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator='\n')
         writer.writerow(['rank', 'index', 'kind', 'a', 'b', 'knots',
@@ -543,8 +547,6 @@ class ChannelParameterizationSearchLoop(BaseLoop):
                 ' '.join(map(str, c['channels'])), int(c['flops']),
                 int(c['params']), *(f'{v:.4f}' for v in c['accuracies']),
                 f'{c["mean"]:.4f}', f'{c["std"]:.4f}'])
-        buffer.write(f'# linear fit of the top candidates: channels = '
-                     f'{slope:.4f} * block index + {intercept:.4f}\n')
         return buffer.getvalue()
 
     def _best(self, best: dict, slope: float, intercept: float,
