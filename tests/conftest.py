@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -325,3 +326,19 @@ def run_tool() -> Callable[..., subprocess.CompletedProcess]:
     """Runs ``python <script> args...`` in the repo; ``check=False`` keeps
     a failing result instead of raising."""
     return _run_tool
+
+
+@pytest.fixture(scope='session')
+def run_torchrun(run_tool) -> Callable[..., subprocess.CompletedProcess]:
+    """Runs ``torchrun --nproc_per_node=N script args...`` on a free port
+    (CPU processes use gloo, see ``mmchansearch.cli``)."""
+
+    def launch(nproc: int, script, *args, **kwargs):
+        with socket.socket() as sock:
+            sock.bind(('127.0.0.1', 0))
+            port = sock.getsockname()[1]
+        return run_tool('-m', 'torch.distributed.run',
+                        f'--nproc_per_node={nproc}', f'--master_port={port}',
+                        script, '--launcher', 'pytorch', *args, **kwargs)
+
+    return launch

@@ -6,7 +6,6 @@ made here (ResNet-18-CIFAR 0.25x, two rounds of one short epoch).
 import json
 import random
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -268,19 +267,14 @@ def test_scale_tool_matches_the_loops_variant(search, run_tool, tmp_path):
         result.stderr
 
 
-def test_search_runs_on_two_cpu_processes(search, run_tool, tmp_path):
+def test_search_runs_on_two_cpu_processes(search, run_torchrun, tmp_path):
     """torchrun with 2 gloo processes: child Runners train distributed,
     every rank measures its shard of the held-out data."""
     work_dir = tmp_path / 'dist'
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
-    run_tool('-m', 'torch.distributed.run', '--nproc_per_node=2',
-             f'--master_port={port}', 'tools/search.py', SEARCH,
-             '--launcher', 'pytorch', '--work-dir', work_dir,
-             '--cfg-options', *_options(search['root']),
-             'train_dataloader.batch_size=16',
-             'search_loop.dataloader.batch_size=8')
+    run_torchrun(2, 'tools/search.py', SEARCH, '--work-dir', work_dir,
+                 '--cfg-options', *_options(search['root']),
+                 'train_dataloader.batch_size=16',
+                 'search_loop.dataloader.batch_size=8')
     assert len((work_dir / 'rounds.csv').read_text().splitlines()) == 3
     round_log = next((work_dir / 'round_1').glob('*/*.log')).read_text()
     assert 'Distributed training: True' in round_log

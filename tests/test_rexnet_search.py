@@ -6,7 +6,6 @@ made here (a 6-block ReXNet, two candidates of one short epoch).
 import csv
 import json
 import shutil
-import socket
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -210,18 +209,13 @@ def test_resume_trains_only_the_missing_job(search, run_tool):
             ).is_file()
 
 
-def test_search_runs_on_two_cpu_processes(search, run_tool, tmp_path):
+def test_search_runs_on_two_cpu_processes(search, run_torchrun, tmp_path):
     """torchrun with 2 gloo processes: each rank trains one candidate (in
     a subprocess, undistributed), rank 0 gathers both results."""
     work_dir = tmp_path / 'dist'
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
-    run_tool('-m', 'torch.distributed.run', '--nproc_per_node=2',
-             f'--master_port={port}', 'tools/search.py', SEARCH,
-             '--launcher', 'pytorch', '--work-dir', work_dir,
-             '--cfg-options', *_options(search['root']),
-             'env_cfg.dist_cfg.backend=gloo', 'search_loop.patience=1')
+    run_torchrun(2, 'tools/search.py', SEARCH, '--work-dir', work_dir,
+                 '--cfg-options', *_options(search['root']),
+                 'search_loop.patience=1')
     state = json.loads((work_dir / STATE_FILE).read_text())
     single = json.loads((search['work_dir'] / STATE_FILE).read_text())
     assert state['candidates'] == single['candidates']
