@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Distributed training with torchrun: bash tools/dist_train.sh CONFIG GPUS [ARGS]
-# On CPU-only machines add: --cfg-options env_cfg.dist_cfg.backend=gloo
+# Without CUDA the processes use gloo (GPUS is then the number of processes).
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}

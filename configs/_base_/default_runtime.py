@@ -22,8 +22,8 @@ default_hooks = dict(
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    # 'nccl' needs GPUs; for distributed runs on CPUs pass
-    # --cfg-options env_cfg.dist_cfg.backend=gloo
+    # 'nccl' on GPUs; torchrun launches on machines without CUDA use gloo
+    # (mmchansearch.cli starts the process group)
     dist_cfg=dict(backend='nccl'),
 )
 
