@@ -280,3 +280,29 @@ def test_search_runs_on_two_cpu_processes(search, run_torchrun, tmp_path):
     assert 'Distributed training: True' in round_log
     # 64 images, batch 16 per rank: 2 iterations (4 on one process)
     assert 'Epoch(train) [1][2/2]' in round_log
+
+
+@pytest.mark.parametrize('name', ['resnet50', 'mobilenet_v2'])
+def test_adjustment_works_on_other_classifiers(name, classifier_cfg,
+                                               randomize_bn):
+    torch.manual_seed(0)
+    model = ChannelSupernet(classifier_cfg(name), ChannelMutator(
+        input_shape=(3, 32, 32), divisor=8, min_width=8, width_cap=2.0))
+    randomize_bn(model)
+    mutator = model.mutator
+    choices = dict(mutator.original_widths)
+    budget = mutator.estimate(choices)['flops']
+    rng = random.Random(0)
+    for _ in range(2):
+        fur = {g: rng.random() for g in mutator.searchable_groups}
+        widened, narrowed, choices = adjust_widths(
+            mutator, choices, fur, budget, num_changed=3, step=0.2)
+        assert len(widened) == len(narrowed) == 3
+        assert abs(mutator.estimate(choices)['flops'] / budget - 1) <= 0.01
+        mutator.set_choices(choices)
+    model.eval()
+    static = mutator.export_static()
+    inputs = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(static(inputs, mode='tensor'),
+                              model(inputs, mode='tensor'), atol=1e-4)
