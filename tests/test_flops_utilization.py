@@ -3,11 +3,11 @@ import pytest
 import torch
 from mmpretrain.structures import DataSample
 
+from mmchansearch.channel_masks import masked_groups
 from mmchansearch.engine.flops_utilization import (
     ChannelDropout,
     UtilizationMeter,
     dropout_rates,
-    dropped_channels,
     flops_utilization,
     group_flops,
 )
@@ -86,8 +86,8 @@ def test_dropout_masks_every_reader_of_a_residual_group(supernet):
     readers = [name for name, info in mutator.analysis.layers.items()
                if info.in_group == group and info.kind != 'bn']
     seen = {}
-    with torch.no_grad(), dropped_channels(supernet.architecture, mutator,
-                                           group, mask):
+    with torch.no_grad(), masked_groups(supernet.architecture,
+                                        mutator.analysis, {group: mask}):
         # registered after the masking hooks, so these see masked inputs
         hooks = [supernet.architecture.get_submodule(name)
                  .register_forward_pre_hook(

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from mmengine import dist
 from torch import nn
 
+from ..channel_masks import masked_groups
 from ..errors import ConfigError
 from ..mutator import ChannelMutator
 
@@ -98,32 +99,6 @@ def dropout_rates(dropout: ChannelDropout,
     mean = sum(flops.values()) / len(flops)
     return {g: min(dropout.max_rate, dropout.rate * mean / max(f, 1.0))
             for g, f in flops.items()}
-
-
-def _mask_input(x: torch.Tensor, mask: torch.Tensor, kind: str
-                ) -> torch.Tensor:
-    mask = mask.to(device=x.device, dtype=x.dtype)
-    if kind == 'linear':  # channels last
-        return x * mask.view(mask.shape[0], *[1] * (x.dim() - 2), -1)
-    return x * mask.view(*mask.shape, *[1] * (x.dim() - 2))
-
-
-@contextmanager
-def dropped_channels(model: nn.Module, mutator: ChannelMutator, group: str,
-                     mask: torch.Tensor) -> Iterator[None]:
-    """Every layer of ``model`` reading ``group`` sees ``mask`` applied."""
-    handles = []
-    for name, info in mutator.analysis.layers.items():
-        if info.in_group != group or info.kind == 'bn':
-            continue
-        handles.append(model.get_submodule(name).register_forward_pre_hook(
-            lambda _, args, kind=info.kind:
-            (_mask_input(args[0], mask, kind), *args[1:])))
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _clone(value):
@@ -320,8 +295,8 @@ class UtilizationMeter:
                         rates[group], (len(labels), widths[group]), generator)
                     replay = cache.replay(first[group]) \
                         if self.reuse_prefix else nullcontext()
-                    with dropped_channels(arch, self.mutator, group, mask), \
-                            replay:
+                    with masked_groups(arch, self.mutator.analysis,
+                                       {group: mask}), replay:
                         logits = arch(inputs, mode='tensor')
                     dropped[group] += self._scores(logits, labels)
         dist.all_reduce(base)

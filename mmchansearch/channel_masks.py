@@ -1,0 +1,92 @@
+"""Multiplicative masks on a channel group, applied where it is read.
+
+A group's channels are masked at the input of every conv and linear layer
+that reads the group (batch norms and activations are per channel, so they
+need no mask), all with the same mask. A residual channel thus vanishes
+everywhere at once, and a 0/1 mask keeping the first c channels gives
+exactly the network whose group is c wide. Network Adjustment drops random
+channels this way; DMaskingNAS weights the candidate widths with it.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from .analysis import ChannelAnalysis
+
+
+def mask_input(x: torch.Tensor, mask: torch.Tensor, kind: str
+               ) -> torch.Tensor:
+    """``x`` times ``mask`` over its channels.
+
+    Args:
+        x: a conv input (N, C, ...) or a linear input (N, ..., C).
+        mask: (C,) for every sample, or (N, C) per sample.
+        kind: 'conv', 'dwconv' or 'linear'.
+    """
+    mask = mask.to(device=x.device, dtype=x.dtype)
+    batch = mask.shape[0] if mask.dim() == 2 else 1
+    if kind == 'linear':  # channels last
+        return x * mask.view(batch, *[1] * (x.dim() - 2), -1)
+    return x * mask.view(batch, -1, *[1] * (x.dim() - 2))
+
+
+def group_readers(analysis: ChannelAnalysis, group: str) -> list[tuple]:
+    """(layer name, kind) of every conv / linear layer reading ``group``."""
+    return [(name, info.kind) for name, info in analysis.layers.items()
+            if info.in_group == group and info.kind != 'bn']
+
+
+class GroupMasks:
+    """Persistent masks on several groups: set ``masks[group]`` to a tensor
+    (or None for no mask) before a forward.
+
+    Args:
+        model: the analyzed model (the mutator's).
+        analysis: its channel analysis.
+        groups: the groups that can be masked.
+    """
+
+    def __init__(self, model: nn.Module, analysis: ChannelAnalysis,
+                 groups: Iterable[str]) -> None:
+        self.masks: dict[str, torch.Tensor | None] = {}
+        self._handles = []
+        for group in groups:
+            self.masks[group] = None
+            for name, kind in group_readers(analysis, group):
+                self._handles.append(
+                    model.get_submodule(name).register_forward_pre_hook(
+                        self._hook(group, kind)))
+
+    def _hook(self, group: str, kind: str):
+        def hook(_, args):
+            mask = self.masks[group]
+            if mask is None:
+                return None
+            return (mask_input(args[0], mask, kind), *args[1:])
+        return hook
+
+    def clear(self) -> None:
+        """No group masked."""
+        self.masks = dict.fromkeys(self.masks)
+
+    def remove(self) -> None:
+        """Removes the hooks."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+@contextmanager
+def masked_groups(model: nn.Module, analysis: ChannelAnalysis,
+                  masks: Mapping[str, torch.Tensor]) -> Iterator[None]:
+    """``masks`` (group -> mask) applied for the duration of the block."""
+    hooks = GroupMasks(model, analysis, masks)
+    hooks.masks.update(masks)
+    try:
+        yield
+    finally:
+        hooks.remove()
