@@ -57,13 +57,20 @@ class ResourceEstimator:
 
     def estimate(self, widths: Mapping[str, int]) -> dict[str, float]:
         """FLOPs and params for group name -> width (missing groups: max)."""
+        return {k: float(v) for k, v in self.soft_estimate(widths).items()}
+
+    def soft_estimate(self, widths: Mapping) -> dict:
+        """:meth:`estimate` for real-valued widths, e.g. tensors of
+        expected widths (DMaskingNAS): differentiable in them."""
         flops = 0
         params = self._constant_params
         for cost in self._costs:
             cin, cout = _widths_of(cost, widths)
-            flops += (cost.flops_per_pair * cin + cost.flops_per_out) * cout
-            params += (cost.params_per_pair * cin + cost.params_per_out) * cout
-        return {'flops': float(flops), 'params': float(params)}
+            flops = flops + (cost.flops_per_pair * cin
+                             + cost.flops_per_out) * cout
+            params = params + (cost.params_per_pair * cin
+                               + cost.params_per_out) * cout
+        return {'flops': flops, 'params': params}
 
     def layer_flops(self, widths: Mapping[str, int]) -> dict[str, float]:
         """FLOPs of every analyzed layer (batch norms: 0)."""
@@ -90,7 +97,8 @@ def _widths_of(cost: _LayerCost, widths: Mapping[str, int]
         if cost.in_group else cost.in_channels
     cout = widths.get(cost.out_group, cost.out_channels) \
         if cost.out_group else cost.out_channels
-    return cin // cost.groups, cout
+    return (cin // cost.groups if isinstance(cin, int)
+            else cin / cost.groups), cout
 
 
 def _layer_cost(name: str, info, module: nn.Module) -> _LayerCost:

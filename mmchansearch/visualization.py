@@ -113,3 +113,26 @@ def plot_channel_curves(groups: Mapping[str, Sequence[Sequence[int]]],
     ax.legend(fontsize=8)
     ax.set_title('channel configurations by accuracy')
     _save(fig, path)
+
+
+def plot_arch_distributions(history: Sequence[dict],
+                            options: Mapping[str, Sequence[int]],
+                            path: str) -> None:
+    """Expected width (as a fraction of the widest candidate) of every
+    searched group per epoch, from the learned distributions."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    groups = list(history[0]['probabilities']) if history else []
+    epochs = [h['epoch'] for h in history]
+    for group in groups:
+        widths = options[group]
+        expected = [sum(p * w for p, w in zip(h['probabilities'][group],
+                                              widths)) / widths[-1]
+                    for h in history]
+        ax.plot(epochs, expected, lw=1, label=group)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('expected width / widest candidate')
+    ax.set_ylim(0, 1.05)
+    if len(groups) <= 30:
+        ax.legend(fontsize=6, loc='upper left', bbox_to_anchor=(1.0, 1.0))
+    ax.set_title('architecture distributions during the search')
+    _save(fig, path)

@@ -36,7 +36,7 @@ def main() -> None:
         raise ConfigError(f'config {args.config} has no `search_loop`; use '
                           'a search config (e.g. configs/autoslim/'
                           '*_search_*.py).')
-    cfg.load_from, cfg.resume = None, False
+    cfg.resume = args.resume  # loops that train resume through mmengine
     runner = Runner.from_cfg(cfg)
     loop = LOOPS.build(cfg.search_loop, default_args=dict(
         runner=runner, checkpoint=args.checkpoint, resume=args.resume,

@@ -1,6 +1,7 @@
 """Search algorithms: mmengine models that decide the train step."""
 from .autoslim import AutoSlim
 from .base import ChannelSupernet
+from .dmasking import DMaskingNAS
 from .slimmable import SlimmableNetwork
 
-__all__ = ['AutoSlim', 'ChannelSupernet', 'SlimmableNetwork']
+__all__ = ['AutoSlim', 'ChannelSupernet', 'DMaskingNAS', 'SlimmableNetwork']

@@ -1,0 +1,170 @@
+"""DMaskingNAS training and search loops.
+
+:class:`DMaskingTrainLoop` is an epoch loop that, after ``warmup_epochs`` of
+weight steps only, follows every weight step on a training batch with an
+architecture step on a batch of a second split, and anneals the Gumbel
+temperature every epoch. :class:`DMaskingSearchLoop`, run by
+``tools/search.py``, trains with it and writes the derived channel_cfg, the
+learned distributions and a plot of their evolution.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from mmengine import dist
+from mmengine.logging import MMLogger
+from mmengine.runner import BaseLoop, EpochBasedTrainLoop
+
+from ..channel_cfg import ChannelConfig, save_channel_cfg
+from ..cli import unwrap
+from ..errors import ConfigError
+from ..fileio import atomic_write_text
+from ..registry import LOOPS
+from ..visualization import plot_arch_distributions
+
+HISTORY_FILE = 'arch_history.json'
+
+
+@LOOPS.register_module()
+class DMaskingTrainLoop(EpochBasedTrainLoop):
+    """Alternating weight and architecture steps (DMaskingNAS, DNAS).
+
+    Args:
+        runner: the Runner.
+        dataloader: the weights' split of the training data.
+        max_epochs: epochs in all.
+        arch_dataloader: the architecture's split (cycled as needed).
+        warmup_epochs: first epochs with weight steps only.
+        tau: Gumbel temperature of epoch 0.
+        tau_decay: the temperature is multiplied by it every epoch
+            (FBNet: 5.0, x0.956).
+        val_begin: first epoch that validates.
+        val_interval: validation every this many epochs.
+    """
+
+    def __init__(self, runner, dataloader, max_epochs: int,
+                 arch_dataloader: dict, warmup_epochs: int = 0,
+                 tau: float = 5.0, tau_decay: float = 0.956,
+                 val_begin: int = 1, val_interval: int = 1) -> None:
+        super().__init__(runner, dataloader, max_epochs, val_begin,
+                         val_interval)
+        self.arch_dataloader = runner.build_dataloader(arch_dataloader)
+        self._arch_batches = None
+        self.warmup_epochs, self.tau, self.tau_decay = (
+            warmup_epochs, tau, tau_decay)
+
+    def _next_arch_batch(self) -> dict:
+        if self._arch_batches is None:
+            self._arch_batches = iter(self.arch_dataloader)
+        try:
+            return next(self._arch_batches)
+        except StopIteration:
+            self._arch_batches = iter(self.arch_dataloader)
+            return next(self._arch_batches)
+
+    def run_epoch(self) -> None:
+        """One epoch at this epoch's temperature; records the alphas."""
+        algorithm = unwrap(self.runner.model)
+        algorithm.tau = self.tau * self.tau_decay ** self._epoch
+        super().run_epoch()
+        _record_distributions(self.runner.work_dir, algorithm, self._epoch)
+
+    def run_iter(self, idx, data_batch) -> None:
+        """A weight step, then (after warm-up) an architecture step."""
+        runner = self.runner
+        runner.call_hook('before_train_iter', batch_idx=idx,
+                         data_batch=data_batch)
+        outputs = runner.model.train_step(
+            data_batch, optim_wrapper=runner.optim_wrapper)
+        if self._epoch >= self.warmup_epochs:
+            outputs.update(unwrap(runner.model).arch_step(
+                self._next_arch_batch(), runner.optim_wrapper))
+        runner.call_hook('after_train_iter', batch_idx=idx,
+                         data_batch=data_batch, outputs=outputs)
+        self._iter += 1
+
+
+def _record_distributions(work_dir: str, algorithm, epoch: int) -> None:
+    """Appends the epoch's candidate probabilities to the history file
+    (entries of later epochs, left by a killed run, are dropped)."""
+    if not dist.is_main_process():
+        return
+    path = os.path.join(work_dir, HISTORY_FILE)
+    history = []
+    if os.path.isfile(path):
+        with open(path) as f:
+            history = [h for h in json.load(f) if h['epoch'] < epoch]
+    history.append(dict(epoch=epoch, tau=algorithm.tau,
+                        probabilities=algorithm.probabilities()))
+    atomic_write_text(path, json.dumps(history))
+
+
+@LOOPS.register_module()
+class DMaskingSearchLoop(BaseLoop):
+    """Runs the DMaskingNAS training, then writes what it found.
+
+    Writes ``derived.yaml`` (argmax candidate per group, FLOPs/params in
+    meta), ``distributions.json`` (candidates and probabilities per
+    group), ``arch_history.json`` and ``arch_distributions.png``. Resume
+    with ``tools/search.py --resume`` (mmengine's checkpoint resume).
+
+    Args:
+        runner: the Runner of the search config (model ``DMaskingNAS``,
+            ``train_cfg`` of type ``DMaskingTrainLoop``); ``--resume``
+            reaches its training through the config.
+        dataloader: unused (the train loop holds the data); may be None.
+        checkpoint: not used: the search trains its own supernet
+            (pretrained weights go in the config's ``load_from``).
+        resume: see ``runner``.
+        model_name: written into the result's meta.
+    """
+
+    def __init__(self, runner, dataloader=None,
+                 checkpoint: str | None = None, resume: bool = False,
+                 model_name: str = '') -> None:
+        super().__init__(runner, dataloader)
+        self.algorithm = unwrap(runner.model)
+        if not hasattr(self.algorithm, 'derived_choices'):
+            raise ConfigError(
+                'DMaskingSearchLoop needs model type DMaskingNAS, got '
+                f'{type(self.algorithm).__name__}.')
+        if checkpoint:
+            raise ConfigError(
+                'DMaskingNAS trains its own supernet and takes no checkpoint'
+                '; for pretrained weights pass --cfg-options load_from=CKPT.')
+        self.model_name = model_name
+        self.logger = MMLogger.get_current_instance()
+
+    def run(self) -> str:
+        """Trains, then writes the results; returns the derived YAML."""
+        self.runner.train()
+        algorithm, work_dir = self.algorithm, self.runner.work_dir
+        choices = algorithm.derived_choices()
+        usage = algorithm.mutator.estimate(choices)
+        path = os.path.join(work_dir, 'derived.yaml')
+        meta = dict(model=self.model_name,
+                    input_shape=list(algorithm.mutator.input_shape),
+                    flops=usage['flops'], params=usage['params'],
+                    source='DMaskingNAS, argmax of the learned '
+                    'distributions')
+        if algorithm.target is not None:
+            meta['target'] = algorithm.target
+        if dist.is_main_process():
+            save_channel_cfg(ChannelConfig(choices, meta), path,
+                             algorithm.mutator.max_widths)
+            atomic_write_text(
+                os.path.join(work_dir, 'distributions.json'),
+                json.dumps({g: dict(candidates=algorithm.options[g],
+                                    probabilities=p)
+                            for g, p in algorithm.probabilities().items()},
+                           indent=1))
+            with open(os.path.join(work_dir, HISTORY_FILE)) as f:
+                history = json.load(f)
+            plot_arch_distributions(
+                history, algorithm.options,
+                os.path.join(work_dir, 'arch_distributions.png'))
+        self.logger.info(
+            f'derived: {path}: {usage["flops"] / 1e6:.3f}M FLOPs, '
+            f'{usage["params"] / 1e6:.3f}M params')
+        return path
