@@ -32,7 +32,8 @@ DATA_SAMPLERS = _child(pretrain.DATA_SAMPLERS, 'data sampler')
 OPTIMIZERS = _child(pretrain.OPTIMIZERS, 'optimizer')
 OPTIM_WRAPPERS = _child(pretrain.OPTIM_WRAPPERS, 'optimizer_wrapper')
 OPTIM_WRAPPER_CONSTRUCTORS = _child(pretrain.OPTIM_WRAPPER_CONSTRUCTORS,
-                                    'optimizer wrapper constructor')
+                                    'optimizer wrapper constructor',
+                                    'mmchansearch.optim')
 PARAM_SCHEDULERS = _child(pretrain.PARAM_SCHEDULERS, 'parameter scheduler')
 WEIGHT_INITIALIZERS = _child(pretrain.WEIGHT_INITIALIZERS,
                              'weight initializer')

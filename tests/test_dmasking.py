@@ -1,13 +1,19 @@
 """DMaskingNAS: masked supernet, differentiable cost, architecture steps."""
+import json
 import random
+from pathlib import Path
 
 import pytest
 import torch
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmpretrain.structures import DataSample
 
+from mmchansearch.channel_cfg import load_channel_cfg, validate_channels
 from mmchansearch.errors import BudgetError, ConfigError
 from mmchansearch.models.algorithms import DMaskingNAS
+from mmchansearch.supernet import build_supernet
+
+REPO = Path(__file__).resolve().parents[1]
 
 MUTATOR = dict(type='ChannelMutator', input_shape=(3, 32, 32),
                width_ratios=[0.25, 0.5, 0.75, 1.0], divisor=8, min_width=8)
@@ -145,3 +151,60 @@ def test_multiplicative_loss_grows_with_cost(model):
 def test_bad_settings_are_refused(quarter_resnet_cfg, kwargs, error, needle):
     with pytest.raises(error, match=needle):
         _build(quarter_resnet_cfg, **kwargs)
+
+
+# --------------------------------------------- the search, end to end
+SEARCH = REPO / 'configs' / 'dmasking' / \
+    'dmasking_mbv2_1.0x_search_1xb64_fashion-mnist.py'
+
+
+def _search_options(root, epochs: int) -> list[str]:
+    return [
+        f'train_dataloader.dataset.dataset.data_root={root}',
+        'train_dataloader.dataset.stop=48', 'train_dataloader.batch_size=16',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        f'train_cfg.arch_dataloader.dataset.dataset.data_root={root}',
+        'train_cfg.arch_dataloader.dataset.start=48',
+        'train_cfg.arch_dataloader.dataset.stop=96',
+        'train_cfg.arch_dataloader.batch_size=16',
+        'train_cfg.arch_dataloader.num_workers=0',
+        'train_cfg.arch_dataloader.persistent_workers=False',
+        f'val_dataloader.dataset.data_root={root}',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+        f'max_epochs={epochs}', f'train_cfg.max_epochs={epochs}',
+        'train_cfg.warmup_epochs=1',
+        f'param_scheduler.architecture.end={epochs}',
+        'val_cfg.calibrate_bn_batches=2',
+    ]
+
+
+def test_search_writes_results_and_resumes(tmp_path, make_fashion_mnist,
+                                           run_tool):
+    root = make_fashion_mnist(tmp_path / 'data', 96, 32)
+    work_dir = tmp_path / 'search'
+    run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
+             '--cfg-options', *_search_options(root, 2))
+    cfg = load_channel_cfg(work_dir / 'derived.yaml')
+    supernet = build_supernet(str(SEARCH))
+    validate_channels(cfg, supernet.mutator.max_widths)
+    assert cfg.meta['flops'] == supernet.mutator.estimate(cfg.channels)[
+        'flops']
+    distributions = json.loads((work_dir / 'distributions.json').read_text())
+    for group, entry in distributions.items():
+        assert len(entry['candidates']) == len(entry['probabilities'])
+        assert sum(entry['probabilities']) == pytest.approx(1.0)
+        assert cfg.channels[group] in entry['candidates']
+    history = json.loads((work_dir / 'arch_history.json').read_text())
+    assert [h['epoch'] for h in history] == [0, 1]
+    assert history[1]['tau'] == pytest.approx(5.0 * 0.956)
+    assert (work_dir / 'arch_distributions.png').stat().st_size > 0
+    # the architecture trained in epoch 1 only (epoch 0 is warm-up)
+    assert history[0]['probabilities'] != history[1]['probabilities']
+    run_tool('tools/search.py', SEARCH, '--work-dir', work_dir, '--resume',
+             '--cfg-options', *_search_options(root, 3))
+    log = sorted(work_dir.glob('2*/*.log'))[-1].read_text()
+    assert 'resumed epoch: 2' in log
+    history = json.loads((work_dir / 'arch_history.json').read_text())
+    assert [h['epoch'] for h in history] == [0, 1, 2]

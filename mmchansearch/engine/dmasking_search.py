@@ -65,10 +65,10 @@ class DMaskingTrainLoop(EpochBasedTrainLoop):
 
     def run_epoch(self) -> None:
         """One epoch at this epoch's temperature; records the alphas."""
-        algorithm = unwrap(self.runner.model)
-        algorithm.tau = self.tau * self.tau_decay ** self._epoch
+        algorithm, epoch = unwrap(self.runner.model), self._epoch
+        algorithm.tau = self.tau * self.tau_decay ** epoch
         super().run_epoch()
-        _record_distributions(self.runner.work_dir, algorithm, self._epoch)
+        _record_distributions(self.runner.work_dir, algorithm, epoch)
 
     def run_iter(self, idx, data_batch) -> None:
         """A weight step, then (after warm-up) an architecture step."""

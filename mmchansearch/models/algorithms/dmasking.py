@@ -183,8 +183,8 @@ class DMaskingNAS(ChannelSupernet):
         others.zero_grad()
         self.masks.clear()
         return {f'{name}_loss': loss.detach(), f'{name}_ce': ce.detach(),
-                f'{name}_{self.cost_metric}_M': torch.as_tensor(
-                    float(cost) / 1e6)}
+                f'{name}_{self.cost_metric}_M':
+                torch.as_tensor(cost).detach() / 1e6}
 
     def train_step(self, data: dict, optim_wrapper: OptimWrapperDict
                    ) -> dict[str, torch.Tensor]:

@@ -1,0 +1,83 @@
+# FBNetV2 DMaskingNAS channel search of MobileNetV2 1.0x (6.1M FLOPs at
+# 32x32) on Fashion-MNIST for a 3M-FLOPs budget, on one device:
+#   python tools/search.py \
+#     configs/dmasking/dmasking_mbv2_1.0x_search_1xb64_fashion-mnist.py \
+#     --work-dir work_dirs/dmasking        # --resume after a kill
+# Weights train on training images [0, 40000), the architecture on
+# [40000, 50000); the first 2 epochs train weights only, then every weight
+# step is followed by an architecture step. Candidates: eighths of each
+# group's width, multiples of 8. Writes derived.yaml: retrain it with the
+# AutoSlim subnet config (any channel_cfg of this model):
+#   python tools/train.py \
+#     configs/autoslim/autoslim_mbv2_1.0x_subnet_1xb64_fashion-mnist.py \
+#     --cfg-options model.channel_cfgs=work_dirs/dmasking/derived.yaml
+_base_ = [
+    '../_base_/models/mobilenet_v2_fashion_mnist.py',
+    '../_base_/datasets/fashion_mnist_bs64.py',
+    '../_base_/schedules/fashion_mnist_sgd.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    _delete_=True,
+    type='DMaskingNAS',
+    architecture=_base_.model,
+    mutator=dict(
+        type='ChannelMutator',
+        input_shape=(3, 32, 32),
+        width_ratios=[i / 8 for i in range(1, 9)],
+        divisor=8,
+        min_width=8),
+    cost_metric='flops',
+    loss_form='additive',
+    cost_weight=2.0,
+    target=3e6,
+    tau=5.0)
+model_wrapper_cfg = dict(type='ChannelSearchDDP')
+
+weights_split = dict(
+    type='SubsetDataset', start=0, stop=40000,
+    dataset=_base_.train_dataloader.dataset)
+train_dataloader = dict(dataset=dict(_delete_=True, **weights_split))
+
+max_epochs = 8
+train_cfg = dict(
+    _delete_=True,
+    type='DMaskingTrainLoop',
+    max_epochs=max_epochs,
+    warmup_epochs=2,
+    tau=5.0,
+    tau_decay=0.956,  # FBNet's schedule
+    val_interval=1,
+    arch_dataloader=dict(
+        batch_size=64,
+        num_workers=2,
+        persistent_workers=True,
+        dataset=dict(
+            type='SubsetDataset', start=40000, stop=50000,
+            dataset=_base_.train_dataloader.dataset),
+        sampler=dict(type='DefaultSampler', shuffle=True)))
+# validation reports the derived (argmax) network, BN recalibrated
+val_cfg = dict(type='SubnetValLoop', calibrate_bn_batches=10)
+test_cfg = dict(type='SubnetTestLoop', calibrate_bn_batches=10)
+
+optim_wrapper = dict(
+    _delete_=True,
+    constructor='SeparateOptimWrapperConstructor',
+    architecture=dict(
+        optimizer=dict(type='SGD', lr=0.05, momentum=0.9, nesterov=True,
+                       weight_decay=4e-5),
+        paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0)),
+    # FBNetV2: Adam, lr 0.01, weight decay 5e-4 on the architecture
+    arch_params=dict(
+        optimizer=dict(type='Adam', lr=0.01, betas=(0.9, 0.999),
+                       weight_decay=5e-4)))
+param_scheduler = dict(
+    _delete_=True,
+    architecture=dict(
+        type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
+        eta_min=0.0, convert_to_iter_based=True),
+    arch_params=[])
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
+
+search_loop = dict(type='DMaskingSearchLoop')

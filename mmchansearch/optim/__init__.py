@@ -1,0 +1,4 @@
+"""Optimizer wrapper constructors."""
+from .separate import SeparateOptimWrapperConstructor
+
+__all__ = ['SeparateOptimWrapperConstructor']
