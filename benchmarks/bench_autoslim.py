@@ -19,9 +19,9 @@ import statistics
 import time
 
 import torch
+from classifiers import random_batches
 from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
-from mmpretrain.structures import DataSample
 
 from mmchansearch.models import AutoSlim
 
@@ -57,15 +57,6 @@ def build_autoslim(args) -> AutoSlim:
             num_samples=args.num_samples, distill=True, seed=0)
 
 
-def make_batch(args) -> dict:
-    size = args.input_size
-    return dict(
-        inputs=[torch.randint(0, 255, (3, size, size), dtype=torch.uint8)
-                for _ in range(args.batch_size)],
-        data_samples=[DataSample().set_gt_label(random.randrange(10))
-                      for _ in range(args.batch_size)])
-
-
 def timed(step, device: str) -> float:
     if device == 'cuda':
         torch.cuda.synchronize()
@@ -97,7 +88,7 @@ def bench_steps(args) -> None:
         static = algorithm.mutator.export_static().to(device).train()
         statics.append((static, optimizer_for(static)))
     plain = statics[0]  # the max subnet exported is the plain max network
-    batch = make_batch(args)
+    batch = random_batches(1, args.batch_size, args.input_size)[0]
     algorithm_optim = optimizer_for(algorithm)
 
     def supernet_step():

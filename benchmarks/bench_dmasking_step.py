@@ -15,10 +15,10 @@ import statistics
 import time
 
 import torch
+from classifiers import random_batches
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.registry import DefaultScope
-from mmpretrain.structures import DataSample
 
 from mmchansearch.models import DMaskingNAS
 from mmchansearch.registry import MODELS
@@ -33,16 +33,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--threads', type=int, default=1)
     return parser.parse_args()
-
-
-def make_batch(args) -> dict:
-    gen = torch.Generator().manual_seed(0)
-    size = (3, args.input_size, args.input_size)
-    return dict(inputs=[torch.randint(0, 255, size, generator=gen,
-                                      dtype=torch.uint8)
-                        for _ in range(args.batch_size)],
-                data_samples=[DataSample().set_gt_label(i % 10)
-                              for i in range(args.batch_size)])
 
 
 def main() -> None:
@@ -65,7 +55,7 @@ def main() -> None:
             search.architecture.parameters(), lr=0.01, momentum=0.9)),
         arch_params=OptimWrapper(torch.optim.Adam(
             search.arch_params.parameters(), lr=0.01)))
-    batch = make_batch(args)
+    batch = random_batches(1, args.batch_size, args.input_size)[0]
     steps = dict(plain=lambda: plain.train_step(batch, plain_opt),
                  weights=lambda: search.train_step(batch, optimizers),
                  arch=lambda: search.arch_step(batch, optimizers))

@@ -14,8 +14,7 @@ import argparse
 import time
 
 import torch
-from classifiers import build_classifier_supernet
-from mmpretrain.structures import DataSample
+from classifiers import build_classifier_supernet, random_batches
 
 from mmchansearch.engine.flops_utilization import (
     ChannelDropout,
@@ -37,21 +36,11 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def batches(args) -> list[dict]:
-    gen = torch.Generator().manual_seed(0)
-    return [dict(inputs=[torch.randint(0, 255, (3, args.input_size,
-                                                args.input_size),
-                                       generator=gen, dtype=torch.uint8)
-                         for _ in range(args.batch_size)],
-                 data_samples=[DataSample().set_gt_label(i)
-                               for i in range(args.batch_size)])
-            for _ in range(args.batches)]
-
-
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    data = batches(args)
+    data = random_batches(args.batches, args.batch_size, args.input_size,
+                          num_classes=1000)
     print(f'{args.batches} batches of {args.batch_size} at '
           f'{args.input_size}x{args.input_size}, {args.repeats} repeats, '
           f'{args.threads} thread(s)')

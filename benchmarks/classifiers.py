@@ -1,11 +1,14 @@
-"""The mmpretrain classifiers the benchmarks measure, as supernets.
+"""The mmpretrain classifiers the benchmarks measure, as supernets, and
+the random batches they are fed.
 
 Each benchmark script imports this module from its own folder (running
 ``python benchmarks/bench_X.py`` puts ``benchmarks/`` on ``sys.path``).
 """
 from __future__ import annotations
 
+import torch
 from mmengine.config import Config
+from mmpretrain.structures import DataSample
 
 from mmchansearch.models.algorithms import ChannelSupernet
 from mmchansearch.supernet import build_supernet
@@ -46,3 +49,17 @@ def build_classifier_supernet(name: str, input_size: int) -> ChannelSupernet:
     """
     cfg = Config(dict(model=CLASSIFIERS[name]))
     return build_supernet(cfg, input_shape=(3, input_size, input_size))
+
+
+def random_batches(count: int, batch_size: int, input_size: int,
+                   num_classes: int = 10) -> list[dict]:
+    """``count`` dataloader-style batches of random uint8 images (seeded),
+    sample i labelled i mod ``num_classes``."""
+    gen = torch.Generator().manual_seed(0)
+    size = (3, input_size, input_size)
+    return [dict(inputs=[torch.randint(0, 255, size, generator=gen,
+                                       dtype=torch.uint8)
+                         for _ in range(batch_size)],
+                 data_samples=[DataSample().set_gt_label(i % num_classes)
+                               for i in range(batch_size)])
+            for _ in range(count)]

@@ -121,6 +121,14 @@ def load_channel_cfg(path: str | os.PathLike) -> ChannelConfig:
     return parse_channel_cfg(data, path)
 
 
+def read_channel_cfg(item: str | os.PathLike | Mapping | ChannelConfig
+                     ) -> ChannelConfig:
+    """A channel_cfg from a YAML path, a mapping or a ChannelConfig."""
+    if isinstance(item, (str, os.PathLike)):
+        return load_channel_cfg(item)
+    return parse_channel_cfg(item)
+
+
 def validate_channels(cfg: ChannelConfig, max_widths: Mapping[str, int],
                       divisors: Mapping[str, int] | None = None) -> None:
     """Checks that ``cfg`` sets every group of a model to a valid width.

@@ -9,8 +9,7 @@ channels this way; DMaskingNAS weights the candidate widths with it.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -42,7 +41,8 @@ def group_readers(analysis: ChannelAnalysis, group: str) -> list[tuple]:
 
 class GroupMasks:
     """Persistent masks on several groups: set ``masks[group]`` to a tensor
-    (or None for no mask) before a forward.
+    (or None for no mask) before a forward. As a context manager, the hooks
+    are removed at its end.
 
     Args:
         model: the analyzed model (the mutator's).
@@ -79,14 +79,8 @@ class GroupMasks:
             handle.remove()
         self._handles = []
 
+    def __enter__(self) -> GroupMasks:
+        return self
 
-@contextmanager
-def masked_groups(model: nn.Module, analysis: ChannelAnalysis,
-                  masks: Mapping[str, torch.Tensor]) -> Iterator[None]:
-    """``masks`` (group -> mask) applied for the duration of the block."""
-    hooks = GroupMasks(model, analysis, masks)
-    hooks.masks.update(masks)
-    try:
-        yield
-    finally:
-        hooks.remove()
+    def __exit__(self, *_) -> None:
+        self.remove()

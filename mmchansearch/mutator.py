@@ -136,10 +136,16 @@ class ChannelMutator:
         for name, group in self.analysis.groups.items():
             if name in self.frozen_groups:
                 continue
-            step = math.lcm(self.divisor, group.divisor)
+            step = self._width_step(name)
             capped[name] = -(-math.ceil(group.max_width * self.width_cap)
                              // step) * step
         return capped
+
+    def _width_step(self, group: str, divisor: int | None = None) -> int:
+        """The multiple every width of ``group`` is rounded to: the
+        mutator's divisor (or ``divisor``) and the group's own."""
+        return math.lcm(self.divisor if divisor is None else divisor,
+                        self.analysis.groups[group].divisor)
 
     # ------------------------------------------------------------ choices
     @property
@@ -158,7 +164,7 @@ class ChannelMutator:
         return [g for g in self.widths if g not in self.frozen_groups]
 
     def round_width(self, group: str, value: float,
-                     divisor: int | None = None) -> int:
+                    divisor: int | None = None) -> int:
         """``value`` rounded to the divisors, within [min_width, max].
 
         Args:
@@ -168,8 +174,7 @@ class ChannelMutator:
                 grouped convs, always applies).
         """
         top = self.widths[group].max_width
-        step = math.lcm(self.divisor if divisor is None else divisor,
-                        self.analysis.groups[group].divisor)
+        step = self._width_step(group, divisor)
         floor = -(-min(self.min_width, top) // step) * step  # round up
         return min(top, make_divisible(value, step, floor))
 
@@ -215,7 +220,7 @@ class ChannelMutator:
         ``divisor`` (default: the mutator's); frozen groups stay at max."""
         return {group: width.max_width if group in self.frozen_groups
                 else self.round_width(group, width.max_width * ratio,
-                                       divisor)
+                                      divisor)
                 for group, width in self.widths.items()}
 
     def uniform_for_budget(self, metric: str, budget: float,
@@ -270,7 +275,8 @@ class ChannelMutator:
         Raises:
             BudgetError: when no widths within [min_width, max] reach it.
         """
-        free = [g for g in self.searchable_groups if g not in set(keep)]
+        kept = set(keep)
+        free = [g for g in self.searchable_groups if g not in kept]
 
         def scaled(factor: float) -> dict[str, int]:
             return {**choices, **{g: self.round_width(g, choices[g] * factor)
@@ -309,12 +315,23 @@ class ChannelMutator:
         return best
 
     def step_widths(self, choices: Mapping[str, int], group: str,
-                     sign: int) -> dict[str, int]:
+                    sign: int) -> dict[str, int]:
         """``choices`` with ``group`` one divisor step wider or narrower
         (unchanged at its bounds)."""
-        step = math.lcm(self.divisor, self.analysis.groups[group].divisor)
-        width = self.round_width(group, choices[group] + sign * step)
+        width = self.round_width(
+            group, choices[group] + sign * self._width_step(group))
         return {**choices, group: width}
+
+    def channel_config(self, choices: Mapping[str, int], model: str,
+                       source: str, **extra) -> ChannelConfig:
+        """``choices`` as a search result: a channel_cfg whose meta holds
+        the model config, input shape, FLOPs, params, ``extra`` and where
+        it came from."""
+        usage = self.estimate(choices)
+        return ChannelConfig(dict(choices), dict(
+            model=model, input_shape=list(self.input_shape),
+            flops=usage['flops'], params=usage['params'], **extra,
+            source=source))
 
     def estimate(self, choices: Mapping[str, int] | None = None
                  ) -> dict[str, float]:

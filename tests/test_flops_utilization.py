@@ -3,7 +3,7 @@ import pytest
 import torch
 from mmpretrain.structures import DataSample
 
-from mmchansearch.channel_masks import masked_groups
+from mmchansearch.channel_masks import GroupMasks
 from mmchansearch.engine.flops_utilization import (
     ChannelDropout,
     UtilizationMeter,
@@ -86,8 +86,9 @@ def test_dropout_masks_every_reader_of_a_residual_group(supernet):
     readers = [name for name, info in mutator.analysis.layers.items()
                if info.in_group == group and info.kind != 'bn']
     seen = {}
-    with torch.no_grad(), masked_groups(supernet.architecture,
-                                        mutator.analysis, {group: mask}):
+    with torch.no_grad(), GroupMasks(supernet.architecture, mutator.analysis,
+                                     [group]) as masks:
+        masks.masks[group] = mask
         # registered after the masking hooks, so these see masked inputs
         hooks = [supernet.architecture.get_submodule(name)
                  .register_forward_pre_hook(

@@ -9,7 +9,7 @@ Example:
 """
 import argparse
 
-from mmchansearch.channel_cfg import ChannelConfig, save_channel_cfg
+from mmchansearch.channel_cfg import save_channel_cfg
 from mmchansearch.cli import add_supernet_args, run_tool, supernet_from_args
 
 
@@ -30,15 +30,12 @@ def main() -> None:
     _, supernet = supernet_from_args(args)
     mutator = supernet.mutator
     ratio, choices = mutator.uniform_for_budget(metric, budget, args.divisor)
-    usage = mutator.estimate(choices)
-    meta = dict(model=args.config, input_shape=list(mutator.input_shape),
-                flops=usage['flops'], params=usage['params'],
-                source=f'uniform width x{ratio:.4f} (divisor {args.divisor}), '
-                f'{metric} budget {budget:g}')
-    save_channel_cfg(ChannelConfig(choices, meta), args.out,
-                     mutator.max_widths)
-    print(f'uniform x{ratio:.4f}: FLOPs {usage["flops"] / 1e6:.3f}M, params '
-          f'{usage["params"] / 1e6:.3f}M -> {args.out}')
+    cfg = mutator.channel_config(
+        choices, args.config, f'uniform width x{ratio:.4f} (divisor '
+        f'{args.divisor}), {metric} budget {budget:g}')
+    save_channel_cfg(cfg, args.out, mutator.max_widths)
+    print(f'uniform x{ratio:.4f}: FLOPs {cfg.meta["flops"] / 1e6:.3f}M, '
+          f'params {cfg.meta["params"] / 1e6:.3f}M -> {args.out}')
 
 
 if __name__ == '__main__':

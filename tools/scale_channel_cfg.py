@@ -11,7 +11,6 @@ Example:
 import argparse
 
 from mmchansearch.channel_cfg import (
-    ChannelConfig,
     load_channel_cfg,
     save_channel_cfg,
     validate_channels,
@@ -37,12 +36,10 @@ def parse_args() -> argparse.Namespace:
 
 
 def _save(mutator, choices, path: str, config: str, source: str) -> None:
-    usage = mutator.estimate(choices)
-    meta = dict(model=config, input_shape=list(mutator.input_shape),
-                flops=usage['flops'], params=usage['params'], source=source)
-    save_channel_cfg(ChannelConfig(choices, meta), path, mutator.max_widths)
-    print(f'{path}: FLOPs {usage["flops"] / 1e6:.3f}M, params '
-          f'{usage["params"] / 1e6:.3f}M')
+    cfg = mutator.channel_config(choices, config, source)
+    save_channel_cfg(cfg, path, mutator.max_widths)
+    print(f'{path}: FLOPs {cfg.meta["flops"] / 1e6:.3f}M, params '
+          f'{cfg.meta["params"] / 1e6:.3f}M')
 
 
 def main() -> None:

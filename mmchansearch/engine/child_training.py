@@ -12,6 +12,7 @@ The subprocess runs :func:`main` on a dumped config.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -27,6 +28,16 @@ from ..fileio import atomic_write_text
 DIST_VARIABLES = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE',
                   'MASTER_ADDR', 'MASTER_PORT', 'GROUP_RANK', 'ROLE_RANK',
                   'ROLE_WORLD_SIZE', 'TORCHELASTIC_RUN_ID')
+
+
+def child_config(cfg: Config, work_dir: str, name: str) -> Config:
+    """A copy of a search config, without ``search_loop``, that trains one
+    child in ``work_dir`` and logs as experiment ``name``."""
+    child = copy.deepcopy(cfg)
+    child.pop('search_loop', None)
+    child.work_dir = work_dir
+    child.experiment_name = name
+    return child
 
 
 def train_and_validate(cfg: Config, metric: str) -> float:

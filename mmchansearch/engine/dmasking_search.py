@@ -16,7 +16,7 @@ from mmengine import dist
 from mmengine.logging import MMLogger
 from mmengine.runner import BaseLoop, EpochBasedTrainLoop
 
-from ..channel_cfg import ChannelConfig, save_channel_cfg
+from ..channel_cfg import save_channel_cfg
 from ..cli import unwrap
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
@@ -143,16 +143,13 @@ class DMaskingSearchLoop(BaseLoop):
         choices = algorithm.derived_choices()
         usage = algorithm.mutator.estimate(choices)
         path = os.path.join(work_dir, 'derived.yaml')
-        meta = dict(model=self.model_name,
-                    input_shape=list(algorithm.mutator.input_shape),
-                    flops=usage['flops'], params=usage['params'],
-                    source='DMaskingNAS, argmax of the learned '
-                    'distributions')
-        if algorithm.target is not None:
-            meta['target'] = algorithm.target
+        extra = {} if algorithm.target is None else dict(
+            target=algorithm.target)
         if dist.is_main_process():
-            save_channel_cfg(ChannelConfig(choices, meta), path,
-                             algorithm.mutator.max_widths)
+            save_channel_cfg(algorithm.mutator.channel_config(
+                choices, self.model_name,
+                'DMaskingNAS, argmax of the learned distributions', **extra),
+                path, algorithm.mutator.max_widths)
             atomic_write_text(
                 os.path.join(work_dir, 'distributions.json'),
                 json.dumps({g: dict(candidates=algorithm.options[g],

@@ -19,13 +19,14 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from itertools import product
 
 import torch
 import torch.nn.functional as F
 from mmengine import dist
 from torch import nn
 
-from ..channel_masks import masked_groups
+from ..channel_masks import GroupMasks, group_readers
 from ..errors import ConfigError
 from ..mutator import ChannelMutator
 
@@ -247,13 +248,9 @@ class UtilizationMeter:
 
     def _first_readers(self, cache: PrefixCache, groups: Sequence[str]
                        ) -> dict[str, int]:
-        first: dict[str, int] = {}
-        for name, info in self.mutator.analysis.layers.items():
-            if info.in_group in groups and info.kind != 'bn':
-                start = cache.start_of(name)
-                first[info.in_group] = min(first.get(info.in_group, start),
-                                           start)
-        return first
+        return {group: min(cache.start_of(name) for name, _ in
+                           group_readers(self.mutator.analysis, group))
+                for group in groups}
 
     @torch.no_grad()
     def measure(self, batches: Sequence[dict], groups: Sequence[str],
@@ -273,32 +270,32 @@ class UtilizationMeter:
         dropped = {g: torch.zeros(2, dtype=torch.float64) for g in groups}
         cache = PrefixCache(arch)
         first: dict[str, int] = {}
-        for batch in batches:
-            data = self.model.data_preprocessor(batch, False)
-            inputs = data['inputs']
-            labels = torch.cat([s.gt_label for s in data['data_samples']])
-            with cache.record():
-                logits = arch(inputs, mode='tensor')
-            labels = labels.to(logits.device)
-            base += torch.cat([self._scores(logits, labels),
-                               torch.tensor([labels.numel()],
-                                            dtype=torch.float64)])
-            if not first:
-                first = self._first_readers(cache, groups)
-                if self.reuse_prefix:
-                    cache.plan(list(first.values()))
-                    with cache.record():  # now with the outputs cached
-                        arch(inputs, mode='tensor')
-            for group in groups:
-                for _ in range(self.dropout.repeats):
-                    mask = self.dropout.mask(
+        with GroupMasks(arch, self.mutator.analysis, groups) as masks:
+            for batch in batches:
+                data = self.model.data_preprocessor(batch, False)
+                inputs = data['inputs']
+                labels = torch.cat([s.gt_label for s in data['data_samples']])
+                with cache.record():
+                    logits = arch(inputs, mode='tensor')
+                labels = labels.to(logits.device)
+                base += torch.cat([self._scores(logits, labels),
+                                   torch.tensor([labels.numel()],
+                                                dtype=torch.float64)])
+                if not first:
+                    first = self._first_readers(cache, groups)
+                    if self.reuse_prefix:
+                        cache.plan(list(first.values()))
+                        with cache.record():  # now with the outputs cached
+                            arch(inputs, mode='tensor')
+                for group, _ in product(groups, range(self.dropout.repeats)):
+                    masks.clear()
+                    masks.masks[group] = self.dropout.mask(
                         rates[group], (len(labels), widths[group]), generator)
-                    replay = cache.replay(first[group]) \
-                        if self.reuse_prefix else nullcontext()
-                    with masked_groups(arch, self.mutator.analysis,
-                                       {group: mask}), replay:
+                    with (cache.replay(first[group]) if self.reuse_prefix
+                          else nullcontext()):
                         logits = arch(inputs, mode='tensor')
                     dropped[group] += self._scores(logits, labels)
+                masks.clear()
         dist.all_reduce(base)
         for group in groups:
             dist.all_reduce(dropped[group])

@@ -21,7 +21,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
 from rich.progress import BarColumn, Progress, TextColumn
 
-from ..channel_cfg import ChannelConfig, save_channel_cfg
+from ..channel_cfg import save_channel_cfg
 from ..errors import BudgetError, ConfigError
 from ..fileio import atomic_write_text
 from ..registry import LOOPS
@@ -249,19 +249,17 @@ class GreedySlimmingLoop(BaseLoop):
             model.eval()
             accuracy, _ = score_batches(model, batches)
             usage = model.mutator.estimate(result['choices'])
-            meta = dict(model=self.model_name,
-                        input_shape=list(self.mutator.input_shape),
-                        flops=usage['flops'], params=usage['params'],
-                        heldout_top1=round(accuracy, 3),
-                        source=f'autoslim greedy search, target {key} '
-                        f'{self.constraint}, step {result["step"]}')
-            if self.constraint not in ('flops', 'params'):
-                meta[self.constraint] = usage[self.constraint]
+            extra = {} if self.constraint in ('flops', 'params') else {
+                self.constraint: usage[self.constraint]}
             path = os.path.join(work_dir, f'subnet_{self.constraint}-{key}'
                                 '.yaml')
             if dist.is_main_process():
-                save_channel_cfg(ChannelConfig(result['choices'], meta), path,
-                                 self.mutator.max_widths)
+                save_channel_cfg(self.mutator.channel_config(
+                    result['choices'], self.model_name,
+                    f'autoslim greedy search, target {key} '
+                    f'{self.constraint}, step {result["step"]}',
+                    heldout_top1=round(accuracy, 3), **extra),
+                    path, self.mutator.max_widths)
             paths[key] = path
             self.logger.info(
                 f'{path}: {self.constraint} '

@@ -10,7 +10,6 @@ result, ready for retraining.
 """
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
@@ -21,7 +20,7 @@ from mmengine import dist
 from mmengine.logging import MMLogger
 from mmengine.runner import BaseLoop, Runner, find_latest_checkpoint
 
-from ..channel_cfg import ChannelConfig, save_channel_cfg
+from ..channel_cfg import save_channel_cfg
 from ..cli import unwrap
 from ..errors import BudgetError, ConfigError
 from ..fileio import atomic_torch_save, atomic_write_text
@@ -29,6 +28,7 @@ from ..mutator import ChannelMutator
 from ..registry import LOOPS
 from ..supernet import load_supernet_weights
 from ..visualization import plot_channel_adjustment
+from .child_training import child_config
 from .flops_utilization import (
     ChannelDropout,
     UtilizationMeter,
@@ -243,10 +243,7 @@ class NetworkAdjustmentLoop(BaseLoop):
     def _train_round(self, round_: int, choices: Mapping[str, int]):
         """Trains ``choices`` with a child Runner; returns the supernet."""
         round_dir = self._path(f'round_{round_}')
-        cfg = copy.deepcopy(self.runner.cfg)
-        cfg.pop('search_loop', None)
-        cfg.work_dir = round_dir
-        cfg.experiment_name = f'round_{round_}'
+        cfg = child_config(self.runner.cfg, round_dir, f'round_{round_}')
         cfg.model.channel_cfg = dict(channels=dict(choices))
         latest = find_latest_checkpoint(round_dir) if self.resume and \
             os.path.isdir(round_dir) else None
@@ -314,14 +311,9 @@ class NetworkAdjustmentLoop(BaseLoop):
     # ----------------------------------------------------------- outputs
     def _save_cfg(self, choices: Mapping[str, int], path: str,
                   source: str, **meta) -> None:
-        usage = self.mutator.estimate(choices)
         if dist.is_main_process():
-            save_channel_cfg(ChannelConfig(
-                dict(choices), dict(
-                    model=self.model_name,
-                    input_shape=list(self.mutator.input_shape),
-                    flops=usage['flops'], params=usage['params'],
-                    source=source, **meta)),
+            save_channel_cfg(self.mutator.channel_config(
+                choices, self.model_name, source, **meta),
                 path, self.mutator.max_widths)
 
     def _write_round(self, round_: int, choices: Mapping[str, int],

@@ -41,7 +41,11 @@ from ..fileio import atomic_write_text
 from ..models.backbones.rexnet import STAGE_BLOCKS
 from ..registry import LOOPS, MODELS
 from ..visualization import plot_channel_curves
-from .child_training import train_and_validate, train_in_subprocess
+from .child_training import (
+    child_config,
+    train_and_validate,
+    train_in_subprocess,
+)
 
 STATE_FILE = 'rexnet_search_state.json'
 Knots = list[list[float]]  # [[block index, f value], ...]
@@ -449,14 +453,12 @@ class ChannelParameterizationSearchLoop(BaseLoop):
         return self._write_results(state)
 
     def _child_cfg(self, candidate: dict, seed: int) -> Config:
-        name = f'candidate_{candidate["index"]}_seed_{seed}'
-        cfg = copy.deepcopy(self.runner.cfg)
-        cfg.pop('search_loop', None)
+        cfg = child_config(
+            self.runner.cfg,
+            self._path(f'candidate_{candidate["index"]}', f'seed_{seed}'),
+            f'candidate_{candidate["index"]}_seed_{seed}')
         cfg.pop('model_wrapper_cfg', None)
         cfg.launcher = 'none'
-        cfg.work_dir = self._path(f'candidate_{candidate["index"]}',
-                                  f'seed_{seed}')
-        cfg.experiment_name = name
         cfg.load_from, cfg.resume = None, False
         cfg.model.backbone.block_channels = list(candidate['channels'])
         cfg.randomness = dict(cfg.get('randomness', {}), seed=seed)

@@ -10,7 +10,7 @@ from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 from torch import nn
 
-from ...channel_cfg import load_channel_cfg, parse_channel_cfg
+from ...channel_cfg import read_channel_cfg
 from ...distributed import average_gradients
 from ...mutator import ChannelMutator
 from ...registry import MODELS
@@ -71,9 +71,7 @@ class ChannelSupernet(BaseModel):
             if isinstance(mutator, dict) else mutator
         self.mutator.prepare(self.architecture)
         if channel_cfg is not None:
-            self.mutator.set_choices(
-                load_channel_cfg(channel_cfg) if isinstance(channel_cfg, str)
-                else parse_channel_cfg(channel_cfg))
+            self.mutator.set_choices(read_channel_cfg(channel_cfg))
 
     def forward(self, inputs: Any, data_samples: Any = None,
                 mode: str = 'tensor') -> Any:

@@ -137,18 +137,17 @@ class DMaskingNAS(ChannelSupernet):
             choices[group] = self.options[group][int(alpha.argmax())]
         return choices
 
-    def sample_masks(self, hard: bool = False) -> dict:
+    def sample_masks(self) -> dict:
         """Draws Gumbel-softmax weights, sets the masks, returns the
         expected width of every group (tensors for the searched ones)."""
-        self.mutator.set_choices(self.mutator.max_widths)
+        if self.mutator.current_choices() != self.mutator.max_widths:
+            self.mutator.set_choices(self.mutator.max_widths)  # after eval
         widths: dict = {g: c[-1] for g, c in self.options.items()}
         for group, alpha in zip(self.searched, self.arch_params):
-            weights = F.gumbel_softmax(alpha, tau=self.tau, hard=hard)
-            self.masks.masks[group] = weights @ getattr(
-                self, _buffer_name(group))
-            widths[group] = weights @ torch.tensor(
-                self.options[group], dtype=weights.dtype,
-                device=weights.device)
+            weights = F.gumbel_softmax(alpha, tau=self.tau)
+            mask = weights @ getattr(self, _buffer_name(group))
+            self.masks.masks[group] = mask
+            widths[group] = mask.sum()  # = sum_i w_i C_i
         return widths
 
     def cost(self, widths: Mapping) -> torch.Tensor:

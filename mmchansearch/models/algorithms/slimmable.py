@@ -8,7 +8,7 @@ import torch
 from mmengine.optim import OptimWrapper
 from torch import nn
 
-from ...channel_cfg import ChannelConfig, load_channel_cfg, parse_channel_cfg
+from ...channel_cfg import ChannelConfig, read_channel_cfg
 from ...dynamic_ops import SubnetSwitch, SwitchableBatchNorm
 from ...errors import ConfigError
 from ...mutator import ChannelMutator
@@ -39,8 +39,7 @@ def read_channel_cfgs(channel_cfgs: str | dict | Sequence | None
     if not items:
         raise ConfigError('model.channel_cfgs is empty; give one or more '
                           'channel_cfg YAML files.')
-    return [load_channel_cfg(i) if isinstance(i, str) else
-            parse_channel_cfg(i) for i in items]
+    return [read_channel_cfg(i) for i in items]
 
 
 def subnet_name(cfg: ChannelConfig, index: int) -> str:
