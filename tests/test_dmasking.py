@@ -11,6 +11,7 @@ from mmpretrain.structures import DataSample
 from mmchansearch.channel_cfg import load_channel_cfg, validate_channels
 from mmchansearch.errors import BudgetError, ConfigError
 from mmchansearch.models.algorithms import DMaskingNAS
+from mmchansearch.optim import SeparateOptimWrapperConstructor
 from mmchansearch.supernet import build_supernet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -208,3 +209,35 @@ def test_search_writes_results_and_resumes(tmp_path, make_fashion_mnist,
     assert 'resumed epoch: 2' in log
     history = json.loads((work_dir / 'arch_history.json').read_text())
     assert [h['epoch'] for h in history] == [0, 1, 2]
+
+
+def test_one_optimizer_is_refused(quarter_resnet_cfg):
+    model = _build(quarter_resnet_cfg).train()
+    single = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
+    with pytest.raises(ConfigError, match='two optimizers'):
+        model.train_step(_batch(), single)
+
+
+def test_separate_constructor_builds_one_optimizer_per_submodule(
+        quarter_resnet_cfg):
+    model = _build(quarter_resnet_cfg)
+    constructor = SeparateOptimWrapperConstructor(dict(
+        architecture=dict(optimizer=dict(type='SGD', lr=0.05)),
+        arch_params=dict(optimizer=dict(type='Adam', lr=0.01))))
+    wrappers = constructor(model)
+    assert set(wrappers.keys()) == {'architecture', 'arch_params'}
+    arch_ids = {id(p) for p in model.arch_params.parameters()}
+    adam = wrappers['arch_params'].optimizer
+    assert {id(p) for g in adam.param_groups for p in g['params']} == \
+        arch_ids
+    with pytest.raises(ConfigError, match="no submodule 'alphas'"):
+        SeparateOptimWrapperConstructor(dict(
+            alphas=dict(optimizer=dict(type='Adam', lr=0.01))))(model)
+
+
+def test_search_refuses_a_checkpoint(tmp_path, run_tool):
+    result = run_tool('tools/search.py', SEARCH, tmp_path / 'some.pth',
+                      '--work-dir', tmp_path / 'search', check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert 'takes no checkpoint' in result.stderr
+    assert 'Traceback' not in result.stderr
