@@ -7,8 +7,12 @@ step trains the unmasked max-width classifier. Steps are interleaved and
 the medians compared in one run. Target: a search step costs <= 1.3x a
 plain step of the max-width model (per batch).
 
+With ``--resolutions`` the input resolution is searched too (every
+spatial layer runs once per candidate on its sub-sampled map).
+
 Example:
     python benchmarks/bench_dmasking_step.py --threads 1
+    python benchmarks/bench_dmasking_step.py --threads 1 --resolutions 24 28 32
 """
 import argparse
 import statistics
@@ -32,6 +36,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--input-size', type=int, default=32)
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--resolutions', type=int, nargs='+',
+                        help='candidate input sizes (resolution search)')
     return parser.parse_args()
 
 
@@ -47,7 +53,7 @@ def main() -> None:
         search = DMaskingNAS(
             architecture, dict(cfg.model.mutator, input_shape=(
                 3, args.input_size, args.input_size)),
-            target=cfg.model.target).train()
+            target=cfg.model.target, resolutions=args.resolutions).train()
     plain_opt = OptimWrapper(torch.optim.SGD(plain.parameters(), lr=0.01,
                                              momentum=0.9))
     optimizers = OptimWrapperDict(
@@ -69,7 +75,7 @@ def main() -> None:
     median = {name: statistics.median(t) for name, t in times.items()}
     print(f'MobileNetV2 1.0x, batch {args.batch_size} at {args.input_size}x'
           f'{args.input_size}, {args.threads} thread(s), {args.repeats} '
-          f'steps each, medians')
+          f'steps each, medians, resolutions {args.resolutions or "-"}')
     print('| step | seconds | / plain step |')
     print('|---|---|---|')
     for name in steps:

@@ -278,7 +278,7 @@ def _trace(model: nn.Module, inputs: torch.Tensor
     recorder = _ShapeRecorder()
     try:
         with torch.enable_grad(), recorder:
-            output = _forward_logits(model, inputs)
+            output = forward_logits(model, inputs)
     finally:
         for handle in handles:
             handle.remove()
@@ -287,7 +287,7 @@ def _trace(model: nn.Module, inputs: torch.Tensor
     return ordered, output.grad_fn, recorder.shapes
 
 
-def _forward_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+def forward_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """Calls an mmpretrain model in 'tensor' mode, else a plain forward."""
     if isinstance(model, BaseModel):
         output = model(inputs, mode='tensor')

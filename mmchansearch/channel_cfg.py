@@ -84,13 +84,14 @@ def parse_channel_cfg(data: Any, source: str = '<dict>') -> ChannelConfig:
         raise ChannelConfigError(
             f'channel_cfg {source}: unknown top-level key(s) {unknown}; '
             f'valid keys are {", ".join(TOP_LEVEL_KEYS)}.')
-    channels = data.get('channels')
-    if not isinstance(channels, Mapping) or not channels:
+    blocks = data.get('blocks') or {}
+    channels = data.get('channels') or ({} if blocks else None)
+    if not isinstance(channels, Mapping) or not (channels or blocks):
         raise ChannelConfigError(
             f'channel_cfg {source}: `channels` must be a non-empty mapping '
-            f'of group name -> width; {TEMPLATE_HINT}.')
+            f'of group name -> width (it may be left out only when `blocks` '
+            f'is given); {TEMPLATE_HINT}.')
     meta = data.get('meta') or {}
-    blocks = data.get('blocks') or {}
     for key, value in (('meta', meta), ('blocks', blocks)):
         if not isinstance(value, Mapping):
             raise ChannelConfigError(

@@ -24,3 +24,8 @@ class CheckpointMismatchError(ChannelSearchError):
 
 class ConfigError(ChannelSearchError):
     """An algorithm or search config holds an invalid value."""
+
+
+class LatencyTableError(ChannelSearchError):
+    """A latency lookup table is missing, malformed, lacks an op or was
+    measured on another device."""

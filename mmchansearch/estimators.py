@@ -5,12 +5,15 @@ linear layers (MobileNetV2 1.0x at 224x224 = 300M), the same as fvcore's
 per-operator conv + linear counts. Everything comes from one trace
 (:class:`~mmchansearch.analysis.ChannelAnalysis`): per layer, a coefficient
 times the widths of its input and output groups, so a query is a short loop
-over small integers.
+over small integers. With a latency model (a lookup table measured on the
+user's device, :mod:`mmchansearch.latency`) the estimate has 'latency' (ms)
+too, so every search can bound it like FLOPs.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -31,6 +34,7 @@ class _LayerCost:
     params_per_out: int    # bias / affine entries per output channel
     flops_per_out: int     # depthwise: FLOPs per channel (no input factor)
     groups: int = 1        # a grouped conv's input is split this many ways
+    positions: int = 1     # output positions the FLOPs are counted at
 
 
 class ResourceEstimator:
@@ -41,12 +45,15 @@ class ResourceEstimator:
         model: the analyzed model (its layers' kernel sizes and biases are
             read once; parameters outside analyzed layers count as a
             constant).
+        latency: an object whose ``latency(widths)`` gives milliseconds
+            (:class:`~mmchansearch.latency.ChannelLatencyModel`); adds the
+            'latency' metric.
     """
 
-    metrics = METRICS
-
-    def __init__(self, analysis: ChannelAnalysis, model: nn.Module) -> None:
+    def __init__(self, analysis: ChannelAnalysis, model: nn.Module,
+                 latency: Any = None) -> None:
         self.analysis = analysis
+        self.latency = latency
         self._costs = [_layer_cost(name, info, model.get_submodule(name))
                        for name, info in analysis.layers.items()]
         layer_params = sum(
@@ -55,22 +62,46 @@ class ResourceEstimator:
         self._constant_params = sum(
             p.numel() for p in model.parameters()) - layer_params
 
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics :meth:`estimate` returns."""
+        return METRICS + (('latency', ) if self.latency else ())
+
     def estimate(self, widths: Mapping[str, int]) -> dict[str, float]:
-        """FLOPs and params for group name -> width (missing groups: max)."""
+        """FLOPs, params (and latency) for group name -> width (missing
+        groups: max)."""
         return {k: float(v) for k, v in self.soft_estimate(widths).items()}
 
-    def soft_estimate(self, widths: Mapping) -> dict:
+    def soft_estimate(self, widths: Mapping,
+                      positions: Mapping | None = None) -> dict:
         """:meth:`estimate` for real-valued widths, e.g. tensors of
-        expected widths (DMaskingNAS): differentiable in them."""
+        expected widths (DMaskingNAS): differentiable in them.
+
+        Args:
+            widths: group name -> width (missing groups: max).
+            positions: layer name -> output positions per channel (H*W of
+                a conv) replacing the traced ones, e.g. at another input
+                resolution or their expectation over candidate
+                resolutions; FLOPs are linear in them (params are not
+                affected).
+        """
+        positions = positions or {}
         flops = 0
         params = self._constant_params
         for cost in self._costs:
             cin, cout = _widths_of(cost, widths)
-            flops = flops + (cost.flops_per_pair * cin
-                             + cost.flops_per_out) * cout
+            flops_at_traced = (cost.flops_per_pair * cin
+                               + cost.flops_per_out) * cout
+            if cost.name in positions:
+                flops_at_traced = flops_at_traced * (
+                    positions[cost.name] / cost.positions)
+            flops = flops + flops_at_traced
             params = params + (cost.params_per_pair * cin
                                + cost.params_per_out) * cout
-        return {'flops': flops, 'params': params}
+        result = {'flops': flops, 'params': params}
+        if self.latency:
+            result['latency'] = self.latency.latency(widths)
+        return result
 
     def layer_flops(self, widths: Mapping[str, int]) -> dict[str, float]:
         """FLOPs of every analyzed layer (batch norms: 0)."""
@@ -102,18 +133,47 @@ def _widths_of(cost: _LayerCost, widths: Mapping[str, int]
 
 
 def _layer_cost(name: str, info, module: nn.Module) -> _LayerCost:
-    positions = info.output_positions
+    positions = max(info.output_positions, 1)
     bias = 1 if getattr(module, 'bias', None) is not None else 0
     shape = (name, info.in_group, info.out_group, info.in_channels,
              info.out_channels)
     if info.kind == 'dwconv':
         kernel = module.kernel_size[0] * module.kernel_size[1]
-        return _LayerCost(*shape, 0, 0, kernel + bias, kernel * positions)
+        return _LayerCost(*shape, 0, 0, kernel + bias, kernel * positions,
+                          positions=positions)
     if info.kind == 'conv':
         kernel = module.kernel_size[0] * module.kernel_size[1]
         return _LayerCost(*shape, kernel * positions, kernel, bias, 0,
-                          module.groups)
+                          module.groups, positions)
     if info.kind == 'linear':
-        return _LayerCost(*shape, positions, 1, bias, 0)
+        return _LayerCost(*shape, positions, 1, bias, 0,
+                          positions=positions)
     affine = 2 if getattr(module, 'affine', False) else 0  # batch norm
-    return _LayerCost(*shape, 0, 0, affine, 0)
+    return _LayerCost(*shape, 0, 0, affine, 0, positions=positions)
+
+
+def traced_macs(model: nn.Module, run: Callable[[], Any]) -> dict[str, int]:
+    """Multiply-accumulates of every conv and linear layer of ``model``
+    during ``run()`` (one sample's forward), by module name.
+
+    The convention of :class:`ResourceEstimator` for networks without
+    channel groups, e.g. each candidate block of a block-choice space.
+    """
+    macs: dict[str, int] = {}
+
+    def count(name: str) -> Callable:
+        def hook(module: nn.Module, args, output) -> None:
+            per_out = module.weight[0].numel()  # in/groups x kernel
+            outputs = output.numel() // output.shape[0]
+            macs[name] = macs.get(name, 0) + per_out * outputs
+        return hook
+
+    handles = [module.register_forward_hook(count(name))
+               for name, module in model.named_modules()
+               if isinstance(module, (nn.Conv2d, nn.Linear))]
+    try:
+        run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return macs

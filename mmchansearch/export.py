@@ -45,7 +45,11 @@ def export_subnet(supernet: ChannelSupernet,
 
 def save_static_checkpoint(static: nn.Module, channel_cfg: ChannelConfig,
                            input_shape: Sequence[int], path: str) -> None:
-    """Writes the static model's weights with the channel_cfg in ``meta``."""
+    """Writes the static model's weights with the channel_cfg in ``meta``
+    (and the input shape; at the channel_cfg's ``resolution`` if set)."""
+    if channel_cfg.resolution:
+        input_shape = (input_shape[0], channel_cfg.resolution,
+                       channel_cfg.resolution)
     meta = dict(channel_cfg=channel_cfg.to_dict(),
                 input_shape=list(input_shape),
                 mmchansearch_version=__version__)

@@ -19,6 +19,7 @@ from .channel_cfg import ChannelConfig, parse_channel_cfg, validate_channels
 from .dynamic_ops import ChannelWidth, is_dynamic, make_dynamic
 from .errors import BudgetError, ConfigError
 from .estimators import ResourceEstimator
+from .latency import ChannelLatencyModel, LatencyTable
 from .registry import MODELS
 from .widening import resize_layers
 
@@ -51,6 +52,11 @@ class ChannelMutator:
             (>= 1). Above 1 the model's layers are rebuilt that much wider,
             with fresh weights, so a search can also grow them (Network
             Adjustment); :attr:`original_widths` keeps the model's widths.
+        latency_table: a lookup table measured on the target device
+            (``tools/build_latency_lut.py``): estimates then have
+            'latency' (ms) as well as FLOPs and params.
+        latency_device: 'cpu' or 'cuda', the device the table must have
+            been measured on.
     """
 
     def __init__(self,
@@ -59,7 +65,9 @@ class ChannelMutator:
                  divisor: int = 1,
                  min_width: int = 1,
                  frozen_groups: Iterable[str] = (),
-                 width_cap: float = 1.0) -> None:
+                 width_cap: float = 1.0,
+                 latency_table: str | None = None,
+                 latency_device: str = 'cpu') -> None:
         if not (isinstance(input_shape, (list, tuple)) and len(input_shape)
                 == 3 and all(_is_positive_int(s) for s in input_shape)):
             raise ConfigError(f'mutator input_shape must be (C, H, W) with '
@@ -85,6 +93,7 @@ class ChannelMutator:
         self.min_width = min_width
         self.frozen_groups = tuple(frozen_groups)
         self.width_cap = float(width_cap)
+        self.latency_table, self.latency_device = latency_table, latency_device
         self.original_widths: dict[str, int] = {}
         self.analysis: ChannelAnalysis | None = None
         self.widths: dict[str, ChannelWidth] = {}
@@ -121,6 +130,10 @@ class ChannelMutator:
             make_dynamic(model.get_submodule(name), out_width,
                          depthwise=info.kind == 'dwconv')
         self._model = model
+        if self.latency_table:
+            table = LatencyTable.load(self.latency_table,
+                                      self.latency_device)
+            self.estimator.latency = ChannelLatencyModel(self, table)
 
     @property
     def model(self) -> nn.Module:

@@ -136,3 +136,25 @@ def plot_arch_distributions(history: Sequence[dict],
         ax.legend(fontsize=6, loc='upper left', bbox_to_anchor=(1.0, 1.0))
     ax.set_title('architecture distributions during the search')
     _save(fig, path)
+
+
+def plot_block_distributions(probabilities: Mapping[str, Sequence[float]],
+                             options: Mapping[str, Sequence[str]],
+                             path: str) -> None:
+    """The learned probability of every candidate block per layer, as a
+    layers x blocks heat map (blank: not a candidate of that layer)."""
+    blocks = list(dict.fromkeys(b for names in options.values()
+                                for b in names))
+    layers = list(probabilities)
+    grid = [[float('nan')] * len(blocks) for _ in layers]
+    for row, layer in zip(grid, layers):
+        for name, prob in zip(options[layer], probabilities[layer]):
+            row[blocks.index(name)] = prob
+    fig, ax = plt.subplots(figsize=(1 + 0.7 * len(blocks),
+                                    1.5 + 0.3 * len(layers)))
+    image = ax.imshow(grid, cmap='viridis', vmin=0, vmax=1, aspect='auto')
+    ax.set_xticks(range(len(blocks)), blocks, rotation=45, ha='right')
+    ax.set_yticks(range(len(layers)), layers, fontsize=7)
+    fig.colorbar(image, ax=ax, label='probability')
+    ax.set_title('learned block distributions')
+    _save(fig, path)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
 
 from mmchansearch.channel_cfg import load_channel_cfg, validate_channels
 from mmchansearch.export import load_static_model
@@ -233,3 +234,28 @@ def test_search_state_is_written_atomically(pipeline):
     assert len(state['reached']) == 3
     assert os.stat(pipeline['search_dir'] / 'search_state.json').st_mode \
         & 0o044, 'state file should be readable like any other file'
+
+
+def test_greedy_search_meets_a_latency_budget(pipeline, tmp_path, run_tool):
+    lut = tmp_path / 'lut.json'
+    run_tool('tools/build_latency_lut.py', SEARCH, '--device', 'cpu',
+             '--warmup', '2', '--repeats', '3', '-o', lut)
+    cfg = Config.fromfile(SEARCH)
+    cfg.model.mutator.latency_table = str(lut)
+    mutator = build_supernet(cfg).mutator
+    widest = mutator.estimate(mutator.max_widths)['latency']
+    narrowest = mutator.estimate(
+        {g: mutator.candidates(g)[0] for g in mutator.max_widths})['latency']
+    # timings are noisy: any target above the narrowest subnet is valid
+    target = round(narrowest + 0.5 * abs(widest - narrowest) + 1e-3, 4)
+    work_dir = tmp_path / 'search'
+    run_tool('tools/search.py', SEARCH, pipeline['checkpoint'],
+             '--work-dir', work_dir, '--cfg-options',
+             *_search_options(pipeline['root']),
+             f'model.mutator.latency_table={lut}',
+             "search_loop.constraint='latency'",
+             f'search_loop.targets=[{target}]')
+    result = load_channel_cfg(work_dir / f'subnet_latency-{target:g}ms.yaml')
+    assert result.meta['latency'] <= target
+    assert mutator.estimate(result.channels)['latency'] == pytest.approx(
+        result.meta['latency'])

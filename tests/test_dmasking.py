@@ -5,13 +5,24 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
-from mmchansearch.channel_cfg import load_channel_cfg, validate_channels
+from mmchansearch.channel_cfg import (
+    load_channel_cfg,
+    save_channel_cfg,
+    validate_channels,
+)
 from mmchansearch.errors import BudgetError, ConfigError
+from mmchansearch.export import load_static_model, save_static_checkpoint
+from mmchansearch.latency import LatencyTable, measurement_meta
 from mmchansearch.models.algorithms import DMaskingNAS
+from mmchansearch.mutator import ChannelMutator
 from mmchansearch.optim import SeparateOptimWrapperConstructor
+from mmchansearch.registry import MODELS
+from mmchansearch.resolution import interleave, subsample
 from mmchansearch.supernet import build_supernet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,21 +123,43 @@ def test_weight_steps_leave_alphas_and_arch_steps_leave_weights(
     assert torch.equal(weight, model.architecture.backbone.conv1.weight)
     assert not all(torch.equal(a, b)
                    for a, b in zip(alphas, model.arch_params))
-    assert {'arch_loss', 'arch_ce', 'arch_flops_M'} <= set(log_vars)
+    assert {'arch_loss', 'arch_ce', 'arch_flops'} <= set(log_vars)
 
 
 def test_strong_cost_weight_shrinks_to_the_budget(quarter_resnet_cfg):
+    """Architecture steps alone, cost on the expected widths."""
     probe = _build(quarter_resnet_cfg)
     widest = probe.mutator.estimate(probe.mutator.max_widths)['flops']
     target = 0.4 * widest
     model = _build(quarter_resnet_cfg, target=target, cost_weight=20.0,
-                   tau=1.0).train()
+                   tau=1.0, cost_network='expected').train()
     optimizers = _optimizers(model, 0.2)
     for _ in range(40):
         model.arch_step(_batch(4), optimizers)
     derived = model.mutator.estimate(model.derived_choices())['flops']
     assert derived < 0.7 * widest
     assert abs(derived / target - 1) < 0.25
+
+
+@pytest.mark.parametrize('cost_network', ['sampled', 'derived'])
+def test_discrete_cost_networks(quarter_resnet_cfg, cost_network):
+    """The cost widths are one candidate per group (the Gumbel sample, or
+    the argmax of alpha), yet the gradient reaches every alpha."""
+    model = _build(quarter_resnet_cfg, cost_network=cost_network).train()
+    with torch.no_grad():
+        for alpha in model.arch_params:
+            alpha.normal_()
+    widths = model.sample_masks()
+    derived = model.derived_choices()
+    for group in model.searched:
+        width = float(widths[group].detach())
+        assert min(abs(width - c) for c in model.options[group]) < 1e-4
+        if cost_network == 'derived':
+            assert width == pytest.approx(derived[group])
+    model.cost(widths).backward()
+    for alpha in model.arch_params:
+        assert alpha.grad is not None and alpha.grad.abs().sum() > 0
+    model.masks.clear()
 
 
 def test_multiplicative_loss_grows_with_cost(model):
@@ -146,8 +179,9 @@ def test_multiplicative_loss_grows_with_cost(model):
     (dict(candidates={'backbone.conv1': [8, 64]}), ConfigError,
      r'\[1, 16\]'),
     (dict(candidates={'backbone.nope': [8]}), ConfigError, 'unknown group'),
-    (dict(target=1e3), BudgetError, 'below the smallest configuration'),
+    (dict(target=1e3), BudgetError, 'below the cheapest network'),
     (dict(loss_form='exp'), ConfigError, 'loss_form'),
+    (dict(cost_network='mean'), ConfigError, 'cost_network'),
 ])
 def test_bad_settings_are_refused(quarter_resnet_cfg, kwargs, error, needle):
     with pytest.raises(error, match=needle):
@@ -199,7 +233,7 @@ def test_search_writes_results_and_resumes(tmp_path, make_fashion_mnist,
         assert cfg.channels[group] in entry['candidates']
     history = json.loads((work_dir / 'arch_history.json').read_text())
     assert [h['epoch'] for h in history] == [0, 1]
-    assert history[1]['tau'] == pytest.approx(5.0 * 0.956)
+    assert history[1]['tau'] == pytest.approx(5.0 * 0.7)
     assert (work_dir / 'arch_distributions.png').stat().st_size > 0
     # the architecture trained in epoch 1 only (epoch 0 is warm-up)
     assert history[0]['probabilities'] != history[1]['probabilities']
@@ -241,3 +275,224 @@ def test_search_refuses_a_checkpoint(tmp_path, run_tool):
     assert result.returncode == 2, result.stderr[-2000:]
     assert 'takes no checkpoint' in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+# ------------------------------------------------------ resolution search
+RESOLUTIONS = [16, 24, 32]
+
+
+@pytest.fixture(scope='module')
+def res_model(quarter_resnet_cfg, randomize_bn):
+    model = _build(quarter_resnet_cfg, resolutions=RESOLUTIONS)
+    randomize_bn(model)
+    return model.eval()
+
+
+def test_subsample_and_interleave_are_inverse():
+    x = torch.randn(2, 3, 12, 12)
+    small = subsample(x, (5, 5))
+    canvas = interleave(small, (12, 12))
+    assert canvas.shape == x.shape
+    assert torch.equal(subsample(canvas, (5, 5)), small)
+    assert int((canvas != 0).sum()) == 2 * 3 * 25  # zeros between pixels
+
+
+@pytest.mark.parametrize('resolution', RESOLUTIONS)
+def test_one_hot_resolution_equals_static_subnet_on_subsampled_input(
+        res_model, resolution):
+    """One-hot channel masks and a one-hot resolution give exactly the
+    static subnet run on the input sub-sampled to that resolution, which
+    is also what the retrained network (``resolution`` set) runs."""
+    model = res_model
+    inputs = torch.randn(2, 3, 32, 32)
+    model.mutator.set_choices(model.mutator.max_widths)
+    choices = _one_hot_masks(model, random.Random(resolution))
+    model.resolution_mixer.weights = model.resolution_mixer.one_hot(
+        resolution)
+    with torch.no_grad():
+        masked = model(inputs, mode='tensor')
+        model.masks.clear()
+        model.resolution_mixer.weights = None
+        model.mutator.set_choices(choices)
+        static = model.mutator.export_static().eval()
+        small = subsample(inputs, (resolution, resolution))
+        expected = static(small, mode='tensor')
+        full = static(inputs, mode='tensor')
+        model.resolution = resolution  # the retraining path
+        retrained = model(inputs, mode='tensor')
+        model.resolution = None
+    model.mutator.set_choices(model.mutator.max_widths)
+    torch.testing.assert_close(masked, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(retrained, expected, atol=1e-5, rtol=0)
+    if resolution < 32:
+        assert not torch.allclose(masked, full, atol=1e-3)
+
+
+def test_cost_of_one_hot_resolution_is_the_estimate_there(
+        res_model, quarter_resnet_cfg):
+    model, rng = res_model, random.Random(3)
+    for index, resolution in enumerate(RESOLUTIONS):
+        mutator = ChannelMutator(**{k: v for k, v in MUTATOR.items()
+                                    if k != 'type'} | dict(
+            input_shape=(3, resolution, resolution)))
+        mutator.prepare(MODELS.build(quarter_resnet_cfg))
+        one_hot = torch.zeros(len(RESOLUTIONS))
+        one_hot[index] = 1
+        for _ in range(3):
+            choices = {g: rng.choice(c) for g, c in model.options.items()}
+            soft = {g: torch.tensor(float(w)) for g, w in choices.items()}
+            cost = model.cost(soft, model.expected_positions(one_hot))
+            expected = mutator.estimate(choices)['flops']
+            assert float(cost) == pytest.approx(expected, rel=1e-9)
+            assert model.usage(choices, resolution)['flops'] == \
+                pytest.approx(expected, rel=1e-9)
+
+
+def test_resolution_gradients_and_expected_cost(quarter_resnet_cfg):
+    """A soft step reaches the resolution's alpha; the cost is linear in
+    the resolution weights."""
+    model = _build(quarter_resnet_cfg, resolutions=RESOLUTIONS,
+                   cost_network='expected').train()
+    optimizers = _optimizers(model, 0.1)
+    before = model.arch_params[-1].detach().clone()
+    model.arch_step(_batch(4), optimizers)
+    assert not torch.equal(before, model.arch_params[-1])
+    assert model.resolution_mixer.weights is None  # cleared after a step
+    widths = {g: c[-1] for g, c in model.options.items()}
+    weights = torch.tensor([0.2, 0.3, 0.5])
+    mixed = model.cost(widths, model.expected_positions(weights))
+    parts = [model.usage(widths, r)['flops'] for r in RESOLUTIONS]
+    assert float(mixed) == pytest.approx(
+        sum(w * p for w, p in zip(weights.tolist(), parts)))
+
+
+@pytest.mark.parametrize('resolutions, needle', [
+    ([], 'non-empty list'),
+    ([16, 40], r'40 is not an input size in \[1, 32\]'),
+    ([0], r'0 is not an input size'),
+    ([16.5], r'16.5 is not an input size'),
+])
+def test_bad_resolutions_are_refused(quarter_resnet_cfg, resolutions,
+                                     needle):
+    with pytest.raises(ConfigError, match=needle):
+        _build(quarter_resnet_cfg, resolutions=resolutions)
+
+
+def test_derived_channel_cfg_carries_the_resolution(res_model, tmp_path):
+    model = res_model
+    with torch.no_grad():
+        model.arch_params[-1].copy_(torch.tensor([0.0, 3.0, 0.0]))
+    try:
+        cfg = model.derived_channel_cfg('m.py', target=1e6)
+    finally:
+        with torch.no_grad():
+            model.arch_params[-1].zero_()
+    assert cfg.resolution == 24
+    assert cfg.meta['input_shape'] == [3, 24, 24]
+    choices = model.derived_choices()
+    assert cfg.meta['flops'] == model.usage(choices, 24)['flops']
+    assert cfg.meta['flops'] < model.usage(choices)['flops']
+    save_channel_cfg(cfg, tmp_path / 'derived.yaml')
+    loaded = load_channel_cfg(tmp_path / 'derived.yaml')
+    assert loaded.resolution == 24 and loaded.channels == cfg.channels
+
+
+# ------------------------------------------------------ the ImageNet config
+def test_imagenet_config_builds():
+    cfg = Config.fromfile(str(REPO / 'configs' / 'dmasking' /
+                              'dmasking_mbv2_1.4x_search_8xb64_in1k.py'))
+    with DefaultScope.overwrite_default_scope('mmchansearch'):
+        model = MODELS.build(cfg.model)
+    assert isinstance(model, DMaskingNAS)
+    assert model.target == 300e6
+    smallest = model.mutator.estimate(
+        {g: c[0] for g, c in model.options.items()})['flops']
+    assert smallest < model.target < model.widest_cost
+    weights = cfg.train_dataloader.dataset
+    arch = cfg.train_cfg.arch_dataloader.dataset
+    assert weights.stop == arch.start and arch.stop is None
+    assert weights.permute_seed == arch.permute_seed
+
+
+def test_retrain_and_export_run_at_the_resolution(tmp_path):
+    """A derived channel_cfg with ``resolution``: the retraining model
+    (SlimmableNetwork, one subnet) sub-samples its inputs to it, the static
+    checkpoint records that input shape and reloads; inputs smaller than
+    the resolution are a clear error."""
+    subnet_config = REPO / 'configs' / 'autoslim' / \
+        'autoslim_mbv2_1.0x_subnet_1xb64_fashion-mnist.py'
+    cfg = Config.fromfile(str(subnet_config))
+    probe = build_supernet(cfg)
+    channels = probe.mutator.uniform_choices(0.5, 8)
+    cfg.model.channel_cfgs = [dict(channels=channels, resolution=24)]
+    torch.manual_seed(0)
+    model = build_supernet(cfg, keep_algorithm=True).eval()
+    inputs = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        logits = model(inputs, mode='tensor')
+        expected = model.architecture(subsample(inputs, (24, 24)),
+                                      mode='tensor')
+    torch.testing.assert_close(logits, expected, atol=0, rtol=0)
+    path = tmp_path / 'subnet.pth'
+    channel_cfg = model.channel_cfgs[0]
+    save_static_checkpoint(model.architecture, channel_cfg, (3, 32, 32),
+                           str(path))
+    assert torch.load(path)['meta']['input_shape'] == [3, 24, 24]
+    static = load_static_model(str(subnet_config), str(path))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            static(subsample(inputs, (24, 24)), mode='tensor'), expected,
+            atol=1e-6, rtol=0)
+    with pytest.raises(ConfigError, match='resolution 24 is above the '
+                       'input size'):
+        model(torch.randn(1, 3, 16, 16), mode='tensor')
+
+
+# ------------------------------------------------------ latency as cost
+@pytest.fixture(scope='module')
+def latency_table(quarter_resnet_cfg, tmp_path_factory):
+    """A made-up table of the quarter ResNet's ops (ms grow with size)."""
+    probe = _build(quarter_resnet_cfg)
+    entries = {}
+    for op in probe.latency_ops():
+        module = op.build()
+        entries[op.signature] = 1e-6 * module.weight.numel() * (
+            op.input_shape[-1] if len(op.input_shape) > 1 else 1) + 0.01
+    path = tmp_path_factory.mktemp('lut') / 'lut.json'
+    LatencyTable(entries, measurement_meta('cpu')).save(path)
+    return str(path)
+
+
+def _latency_model(cfg: dict, table: str, **kwargs) -> DMaskingNAS:
+    torch.manual_seed(0)
+    return DMaskingNAS(cfg, dict(MUTATOR, latency_table=table),
+                       cost_metric='latency', **kwargs)
+
+
+def test_latency_cost_is_the_tables_and_trains_alpha(quarter_resnet_cfg,
+                                                     latency_table):
+    model = _latency_model(quarter_resnet_cfg, latency_table,
+                           cost_network='expected').train()
+    rng = random.Random(3)
+    for _ in range(3):
+        choices = {g: rng.choice(c) for g, c in model.options.items()}
+        soft = {g: torch.tensor(float(w)) for g, w in choices.items()}
+        assert float(model.cost(soft)) == pytest.approx(
+            model.mutator.estimate(choices)['latency'])
+    optim = _optimizers(model, 0.05)
+    before = [a.detach().clone() for a in model.arch_params]
+    log_vars = model.arch_step(_batch(), optim)
+    assert 'arch_latency' in log_vars
+    assert all(not torch.equal(a, b)
+               for a, b in zip(before, model.arch_params))
+
+
+@pytest.mark.parametrize('kwargs, needle', [
+    (dict(), "needs the mutator's latency_table"),
+    (dict(resolutions=[24, 32]), 'one input size'),
+])
+def test_latency_cost_needs_a_table_and_one_resolution(
+        quarter_resnet_cfg, latency_table, kwargs, needle):
+    table = latency_table if kwargs else None
+    with pytest.raises(ConfigError, match=needle):
+        _latency_model(quarter_resnet_cfg, table, **kwargs)

@@ -26,6 +26,7 @@ from mmchansearch.engine.rexnet_search import (
 )
 from mmchansearch.errors import BudgetError, ConfigError
 from mmchansearch.models.backbones.rexnet import ReXNet
+from mmchansearch.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 SEARCH = REPO / 'configs' / 'rexnet' / 'rexnet_search_1xb64_fashion-mnist.py'
@@ -226,3 +227,20 @@ def test_search_runs_on_two_cpu_processes(search, run_torchrun, tmp_path):
         log = next(job.glob('*/*.log')).read_text()
         assert 'Distributed training: False' in log
     assert (work_dir / 'best.yaml').is_file()
+
+
+def test_retrain_config_builds_the_given_widths():
+    """The retrain config: the search's network at the widths of
+    best.yaml's cfg_options line, tested on the real test files."""
+    cfg = Config.fromfile(SEARCH.with_name(
+        'rexnet_retrain_1xb64_fashion-mnist.py'))
+    widths = [8, 16, 24, 32, 32, 48, 64, 64]
+    cfg.merge_from_dict({'model.backbone.block_channels': widths})
+    assert cfg.search_loop is None and cfg.model_wrapper_cfg is None
+    assert cfg.test_dataloader.dataset.test_mode is True
+    assert cfg.train_dataloader.dataset.stop <= \
+        cfg.val_dataloader.dataset.start  # validation on held-out images
+    model = MODELS.build(cfg.model).eval()
+    assert [b.out_channels for s in model.backbone.stages for b in s] == \
+        widths
+    assert model(torch.zeros(2, 3, 32, 32), mode='tensor').shape == (2, 10)

@@ -1,5 +1,8 @@
 """Exports a subnet as a physically smaller static model (and ONNX).
 
+A channel_cfg with a ``resolution`` (a DMaskingNAS resolution search) is
+exported, counted and checked at that input size unless --shape is given.
+
 Example:
     python tools/export_subnet.py CONFIG --channel-cfg subnet.yaml \
         --checkpoint supernet.pth -o subnet.pth --onnx subnet.onnx
@@ -33,6 +36,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     channel_cfg = load_channel_cfg(args.channel_cfg)
+    if channel_cfg.resolution and args.shape is None:
+        args.shape = [channel_cfg.resolution] * 2
     _, supernet = supernet_from_args(args)
     if args.checkpoint:
         load_supernet_weights(supernet, args.checkpoint)

@@ -3,6 +3,9 @@
 Examples:
     python tools/get_flops.py CONFIG
     python tools/get_flops.py CONFIG --channel-cfg subnet.yaml --shape 224 224
+
+A channel_cfg with a ``resolution`` is counted at that input size unless
+--shape is given.
 """
 import argparse
 
@@ -22,6 +25,9 @@ def main() -> None:
     args = parse_args()
     channel_cfg = load_channel_cfg(args.channel_cfg) \
         if args.channel_cfg else None
+    if channel_cfg is not None and channel_cfg.resolution \
+            and args.shape is None:
+        args.shape = [channel_cfg.resolution] * 2
     _, supernet = supernet_from_args(args)
     mutator = supernet.mutator
     full = mutator.estimate(mutator.max_widths)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
 from ..errors import ConfigError
@@ -19,7 +20,9 @@ class SubsetDataset:
     mmengine's ``BaseDataset`` the config stays two integers long.
     The range is contiguous: it is a fair sample only of a dataset in
     random order (Fashion-MNIST's files are), not of one sorted by class
-    (ImageNet's annotation files are).
+    (ImageNet's annotation files are); for those, ``permute_seed`` takes
+    the range of a fixed random permutation instead, so that two subsets
+    with the same seed and disjoint ranges are a random split.
 
     Like mmengine's dataset wrappers it is not a ``BaseDataset``: it
     forwards ``metainfo``, ``get_data_info`` and ``__getitem__`` to the
@@ -32,6 +35,8 @@ class SubsetDataset:
         stop: one past the last sample kept; ``None`` keeps the rest.
         lazy_init: defer loading the wrapped dataset (and checking the
             range against its length) until :meth:`full_init`.
+        permute_seed: when set, ``[start, stop)`` indexes a random
+            permutation of the dataset drawn with this seed.
 
     Raises:
         ConfigError: the range is negative, empty, or past the end of the
@@ -42,7 +47,8 @@ class SubsetDataset:
                  dataset: dict | Any,
                  start: int = 0,
                  stop: int | None = None,
-                 lazy_init: bool = False) -> None:
+                 lazy_init: bool = False,
+                 permute_seed: int | None = None) -> None:
         if not isinstance(start, int) or start < 0:
             raise ConfigError(
                 f'SubsetDataset: start={start!r}; expected an integer >= 0.')
@@ -60,6 +66,8 @@ class SubsetDataset:
         self.dataset = dataset
         self.start = start
         self.stop = stop
+        self.permute_seed = permute_seed
+        self._order: list[int] | None = None
         self._metainfo = getattr(dataset, 'metainfo', {})
         self._len = 0
         self._fully_initialized = False
@@ -85,6 +93,9 @@ class SubsetDataset:
                 f'fit the wrapped {type(self.dataset).__name__} of {total} '
                 f'samples; expected 0 <= start < stop <= {total}.')
         self._len = stop - self.start
+        if self.permute_seed is not None:
+            self._order = list(range(total))
+            random.Random(self.permute_seed).shuffle(self._order)
         self._fully_initialized = True
 
     def _wrapped_index(self, idx: int) -> int:
@@ -95,7 +106,8 @@ class SubsetDataset:
         if not 0 <= idx < self._len:
             raise IndexError(f'SubsetDataset index {idx} out of range for '
                              f'{self._len} samples.')
-        return self.start + idx
+        index = self.start + idx
+        return self._order[index] if self._order is not None else index
 
     def get_data_info(self, idx: int) -> dict:
         """The annotation of sample ``idx`` of the subset."""

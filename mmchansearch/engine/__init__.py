@@ -1,12 +1,13 @@
 """Loops and helpers that run algorithms inside mmengine's Runner."""
 from .batch_norm import batch_statistics, recalibrate_bn
 from .dmasking_search import DMaskingSearchLoop, DMaskingTrainLoop
+from .dnas_search import DNASSearchLoop
 from .greedy_search import GreedySlimmingLoop
 from .network_adjustment import NetworkAdjustmentLoop
 from .rexnet_search import ChannelParameterizationSearchLoop
 from .subnet_loops import SubnetTestLoop, SubnetValLoop
 
 __all__ = ['ChannelParameterizationSearchLoop', 'DMaskingSearchLoop',
-           'DMaskingTrainLoop', 'GreedySlimmingLoop',
+           'DMaskingTrainLoop', 'DNASSearchLoop', 'GreedySlimmingLoop',
            'NetworkAdjustmentLoop', 'SubnetTestLoop', 'SubnetValLoop',
            'batch_statistics', 'recalibrate_bn']

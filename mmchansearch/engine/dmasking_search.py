@@ -95,8 +95,12 @@ def _record_distributions(work_dir: str, algorithm, epoch: int) -> None:
     if os.path.isfile(path):
         with open(path) as f:
             history = [h for h in json.load(f) if h['epoch'] < epoch]
-    history.append(dict(epoch=epoch, tau=algorithm.tau,
-                        probabilities=algorithm.probabilities()))
+    entry = dict(epoch=epoch, tau=algorithm.tau,
+                 probabilities=algorithm.probabilities())
+    resolution = getattr(algorithm, 'resolution_probabilities', list)()
+    if resolution:
+        entry['resolution_probabilities'] = resolution
+    history.append(entry)
     atomic_write_text(path, json.dumps(history))
 
 
@@ -104,9 +108,11 @@ def _record_distributions(work_dir: str, algorithm, epoch: int) -> None:
 class DMaskingSearchLoop(BaseLoop):
     """Runs the DMaskingNAS training, then writes what it found.
 
-    Writes ``derived.yaml`` (argmax candidate per group, FLOPs/params in
-    meta), ``distributions.json`` (candidates and probabilities per
-    group), ``arch_history.json`` and ``arch_distributions.png``. Resume
+    Writes ``derived.yaml`` (argmax candidate per group and, when it is
+    searched, the argmax ``resolution``; FLOPs/params at that resolution in
+    meta), ``distributions.json`` (candidates and probabilities per group,
+    and of the resolution under ``resolution``), ``arch_history.json`` and
+    ``arch_distributions.png``. Resume
     with ``tools/search.py --resume`` (mmengine's checkpoint resume).
 
     Args:
@@ -140,28 +146,35 @@ class DMaskingSearchLoop(BaseLoop):
         """Trains, then writes the results; returns the derived YAML."""
         self.runner.train()
         algorithm, work_dir = self.algorithm, self.runner.work_dir
-        choices = algorithm.derived_choices()
-        usage = algorithm.mutator.estimate(choices)
         path = os.path.join(work_dir, 'derived.yaml')
         extra = {} if algorithm.target is None else dict(
             target=algorithm.target)
+        derived = algorithm.derived_channel_cfg(self.model_name, **extra)
+        usage = derived.meta
         if dist.is_main_process():
-            save_channel_cfg(algorithm.mutator.channel_config(
-                choices, self.model_name,
-                'DMaskingNAS, argmax of the learned distributions', **extra),
-                path, algorithm.mutator.max_widths)
-            atomic_write_text(
-                os.path.join(work_dir, 'distributions.json'),
-                json.dumps({g: dict(candidates=algorithm.options[g],
-                                    probabilities=p)
-                            for g, p in algorithm.probabilities().items()},
-                           indent=1))
+            save_channel_cfg(derived, path, algorithm.mutator.max_widths)
+            atomic_write_text(os.path.join(work_dir, 'distributions.json'),
+                              json.dumps(_distributions(algorithm),
+                                         indent=1))
             with open(os.path.join(work_dir, HISTORY_FILE)) as f:
                 history = json.load(f)
             plot_arch_distributions(
                 history, algorithm.options,
                 os.path.join(work_dir, 'arch_distributions.png'))
+        at = '' if derived.resolution is None else \
+            f' at {derived.resolution}x{derived.resolution}'
         self.logger.info(
-            f'derived: {path}: {usage["flops"] / 1e6:.3f}M FLOPs, '
+            f'derived: {path}: {usage["flops"] / 1e6:.3f}M FLOPs{at}, '
             f'{usage["params"] / 1e6:.3f}M params')
         return path
+
+
+def _distributions(algorithm) -> dict:
+    """Candidates and probabilities per group (and of the resolution)."""
+    result = {g: dict(candidates=algorithm.options[g], probabilities=p)
+              for g, p in algorithm.probabilities().items()}
+    if algorithm.resolutions:
+        result['resolution'] = dict(
+            candidates=algorithm.resolutions,
+            probabilities=algorithm.resolution_probabilities())
+    return result

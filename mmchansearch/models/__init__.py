@@ -1,12 +1,13 @@
 """Algorithms, search-space backbones and the distributed wrapper."""
 from .algorithms import (
+                         DNAS,
                          AutoSlim,
                          ChannelSupernet,
                          DMaskingNAS,
                          SlimmableNetwork,
 )
-from .backbones import ReXNet
+from .backbones import FBNetSearchSpace, ReXNet
 from .wrappers import ChannelSearchDDP
 
 __all__ = ['AutoSlim', 'ChannelSupernet', 'ChannelSearchDDP', 'DMaskingNAS',
-           'ReXNet', 'SlimmableNetwork']
+           'DNAS', 'FBNetSearchSpace', 'ReXNet', 'SlimmableNetwork']

@@ -1,6 +1,7 @@
 """The supernet every channel-search algorithm is built on."""
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,8 +13,16 @@ from torch import nn
 
 from ...channel_cfg import read_channel_cfg
 from ...distributed import average_gradients
+from ...errors import ConfigError
+from ...latency import (
+    ChannelLatencyModel,
+    LatencyTable,
+    OpSpec,
+    channel_ops,
+)
 from ...mutator import ChannelMutator
 from ...registry import MODELS
+from ...resolution import subsample
 
 # A subnet to train: its name and a function that activates it.
 Subnet = tuple[str, Callable[[], None]]
@@ -26,6 +35,24 @@ def soft_cross_entropy(logits: torch.Tensor,
         -1).mean()
 
 
+def build_architecture(architecture: dict | nn.Module,
+                       data_preprocessor: dict | nn.Module | None
+                       ) -> tuple[nn.Module, nn.Module | None]:
+    """The classifier an algorithm wraps, and the preprocessor both share.
+
+    A top-level ``data_preprocessor`` config belongs to the classifier (it
+    knows its default type); without one the classifier's is used.
+    """
+    if isinstance(architecture, dict):
+        architecture = dict(architecture)
+        if isinstance(data_preprocessor, dict):
+            architecture.setdefault('data_preprocessor', data_preprocessor)
+        architecture = MODELS.build(architecture)
+    if data_preprocessor is None or isinstance(data_preprocessor, dict):
+        data_preprocessor = getattr(architecture, 'data_preprocessor', None)
+    return architecture, data_preprocessor
+
+
 @MODELS.register_module()
 class ChannelSupernet(BaseModel):
     """An mmpretrain classifier made channel-searchable.
@@ -34,7 +61,10 @@ class ChannelSupernet(BaseModel):
     by the mutator; the forward is the architecture's, at the mutator's
     current widths. Search algorithms subclass this and choose which subnets
     a train step trains (:meth:`train_subnets`) and which a validation
-    evaluates (:meth:`eval_subnets`).
+    evaluates (:meth:`eval_subnets`). A channel_cfg with a ``resolution``
+    makes the network run on the inputs sub-sampled to it (the grid of
+    :func:`~mmchansearch.resolution.subsample`, as in the resolution
+    search).
 
     Args:
         architecture: config or instance of the classifier (for example an
@@ -52,16 +82,8 @@ class ChannelSupernet(BaseModel):
                  data_preprocessor: dict | nn.Module | None = None,
                  init_cfg: dict | None = None,
                  channel_cfg: str | dict | None = None) -> None:
-        if isinstance(architecture, dict):
-            # A top-level `data_preprocessor` of the config belongs to the
-            # classifier (it knows its default type); both share it.
-            architecture = dict(architecture)
-            if isinstance(data_preprocessor, dict):
-                architecture.setdefault('data_preprocessor', data_preprocessor)
-            architecture = MODELS.build(architecture)
-        if data_preprocessor is None or isinstance(data_preprocessor, dict):
-            data_preprocessor = getattr(architecture, 'data_preprocessor',
-                                        None)
+        architecture, data_preprocessor = build_architecture(
+            architecture, data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
         self.architecture = architecture
@@ -70,13 +92,50 @@ class ChannelSupernet(BaseModel):
         self.mutator: ChannelMutator = MODELS.build(mutator) \
             if isinstance(mutator, dict) else mutator
         self.mutator.prepare(self.architecture)
+        self.resolution: int | None = None
         if channel_cfg is not None:
-            self.mutator.set_choices(read_channel_cfg(channel_cfg))
+            channel_cfg = read_channel_cfg(channel_cfg)
+            self.mutator.set_choices(channel_cfg)
+            self.resolution = channel_cfg.resolution
 
     def forward(self, inputs: Any, data_samples: Any = None,
                 mode: str = 'tensor') -> Any:
-        """The architecture's forward at the current widths."""
-        return self.architecture(inputs, data_samples, mode)
+        """The architecture's forward at the current widths (and input
+        resolution)."""
+        return self.architecture(self.resize_inputs(inputs), data_samples,
+                                 mode)
+
+    def resize_inputs(self, inputs: Any) -> Any:
+        """``inputs`` sub-sampled to :attr:`resolution` (when set)."""
+        if self.resolution is None or not torch.is_tensor(inputs):
+            return inputs
+        size = inputs.shape[-2:]
+        if self.resolution > min(size):
+            raise ConfigError(
+                f'channel_cfg resolution {self.resolution} is above the '
+                f'input size {tuple(size)}; the data pipeline must give '
+                f'inputs of at least {self.resolution}x{self.resolution}.')
+        return subsample(inputs, (self.resolution, self.resolution))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of one sample, as the mutator traced it."""
+        return self.mutator.input_shape
+
+    def sample_network(self, rng: random.Random
+                       ) -> tuple[nn.Module, Callable[[LatencyTable], float]]:
+        """Random candidate widths as a static network, with its latency
+        predicted by a table (for :func:`~mmchansearch.latency.calibrate`
+        and fidelity checks). The supernet is left at those widths."""
+        choices = self.mutator.sample(rng)
+        self.mutator.set_choices(choices)
+        return self.mutator.export_static(), lambda table: float(
+            ChannelLatencyModel(self.mutator, table).latency(choices))
+
+    def latency_ops(self) -> list[OpSpec]:
+        """The ops a latency table of this search space must hold: every
+        analyzed layer at the candidate widths of its groups."""
+        return channel_ops(self.mutator)
 
     # ------------------------------------------------------------ subnets
     def eval_subnets(self) -> dict[str, Callable[[], None]]:
@@ -123,7 +182,8 @@ class ChannelSupernet(BaseModel):
         for name, activate in subnets:
             activate()
             with optim_wrapper.optim_context(self):
-                logits = self.architecture(inputs, mode='tensor')
+                logits = self.architecture(self.resize_inputs(inputs),
+                                           mode='tensor')
                 if teacher_probs is None:
                     loss = sum(head._get_loss(logits, samples).values())
                 else:

@@ -6,6 +6,12 @@ first C_i channels and w = Gumbel-softmax(alpha_g, tau) over the group's
 candidate widths. The expected widths sum_i w_i C_i make the analytic
 FLOPs/params differentiable in alpha, so one loss trains the architecture:
 CE + lambda * cost term, or FBNet's CE * a * log(cost)^b.
+
+With ``resolutions`` the input resolution is searched the same way: every
+spatial layer runs once per candidate resolution on its sub-sampled,
+interleaved-zero-padded feature map (:mod:`mmchansearch.resolution`), the
+outputs weighted by a Gumbel-softmax over the candidates, and the FLOPs use
+every layer's expected number of output positions.
 """
 from __future__ import annotations
 
@@ -13,21 +19,22 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import nn
 
+from ...channel_cfg import ChannelConfig
 from ...channel_masks import GroupMasks
-from ...distributed import average_gradients
-from ...errors import BudgetError, ConfigError
+from ...errors import ConfigError
 from ...mutator import ChannelMutator
 from ...registry import MODELS
+from ...resolution import ResolutionMixer
 from .base import ChannelSupernet
+from .differentiable import DifferentiableSearch
 
-LOSS_FORMS = ('additive', 'multiplicative')
+COST_NETWORKS = ('expected', 'sampled', 'derived')
 
 
 @MODELS.register_module()
-class DMaskingNAS(ChannelSupernet):
+class DMaskingNAS(DifferentiableSearch, ChannelSupernet):
     """Differentiable channel search over one shared max-width network.
 
     Args:
@@ -37,9 +44,11 @@ class DMaskingNAS(ChannelSupernet):
             every group unless ``candidates`` names them.
         candidates: group -> explicit candidate widths (others: the
             mutator's).
-        cost_metric: 'flops' or 'params'.
+        cost_metric: 'flops', 'params' or 'latency' (ms, from the
+            mutator's ``latency_table``).
         loss_form: 'additive' (CE + cost_weight * cost term) or
-            'multiplicative' (CE * alpha * log(cost in M)^beta, FBNet).
+            'multiplicative' (CE * alpha * log(cost in M or ms)^beta,
+            FBNet).
         cost_weight: lambda of the additive form.
         target: budget of ``cost_metric``. The additive cost term is then
             |cost / target - 1| (pulled to the budget from both sides);
@@ -47,6 +56,19 @@ class DMaskingNAS(ChannelSupernet):
         alpha: the multiplicative form's factor.
         beta: the multiplicative form's exponent.
         tau: initial Gumbel-softmax temperature (the train loop anneals it).
+        cost_network: which widths the cost is computed on. 'expected':
+            sum_i w_i C_i of the Gumbel-softmax weights (FBNetV2's
+            expected cost); 'sampled': the network the Gumbel noise draws
+            (one candidate per group, the argmax of the perturbed logits);
+            'derived': the argmax of alpha, the network the search will
+            write. The last two are one-hot in the forward with
+            straight-through gradients (of the Gumbel-softmax weights,
+            resp. of softmax(alpha)), so discrete networks, not only the
+            expectation, are pushed to the budget. The masks stay soft.
+            'derived' (the default) is the one measured to land on the
+            budget (benchmarks/RESULTS.md, section 10).
+        resolutions: candidate input sizes (square, each <= the mutator's
+            input size) to search as well; None searches channels only.
         data_preprocessor: defaults to the architecture's.
         init_cfg: mmengine init config.
     """
@@ -62,18 +84,25 @@ class DMaskingNAS(ChannelSupernet):
                  alpha: float = 0.2,
                  beta: float = 0.6,
                  tau: float = 5.0,
+                 cost_network: str = 'derived',
+                 resolutions: Sequence[int] | None = None,
                  data_preprocessor: dict | nn.Module | None = None,
                  init_cfg: dict | None = None) -> None:
         super().__init__(architecture, mutator, data_preprocessor, init_cfg)
-        if loss_form not in LOSS_FORMS:
-            raise ConfigError(f'loss_form {loss_form!r} is unknown; use one '
-                              f'of {LOSS_FORMS}.')
-        if cost_metric not in ('flops', 'params'):
-            raise ConfigError(f"cost_metric must be 'flops' or 'params', "
-                              f'got {cost_metric!r}.')
-        self.cost_metric, self.loss_form = cost_metric, loss_form
-        self.cost_weight, self.alpha, self.beta = cost_weight, alpha, beta
-        self.tau = tau
+        if cost_network not in COST_NETWORKS:
+            raise ConfigError(f'cost_network {cost_network!r} is unknown; '
+                              f'use one of {COST_NETWORKS}.')
+        if cost_metric == 'latency' and 'latency' not in \
+                self.mutator.estimator.metrics:
+            raise ConfigError(
+                "cost_metric 'latency' needs the mutator's latency_table "
+                '(`python tools/build_latency_lut.py CONFIG --device cpu -o '
+                'lut.json`, then mutator=dict(..., latency_table=...)).')
+        if cost_metric == 'latency' and resolutions is not None:
+            raise ConfigError(
+                'a latency table holds the ops at one input size: search '
+                "resolutions with cost_metric 'flops' or 'params'.")
+        self.tau, self.cost_network = tau, cost_network
         self.options = self._options(candidates or {})
         self.searched = [g for g, c in self.options.items() if len(c) > 1]
         self.arch_params = nn.ParameterList(
@@ -87,16 +116,18 @@ class DMaskingNAS(ChannelSupernet):
             self.register_buffer(_buffer_name(group), keep, persistent=False)
         self.masks = GroupMasks(self.architecture, self.mutator.analysis,
                                 self.searched)
-        self.widest_cost = self.mutator.estimate(self.mutator.max_widths)[
+        self.resolution_mixer = None if resolutions is None else \
+            ResolutionMixer(self.architecture, self.mutator.input_shape,
+                            resolutions)
+        if self.resolution_mixer is not None:
+            self.arch_params.append(nn.Parameter(torch.zeros(len(
+                self.resolution_mixer.resolutions))))
+        widest = self.mutator.estimate(self.mutator.max_widths)[cost_metric]
+        smallest = self.usage({g: c[0] for g, c in self.options.items()},
+                              self.resolutions[0] if resolutions else None)[
             cost_metric]
-        smallest = self.mutator.estimate(
-            {g: c[0] for g, c in self.options.items()})[cost_metric]
-        if target is not None and target < smallest:
-            raise BudgetError(
-                f'target {cost_metric} {target:g} is below the smallest '
-                f'configuration ({smallest:g}, every group at its smallest '
-                'candidate); raise the target or add smaller candidates.')
-        self.target = target
+        self.init_cost(cost_metric, loss_form, cost_weight, target, alpha,
+                       beta, widest, smallest)
 
     def _options(self, candidates: Mapping[str, Sequence[int]]
                  ) -> dict[str, list[int]]:
@@ -124,11 +155,50 @@ class DMaskingNAS(ChannelSupernet):
             options[group] = widths
         return options
 
+    @property
+    def resolutions(self) -> list[int]:
+        """Candidate input sizes, ascending (empty: not searched)."""
+        return [] if self.resolution_mixer is None else \
+            self.resolution_mixer.resolutions
+
+    def usage(self, choices: Mapping[str, int],
+              resolution: int | None = None) -> dict[str, float]:
+        """FLOPs and params of ``choices`` at a candidate ``resolution``
+        (None: the mutator's input size)."""
+        positions = None if resolution is None else \
+            self.resolution_mixer.positions[
+                self.resolutions.index(resolution)]
+        return {k: float(v) for k, v in self.mutator.estimator.soft_estimate(
+            choices, positions).items()}
+
     # ------------------------------------------------------- distributions
-    def probabilities(self) -> dict[str, list[float]]:
-        """softmax(alpha) per searched group, over its candidates."""
-        return {g: F.softmax(a.detach(), -1).tolist()
-                for g, a in zip(self.searched, self.arch_params)}
+    def resolution_probabilities(self) -> list[float]:
+        """softmax(alpha) over the candidate resolutions (empty: none)."""
+        if self.resolution_mixer is None:
+            return []
+        return F.softmax(self.arch_params[-1].detach(), -1).tolist()
+
+    def derived_resolution(self) -> int | None:
+        """The most probable resolution (None: not searched)."""
+        if self.resolution_mixer is None:
+            return None
+        return self.resolutions[int(self.arch_params[-1].argmax())]
+
+    def derived_channel_cfg(self, model_name: str, **extra
+                            ) -> ChannelConfig:
+        """The derived network as a channel_cfg: argmax widths, the argmax
+        resolution, FLOPs and params at that resolution in ``meta``."""
+        choices, resolution = self.derived_choices(), \
+            self.derived_resolution()
+        cfg = self.mutator.channel_config(
+            choices, model_name,
+            'DMaskingNAS, argmax of the learned distributions', **extra)
+        if resolution is not None:
+            cfg.resolution = resolution
+            channels = self.mutator.input_shape[0]
+            cfg.meta.update(input_shape=[channels, resolution, resolution],
+                            **self.usage(choices, resolution))
+        return cfg
 
     def derived_choices(self) -> dict[str, int]:
         """The most probable candidate of every group."""
@@ -138,88 +208,91 @@ class DMaskingNAS(ChannelSupernet):
         return choices
 
     def sample_masks(self) -> dict:
-        """Draws Gumbel-softmax weights, sets the masks, returns the
-        expected width of every group (tensors for the searched ones)."""
+        """Draws Gumbel-softmax weights and sets the masks.
+
+        Returns:
+            The width of every group the cost is computed on (tensors for
+            the searched ones), sum_i w_i C_i for the weights of
+            :meth:`cost_weights`.
+        """
         if self.mutator.current_choices() != self.mutator.max_widths:
             self.mutator.set_choices(self.mutator.max_widths)  # after eval
         widths: dict = {g: c[-1] for g, c in self.options.items()}
         for group, alpha in zip(self.searched, self.arch_params):
             weights = F.gumbel_softmax(alpha, tau=self.tau)
-            mask = weights @ getattr(self, _buffer_name(group))
-            self.masks.masks[group] = mask
-            widths[group] = mask.sum()  # = sum_i w_i C_i
+            keep = getattr(self, _buffer_name(group))
+            self.masks.masks[group] = weights @ keep
+            widths[group] = self.cost_weights(alpha, weights) @ keep.sum(1)
         return widths
 
-    def cost(self, widths: Mapping) -> torch.Tensor:
-        """The differentiable ``cost_metric`` of expected widths."""
-        return self.mutator.estimator.soft_estimate(widths)[
+    def sample_resolution(self) -> dict | None:
+        """Draws Gumbel-softmax weights over the candidate resolutions and
+        sets them on the mixer.
+
+        Returns:
+            Layer name -> output positions the cost is computed at: the
+            weighted sum over candidates for the weights of
+            :meth:`cost_weights`, so exact for a one-hot choice; None when
+            the resolution is not searched.
+        """
+        if self.resolution_mixer is None:
+            return None
+        alpha = self.arch_params[-1]
+        weights = F.gumbel_softmax(alpha, tau=self.tau)
+        self.resolution_mixer.weights = weights
+        return self.expected_positions(self.cost_weights(alpha, weights))
+
+    def cost_weights(self, alpha: torch.Tensor, weights: torch.Tensor
+                     ) -> torch.Tensor:
+        """The candidate weights the cost sees (see ``cost_network``),
+        from a choice's alpha and its Gumbel-softmax weights."""
+        if self.cost_network == 'sampled':
+            return straight_through(weights)
+        if self.cost_network == 'derived':
+            return straight_through(F.softmax(alpha, -1))
+        return weights
+
+    def expected_positions(self, weights: torch.Tensor) -> dict:
+        """Layer name -> sum_i weights_i * output positions at the i-th
+        candidate resolution."""
+        per_candidate = self.resolution_mixer.positions
+        return {name: sum(w * p[name] for w, p in zip(weights,
+                                                      per_candidate))
+                for name in self.mutator.analysis.layers}
+
+    def cost(self, widths: Mapping, positions: Mapping | None = None
+             ) -> torch.Tensor:
+        """The differentiable ``cost_metric`` of expected widths (and of
+        expected output positions, when the resolution is searched)."""
+        return self.mutator.estimator.soft_estimate(widths, positions)[
             self.cost_metric]
 
-    def cost_loss(self, ce: torch.Tensor, cost: torch.Tensor
-                  ) -> torch.Tensor:
-        """The search loss from the cross-entropy and the cost."""
-        if self.loss_form == 'multiplicative':
-            return ce * self.alpha * torch.log(cost / 1e6) ** self.beta
-        term = (cost / self.target - 1).abs() if self.target \
-            else cost / self.widest_cost
-        return ce + self.cost_weight * term
+    def sample_architecture(self) -> torch.Tensor:
+        """Samples masks (and the resolution); the cost they imply."""
+        return self.cost(self.sample_masks(), self.sample_resolution())
 
-    # ------------------------------------------------------------ training
-    def _step(self, data: dict, wrapper: OptimWrapper, others: OptimWrapper,
-              with_cost: bool, name: str) -> dict[str, torch.Tensor]:
-        with wrapper.optim_context(self):
-            data = self.data_preprocessor(data, True)
-            widths = self.sample_masks()
-            logits = self.architecture(data['inputs'], mode='tensor')
-            ce = sum(self.architecture.head._get_loss(
-                logits, data['data_samples']).values())
-            cost = self.cost(widths)
-            loss = self.cost_loss(ce, cost) if with_cost else ce
-        wrapper.backward(loss)
-        average_gradients(self.parameters())
-        wrapper.step()
-        wrapper.zero_grad()
-        others.zero_grad()
+    def clear_architecture(self) -> None:
         self.masks.clear()
-        return {f'{name}_loss': loss.detach(), f'{name}_ce': ce.detach(),
-                f'{name}_{self.cost_metric}_M':
-                torch.as_tensor(cost).detach() / 1e6}
-
-    def train_step(self, data: dict, optim_wrapper: OptimWrapperDict
-                   ) -> dict[str, torch.Tensor]:
-        """A weight step: cross-entropy through sampled masks."""
-        weights, arch = _wrappers(optim_wrapper)
-        _, log_vars = self.parse_losses(
-            self._step(data, weights, arch, False, 'weights'))
-        return log_vars
-
-    def arch_step(self, data: dict, optim_wrapper: OptimWrapperDict
-                  ) -> dict[str, torch.Tensor]:
-        """An architecture step: the search loss, alphas updated."""
-        weights, arch = _wrappers(optim_wrapper)
-        _, log_vars = self.parse_losses(
-            self._step(data, arch, weights, True, 'arch'))
-        return log_vars
+        if self.resolution_mixer is not None:
+            self.resolution_mixer.weights = None
 
     def eval_subnets(self) -> dict[str, Callable[[], None]]:
         """Validation reports the derived network (sliced, no masks)."""
         def derived() -> None:
             self.masks.clear()
             self.mutator.set_choices(self.derived_choices())
+            if self.resolution_mixer is not None:
+                self.resolution_mixer.weights = \
+                    self.resolution_mixer.one_hot(self.derived_resolution())
         return {'derived': derived}
+
+
+def straight_through(weights: torch.Tensor) -> torch.Tensor:
+    """The one-hot of ``weights``' argmax in the forward, the gradient of
+    ``weights`` in the backward (straight-through estimator)."""
+    hard = F.one_hot(weights.argmax(-1), weights.shape[-1]).to(weights)
+    return hard - weights.detach() + weights
 
 
 def _buffer_name(group: str) -> str:
     return 'keep_' + group.replace('.', '_')
-
-
-def _wrappers(optim_wrapper: OptimWrapperDict
-              ) -> tuple[OptimWrapper, OptimWrapper]:
-    if not (isinstance(optim_wrapper, OptimWrapperDict)
-            and {'architecture', 'arch_params'} <= set(optim_wrapper.keys())):
-        raise ConfigError(
-            'DMaskingNAS needs two optimizers: optim_wrapper = dict('
-            'architecture=dict(optimizer=...), arch_params=dict('
-            'optimizer=...)) with constructor='
-            "'DefaultOptimWrapperConstructor' per key.")
-    return optim_wrapper['architecture'], optim_wrapper['arch_params']

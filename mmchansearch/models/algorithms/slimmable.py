@@ -56,7 +56,8 @@ class SlimmableNetwork(ChannelSupernet):
     Convolution and linear weights are shared (each subnet uses its first
     channels); every subnet has private batch norms (switchable BN). With a
     single channel_cfg the architecture is the static subnet itself, so a
-    split checkpoint loads into it directly.
+    split checkpoint loads into it directly. A subnet whose channel_cfg has
+    a ``resolution`` runs on the inputs sub-sampled to it.
 
     Args:
         architecture: the classifier config or instance (the supernet).
@@ -112,6 +113,7 @@ class SlimmableNetwork(ChannelSupernet):
         if not self.is_static:
             self.mutator.set_choices(self.channel_cfgs[index])
         self.switch.index = index
+        self.resolution = self.channel_cfgs[index].resolution
 
     def train_step(self, data: dict,
                    optim_wrapper: OptimWrapper) -> dict[str, torch.Tensor]:

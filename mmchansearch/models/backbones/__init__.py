@@ -1,4 +1,5 @@
 """Search-space backbones, registered in the toolbox's MODELS."""
+from .fbnet import FBNetSearchSpace
 from .rexnet import ReXNet
 
-__all__ = ['ReXNet']
+__all__ = ['FBNetSearchSpace', 'ReXNet']

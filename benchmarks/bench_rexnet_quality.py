@@ -1,0 +1,308 @@
+"""ReXNet: the best linear channel configuration vs a stage-wise one.
+
+Han et al. find that good networks grow their channels linearly with the
+block index instead of MobileNetV2's stage-wise steps. This compares the two
+at equal FLOPs on Fashion-MNIST, same depth and training recipe:
+
+1. the channel-parameterization search (tools/search.py with the
+   Fashion-MNIST config, or an existing result dir via --search-dir); the
+   linear network is its best-ranked candidate whose curve is linear or
+   piecewise linear (``kind`` in candidates.csv; the stage-wise samples are
+   skipped);
+2. the stage-wise network of the same depth: MobileNetV2's widths of the
+   six corresponding stages (16, 24, 32, 64, 96, 160), constant within a
+   stage, times one scale, rounded to the search's divisor; the scale is
+   chosen so that its FLOPs (the search's own analytic ReXNetBudget)
+   equal the linear network's; if no scale comes within --tolerance,
+   single stages may round the other way;
+3. both retrained from scratch per seed (tools/train.py with
+   configs/rexnet/rexnet_retrain_1xb64_fashion-mnist.py and the widths as
+   ``model.backbone.block_channels``) and tested on the 10000 test images
+   (tools/test.py);
+4. a Markdown table: top-1 mean +- std and the paired linear - stage-wise
+   gap.
+
+Every finished piece is kept in --work-dir and skipped on a re-run.
+
+Example (a CPU-sized recipe; the defaults):
+    OMP_NUM_THREADS=1 python benchmarks/bench_rexnet_quality.py \
+        --seeds 0 1 2 --work-dir work_dirs/rexnet_quality
+"""
+import argparse
+import csv
+import itertools
+import json
+import math
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+
+import yaml
+
+CONFIGS = 'configs/rexnet/'
+SEARCH = CONFIGS + 'rexnet_search_1xb64_fashion-mnist.py'
+RETRAIN = CONFIGS + 'rexnet_retrain_1xb64_fashion-mnist.py'
+# output channels of MobileNetV2's first six stages, whose strides
+# (1, 2, 2, 2, 1, 2) are ReXNet's six stages'
+MBV2_STAGE_WIDTHS = (16, 24, 32, 64, 96, 160)
+NETWORKS = ('linear', 'stagewise')
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--work-dir', default='work_dirs/rexnet_quality')
+    parser.add_argument('--search-dir',
+                        help='an existing search result dir (with '
+                        'candidates.csv); default: search into '
+                        'WORK_DIR/search')
+    parser.add_argument('--search-options', nargs='*', default=[],
+                        help='extra --cfg-options of the search, e.g. '
+                        'search_loop.num_candidates=6')
+    parser.add_argument('--kinds', nargs='+',
+                        default=['linear', 'piecewise'],
+                        help='candidate kinds that count as linear')
+    parser.add_argument('--tolerance', type=float, default=0.01,
+                        help='relative FLOPs difference allowed before '
+                        'stages may round the other way')
+    parser.add_argument('--train-images', type=int, default=10000)
+    parser.add_argument('--epochs', type=int, default=6)
+    return parser.parse_args()
+
+
+def tool(log: str, *args) -> float:
+    """Runs a tool, output to ``log``; returns its wall time."""
+    os.makedirs(osp.dirname(log), exist_ok=True)
+    start = time.perf_counter()
+    with open(log, 'w') as f:
+        proc = subprocess.run([sys.executable, *map(str, args)], stdout=f,
+                              stderr=subprocess.STDOUT)
+    if proc.returncode:
+        with open(log) as f:
+            sys.exit(f'{" ".join(map(str, args[:2]))} failed '
+                     f'(exit {proc.returncode}); end of {log}:\n'
+                     + ''.join(f.readlines()[-20:]))
+    return time.perf_counter() - start
+
+
+# ------------------------------------------------------------ networks
+def search(args) -> str:
+    """The search result dir, searching first unless given or done."""
+    search_dir = args.search_dir or osp.join(args.work_dir, 'search')
+    if not osp.isfile(osp.join(search_dir, 'candidates.csv')):
+        if args.search_dir:
+            sys.exit(f'{search_dir}/candidates.csv: no such file')
+        seconds = tool(osp.join(args.work_dir, 'logs', 'search.log'),
+                       'tools/search.py', SEARCH, '--work-dir', search_dir,
+                       '--resume', *(['--cfg-options', *args.search_options]
+                                     if args.search_options else []))
+        record_time(args, 'search', seconds)
+    return search_dir
+
+
+def best_linear(search_dir: str, kinds) -> dict:
+    """The best-ranked candidate of an accepted kind."""
+    with open(osp.join(search_dir, 'candidates.csv')) as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:  # ranked, best first
+        if row['kind'] in kinds:
+            return dict(
+                rank=int(row['rank']), count=len(rows), kind=row['kind'],
+                index=int(row['index']), a=float(row['a']),
+                b=float(row['b']),
+                knots=[[float(v) for v in k.split(':')]
+                       for k in row['knots'].split()],
+                channels=[int(c) for c in row['channels'].split()],
+                flops=float(row['flops']), params=float(row['params']),
+                search_mean=float(row['accuracy/top1_mean']),
+                search_std=float(row['accuracy/top1_std']))
+    sys.exit(f'no candidate of kind {kinds} in {search_dir}/candidates.csv')
+
+
+def stage_widths(scale: float, divisor: int, rounding) -> list[int]:
+    """MobileNetV2's stage widths times ``scale``, each rounded by its
+    function of ``rounding`` to a multiple of ``divisor``, never below
+    one divisor or the previous stage."""
+    widths, last = [], 0
+    for ref, rnd in zip(MBV2_STAGE_WIDTHS, rounding):
+        width = max(divisor, int(rnd(scale * ref / divisor)) * divisor)
+        last = max(last, width)
+        widths.append(last)
+    return widths
+
+
+def match_stagewise(budget, target: float, stage_blocks, divisor: int,
+                    tolerance: float) -> dict:
+    """The stage-wise network whose FLOPs are closest to ``target``."""
+    nearest = [round] * len(MBV2_STAGE_WIDTHS)
+    tried = {}  # stage widths -> (scale, rounding)
+    for step in range(20, 1601):  # scales 0.05 to 4 in steps of 1/400
+        scale = step / 400
+        tried.setdefault(tuple(stage_widths(scale, divisor, nearest)),
+                         (scale, 'nearest'))
+
+    def gap(widths) -> float:
+        blocks = [w for w, n in zip(widths, stage_blocks) for _ in range(n)]
+        return budget.estimate(blocks)['flops'] / target - 1
+
+    best = min(tried, key=lambda w: abs(gap(w)))
+    if abs(gap(best)) > tolerance:
+        # single stages round down or up instead, around the 5 best scales
+        for widths in sorted(tried, key=lambda w: abs(gap(w)))[:5]:
+            scale = tried[widths][0]
+            for rounding in itertools.product((math.floor, math.ceil),
+                                              repeat=len(widths)):
+                candidate = tuple(stage_widths(scale, divisor, rounding))
+                tried.setdefault(candidate, (scale, 'per stage'))
+        best = min(tried, key=lambda w: (abs(gap(w)), w))
+    scale, rounding = tried[best]
+    channels = [w for w, n in zip(best, stage_blocks) for _ in range(n)]
+    return dict(kind='stagewise', scale=scale, rounding=rounding,
+                stage_widths=list(best), channels=channels,
+                **budget.estimate(channels))
+
+
+def write_network(path: str, net: dict, source: str) -> None:
+    data = dict(
+        meta=dict(model=RETRAIN, input_shape=[3, 32, 32],
+                  flops=net['flops'], params=net['params'], source=source),
+        stage_blocks=net['stage_blocks'],
+        block_channels=net['channels'],
+        cfg_options='model.backbone.block_channels=' + str(
+            net['channels']).replace(' ', ''))
+    with open(path, 'w') as f:
+        yaml.safe_dump(data, f, sort_keys=False, default_flow_style=None)
+
+
+def networks(args, search_dir: str) -> dict:
+    """The two networks, written to WORK_DIR/{linear,stagewise}.yaml."""
+    out = osp.join(args.work_dir, 'networks.json')
+    if osp.isfile(out):
+        with open(out) as f:
+            return json.load(f)
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import mmchansearch.models  # noqa: F401  (registers ReXNet)
+    from mmchansearch.engine.rexnet_search import ReXNetBudget
+    cfg = Config.fromfile(SEARCH)
+    init_default_scope(cfg.default_scope)
+    stage_blocks = list(cfg.model.backbone.stage_blocks)
+    loop = cfg.search_loop
+    budget = ReXNetBudget(cfg.model.to_dict(), loop.input_shape)
+
+    linear = best_linear(search_dir, args.kinds)
+    usage = budget.estimate(linear['channels'])
+    if (usage['flops'], usage['params']) != (linear['flops'],
+                                             linear['params']):
+        sys.exit(f'{search_dir} was searched with another model: '
+                 f'{usage} != the csv\'s FLOPs/params')
+    stagewise = match_stagewise(budget, linear['flops'], stage_blocks,
+                                loop.divisor, args.tolerance)
+    for net in (linear, stagewise):
+        net['stage_blocks'] = stage_blocks
+    write_network(
+        osp.join(args.work_dir, 'linear.yaml'), linear,
+        f'{search_dir}/candidates.csv rank {linear["rank"]} of '
+        f'{linear["count"]} (the best of kind {linear["kind"]}), '
+        f'candidate {linear["index"]}')
+    write_network(
+        osp.join(args.work_dir, 'stagewise.yaml'), stagewise,
+        f'MobileNetV2 stage widths {list(MBV2_STAGE_WIDTHS)} x '
+        f'{stagewise["scale"]:g}, rounded ({stagewise["rounding"]}) to '
+        f'multiples of {loop.divisor}, at the FLOPs of linear.yaml')
+    result = dict(linear=linear, stagewise=stagewise)
+    with open(out, 'w') as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+# ------------------------------------------------------------ retraining
+def record_time(args, key: str, seconds: float) -> None:
+    path = osp.join(args.work_dir, 'timings.json')
+    times = {}
+    if osp.isfile(path):
+        with open(path) as f:
+            times = json.load(f)
+    times[key] = seconds
+    with open(path, 'w') as f:
+        json.dump(times, f, indent=1)
+
+
+def retrain(args, seed: int, name: str, net: dict) -> float:
+    """Trains and tests one network with one seed; returns the top-1."""
+    train_dir = osp.join(args.work_dir, f'seed{seed}', name)
+    metrics = osp.join(train_dir, 'test.json')
+    if not osp.isfile(metrics):
+        epochs = args.epochs
+        options = [
+            f'randomness.seed={seed}',
+            f'train_dataloader.dataset.stop={args.train_images}',
+            f'max_epochs={epochs}', f'train_cfg.max_epochs={epochs}',
+            f'train_cfg.val_interval={epochs}',
+            f'param_scheduler.end={epochs}',
+            'model.backbone.block_channels=' + str(
+                net['channels']).replace(' ', '')]
+        seconds = tool(osp.join(train_dir, 'train.log'), 'tools/train.py',
+                       RETRAIN, '--work-dir', train_dir, '--resume',
+                       '--cfg-options', *options)
+        record_time(args, f'seed{seed}/{name}/train', seconds)
+        with open(osp.join(train_dir, 'last_checkpoint')) as f:
+            checkpoint = f.read().strip()
+        seconds = tool(osp.join(train_dir, 'test.log'), 'tools/test.py',
+                       RETRAIN, checkpoint, '--out', metrics, '--work-dir',
+                       train_dir, '--cfg-options', *options)
+        record_time(args, f'seed{seed}/{name}/test', seconds)
+    with open(metrics) as f:
+        return json.load(f)['accuracy/top1']
+
+
+def mean_std(values) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f'{statistics.mean(values):.2f} +- {std:.2f}'
+
+
+def main() -> None:
+    args = parse_args()
+    start = time.perf_counter()
+    os.makedirs(args.work_dir, exist_ok=True)
+    print(f'load average at the start: {os.getloadavg()[0]:.2f}, '
+          f'OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS", "unset")}',
+          flush=True)
+    search_dir = search(args)
+    nets = networks(args, search_dir)
+    top1 = {name: [] for name in NETWORKS}
+    for seed in args.seeds:
+        for name in NETWORKS:
+            top1[name].append(retrain(args, seed, name, nets[name]))
+            print(f'seed {seed} {name}: top-1 {top1[name][-1]:.2f}',
+                  flush=True)
+    linear = nets['linear']
+    print(f'\nsearch: {search_dir}; linear = rank {linear["rank"]} of '
+          f'{linear["count"]} (kind {linear["kind"]}, held-out top-1 '
+          f'{linear["search_mean"]:.2f} +- {linear["search_std"]:.2f} in '
+          'the search)')
+    print(f'seeds {args.seeds}: retrain {args.epochs} epochs on '
+          f'{args.train_images} training images, test on the 10000 test '
+          'images\n')
+    print('| network | block widths | MFLOPs | Mparams | top-1 (test) |')
+    print('|---|---|---|---|---|')
+    for name in NETWORKS:
+        net = nets[name]
+        print(f'| {name} | {" ".join(map(str, net["channels"]))} | '
+              f'{net["flops"] / 1e6:.3f} | {net["params"] / 1e6:.3f} | '
+              f'{mean_std(top1[name])} |')
+    gaps = [a - b for a, b in zip(top1['linear'], top1['stagewise'])]
+    print(f'\nlinear - stagewise: {mean_std(gaps)} (per seed: '
+          f'{", ".join(f"{g:+.2f}" for g in gaps)}); FLOPs '
+          f'{nets["stagewise"]["flops"] / linear["flops"] - 1:+.2%}')
+    print(f'load average at the end: {os.getloadavg()[0]:.2f}; this run '
+          f'took {time.perf_counter() - start:.0f} s (timings.json has '
+          'every piece, also of earlier runs)')
+
+
+if __name__ == '__main__':
+    main()

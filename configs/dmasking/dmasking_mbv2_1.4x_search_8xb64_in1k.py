@@ -1,0 +1,104 @@
+# FBNetV2 DMaskingNAS channel search for a MobileNetV2 1.0x-sized network
+# (300M FLOPs at 224x224, the 1.0x model has 300.8M) on ImageNet-1k,
+# 8 GPUs x 64 images:
+#   python -m torch.distributed.run --nproc_per_node=8 tools/search.py \
+#       configs/dmasking/dmasking_mbv2_1.4x_search_8xb64_in1k.py \
+#       --launcher pytorch --work-dir work_dirs/dmasking_in1k
+# The space is MobileNetV2 1.4x (585M FLOPs; every group's max) down to 1/4
+# of every width, so the 300M budget can move channels between layers both
+# ways rather than only shrink the 1.0x model.
+#
+# FBNetV2's recipe: SGD (momentum 0.9, cosine lr) on the weights, Adam
+# (lr 0.01, weight decay 5e-4) on the architecture, Gumbel temperature 5.0
+# annealed x0.956 per epoch over 90 epochs, the first 8 epochs train the
+# weights only. The training set is split 80/20 (a fixed random
+# permutation, so every class is in both): the weights train on 80%, the
+# architecture on the other 20%; the ImageNet validation set is untouched
+# until the derived network is retrained.
+#
+# Resolution search (optional): add candidate input sizes, all <= 224, e.g.
+#   --cfg-options model.resolutions=[160,192,224]
+# derived.yaml then carries `resolution:` and its FLOPs at that size.
+#
+# Retrain the derived network (a SlimmableNetwork config with one
+# channel_cfg, as configs/autoslim/autoslim_mbv2_1.5x_subnet_8xb256_in1k.py
+# for the 1.5x model):
+#   --cfg-options model.channel_cfgs=work_dirs/dmasking_in1k/derived.yaml
+_base_ = [
+    '../_base_/models/mobilenet_v2_1.5x_imagenet.py',
+    '../_base_/datasets/imagenet_bs32.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    _delete_=True,
+    type='DMaskingNAS',
+    architecture=dict(
+        _base_.model,
+        backbone=dict(type='MobileNetV2', widen_factor=1.4),
+        head=dict(_base_.model.head, in_channels=1792)),
+    mutator=dict(
+        type='ChannelMutator',
+        input_shape=(3, 224, 224),
+        # candidate widths: these fractions of each group's max (1.4x),
+        # rounded to multiples of 8
+        width_ratios=[0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0],
+        divisor=8,
+        min_width=8),
+    cost_metric='flops',
+    loss_form='additive',
+    cost_weight=2.0,
+    target=300e6,
+    tau=5.0,
+    cost_network='derived')  # cost on the argmax network
+model_wrapper_cfg = dict(type='ChannelSearchDDP')
+
+train_set = _base_.train_dataloader.dataset
+num_train = 1281167  # ImageNet-1k training images
+split = num_train * 4 // 5
+train_dataloader = dict(
+    batch_size=64,
+    dataset=dict(_delete_=True, type='SubsetDataset', start=0, stop=split,
+                 permute_seed=0, dataset=train_set))
+val_dataloader = dict(batch_size=64)
+test_dataloader = val_dataloader
+
+max_epochs = 90
+train_cfg = dict(
+    _delete_=True,
+    type='DMaskingTrainLoop',
+    max_epochs=max_epochs,
+    warmup_epochs=8,
+    tau=5.0,
+    tau_decay=0.956,  # FBNet's schedule: 5.0 -> 0.09 at epoch 89
+    val_interval=5,
+    arch_dataloader=dict(
+        batch_size=64,
+        num_workers=5,
+        persistent_workers=True,
+        dataset=dict(
+            type='SubsetDataset', start=split, stop=None, permute_seed=0,
+            dataset=train_set),
+        sampler=dict(type='DefaultSampler', shuffle=True)))
+# validation reports the derived (argmax) network, BN recalibrated
+val_cfg = dict(type='SubnetValLoop', calibrate_bn_batches=50)
+test_cfg = dict(type='SubnetTestLoop', calibrate_bn_batches=50)
+
+optim_wrapper = dict(
+    constructor='SeparateOptimWrapperConstructor',
+    architecture=dict(
+        optimizer=dict(type='SGD', lr=0.2, momentum=0.9, nesterov=True,
+                       weight_decay=4e-5),
+        paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0)),
+    arch_params=dict(
+        optimizer=dict(type='Adam', lr=0.01, betas=(0.9, 0.999),
+                       weight_decay=5e-4)))
+param_scheduler = dict(
+    architecture=dict(
+        type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
+        eta_min=0.0, convert_to_iter_based=True),
+    arch_params=[])
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2))
+auto_scale_lr = dict(base_batch_size=512)
+
+search_loop = dict(type='DMaskingSearchLoop')

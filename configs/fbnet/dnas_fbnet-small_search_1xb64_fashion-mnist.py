@@ -1,0 +1,89 @@
+# FBNet DNAS on Fashion-MNIST, small enough for a CPU. First measure the
+# latency table of this space on the device the network will run on:
+#   python tools/build_latency_lut.py \
+#     configs/fbnet/dnas_fbnet-small_search_1xb64_fashion-mnist.py \
+#     --device cpu -o work_dirs/lut/fbnet-small_fashion-mnist_cpu.json
+# then search (--resume after a kill):
+#   python tools/search.py \
+#     configs/fbnet/dnas_fbnet-small_search_1xb64_fashion-mnist.py \
+#     --work-dir work_dirs/dnas_fmnist
+# Weights train on training images [0, 10000), the architecture on
+# [10000, 12500) (FBNet's 80/20 split of the data used); the first epoch
+# trains weights only. The loss is CE + cost_weight * |LAT / target - 1|:
+# FBNet's CE * 0.2 * log(LAT)^0.6 needs latencies well above 1 ms, and this
+# space runs in about 1-3 ms on a CPU core. `target` is in ms of the
+# device the table was measured on: set it for yours. derived.yaml
+# retrains with
+#   python tools/train.py \
+#     configs/fbnet/fbnet-small_retrain_1xb64_fashion-mnist.py \
+#     --cfg-options model.backbone.blocks=work_dirs/dnas_fmnist/derived.yaml
+_base_ = [
+    '../_base_/models/fbnet-small_fashion_mnist.py',
+    '../_base_/datasets/fashion_mnist_bs64.py',
+    '../_base_/schedules/fashion_mnist_sgd.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    _delete_=True,
+    type='DNAS',
+    architecture=_base_.model,
+    input_shape=(3, 32, 32),
+    latency_table='work_dirs/lut/fbnet-small_fashion-mnist_cpu.json',
+    latency_device='cpu',
+    cost_metric='latency',
+    loss_form='additive',
+    cost_weight=1.0,
+    target=1.2,  # ms
+    tau=5.0)
+model_wrapper_cfg = dict(type='ChannelSearchDDP')
+
+train_dataloader = dict(dataset=dict(
+    _delete_=True, type='SubsetDataset', start=0, stop=10000,
+    dataset=_base_.train_dataloader.dataset))
+# the derived network is validated on held-out training images
+val_dataloader = dict(dataset=dict(
+    _delete_=True, type='SubsetDataset', start=50000, stop=60000,
+    dataset=dict(_base_.train_dataloader.dataset,
+                 pipeline=_base_.test_pipeline)))
+
+max_epochs = 6
+train_cfg = dict(
+    _delete_=True,
+    type='DMaskingTrainLoop',  # alternating weight / architecture steps
+    max_epochs=max_epochs,
+    warmup_epochs=1,
+    tau=5.0,
+    tau_decay=0.956,  # FBNet's schedule
+    val_interval=max_epochs,
+    arch_dataloader=dict(
+        batch_size=64,
+        num_workers=2,
+        persistent_workers=True,
+        dataset=dict(
+            type='SubsetDataset', start=10000, stop=12500,
+            dataset=_base_.train_dataloader.dataset),
+        sampler=dict(type='DefaultSampler', shuffle=True)))
+val_cfg = dict(type='SubnetValLoop', calibrate_bn_batches=10)
+test_cfg = dict(type='SubnetTestLoop', calibrate_bn_batches=10)
+
+optim_wrapper = dict(
+    _delete_=True,
+    constructor='SeparateOptimWrapperConstructor',
+    architecture=dict(
+        optimizer=dict(type='SGD', lr=0.05, momentum=0.9, nesterov=True,
+                       weight_decay=1e-4),
+        paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0)),
+    # FBNet: Adam, lr 0.01, weight decay 5e-4 on theta
+    arch_params=dict(
+        optimizer=dict(type='Adam', lr=0.01, betas=(0.9, 0.999),
+                       weight_decay=5e-4)))
+param_scheduler = dict(
+    _delete_=True,
+    architecture=dict(
+        type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
+        eta_min=0.0, convert_to_iter_based=True),
+    arch_params=[])
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
+
+search_loop = dict(type='DNASSearchLoop', num_samples=5)

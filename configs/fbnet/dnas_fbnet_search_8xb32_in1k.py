@@ -1,0 +1,82 @@
+# FBNet DNAS on ImageNet-1k with FBNet's search space (22 layers x 9
+# blocks) and a latency table of the target device. On that device:
+#   python tools/build_latency_lut.py \
+#     configs/fbnet/dnas_fbnet_search_8xb32_in1k.py --device cuda \
+#     --batch-size 1 -o work_dirs/lut/fbnet_in1k_cuda.json
+# (--device cpu for a CPU target, and then latency_device='cpu'), then on
+# 8 GPUs:
+#   bash tools/dist_train.sh configs/fbnet/dnas_fbnet_search_8xb32_in1k.py 8
+# or, equivalently, tools/search.py with --launcher pytorch (--resume
+# after a kill). Following FBNet: weights on 80% of the training images and
+# theta on the other 20% (a fixed random split), Gumbel temperature 5.0
+# decayed by 0.956 every epoch, loss CE * 0.2 * log(LAT ms)^0.6, theta
+# with Adam (lr 0.01, weight decay 5e-4), 90 epochs.
+_base_ = [
+    '../_base_/models/fbnet_imagenet.py',
+    '../_base_/datasets/imagenet_bs32.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    _delete_=True,
+    type='DNAS',
+    architecture=_base_.model,
+    input_shape=(3, 224, 224),
+    latency_table='work_dirs/lut/fbnet_in1k_cuda.json',
+    latency_device='cuda',
+    cost_metric='latency',
+    loss_form='multiplicative',
+    alpha=0.2,
+    beta=0.6,
+    tau=5.0)
+model_wrapper_cfg = dict(type='ChannelSearchDDP')
+
+# 80% / 20% of a fixed random permutation of the (class-sorted) train list
+split_seed = 0
+num_train_images = 1281167
+weights_images = int(num_train_images * 0.8)
+train_dataloader = dict(dataset=dict(
+    _delete_=True, type='SubsetDataset', start=0, stop=weights_images,
+    permute_seed=split_seed, dataset=_base_.train_dataloader.dataset))
+
+max_epochs = 90
+train_cfg = dict(
+    _delete_=True,
+    type='DMaskingTrainLoop',
+    max_epochs=max_epochs,
+    warmup_epochs=10,
+    tau=5.0,
+    tau_decay=0.956,
+    val_interval=10,
+    arch_dataloader=dict(
+        batch_size=32,
+        num_workers=5,
+        persistent_workers=True,
+        dataset=dict(
+            type='SubsetDataset', start=weights_images,
+            permute_seed=split_seed,
+            dataset=_base_.train_dataloader.dataset),
+        sampler=dict(type='DefaultSampler', shuffle=True)))
+val_cfg = dict(type='SubnetValLoop', calibrate_bn_batches=50)
+test_cfg = dict(type='SubnetTestLoop', calibrate_bn_batches=50)
+
+optim_wrapper = dict(
+    _delete_=True,
+    constructor='SeparateOptimWrapperConstructor',
+    architecture=dict(
+        optimizer=dict(type='SGD', lr=0.1, momentum=0.9, nesterov=True,
+                       weight_decay=1e-4),
+        paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0)),
+    arch_params=dict(
+        optimizer=dict(type='Adam', lr=0.01, betas=(0.9, 0.999),
+                       weight_decay=5e-4)))
+param_scheduler = dict(
+    _delete_=True,
+    architecture=dict(
+        type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
+        eta_min=0.0, convert_to_iter_based=True),
+    arch_params=[])
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=2))
+auto_scale_lr = dict(base_batch_size=256)
+
+search_loop = dict(type='DNASSearchLoop', num_samples=6)
