@@ -3,9 +3,10 @@
 :class:`DMaskingTrainLoop` is an epoch loop that, after ``warmup_epochs`` of
 weight steps only, follows every weight step on a training batch with an
 architecture step on a batch of a second split, and anneals the Gumbel
-temperature every epoch. :class:`DMaskingSearchLoop`, run by
-``tools/search.py``, trains with it and writes the derived channel_cfg, the
-learned distributions and a plot of their evolution.
+temperature every epoch. :class:`DifferentiableSearchLoop`, run by
+``tools/search.py``, trains with it and writes what the search found;
+:class:`DMaskingSearchLoop` is DMaskingNAS's (the derived channel_cfg, the
+learned distributions and a plot of their evolution).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ..channel_cfg import save_channel_cfg
 from ..cli import unwrap
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
+from ..models.algorithms import DMaskingNAS
 from ..registry import LOOPS
 from ..visualization import plot_arch_distributions
 
@@ -104,77 +106,99 @@ def _record_distributions(work_dir: str, algorithm, epoch: int) -> None:
     atomic_write_text(path, json.dumps(history))
 
 
-@LOOPS.register_module()
-class DMaskingSearchLoop(BaseLoop):
-    """Runs the DMaskingNAS training, then writes what it found.
-
-    Writes ``derived.yaml`` (argmax candidate per group and, when it is
-    searched, the argmax ``resolution``; FLOPs/params at that resolution in
-    meta), ``distributions.json`` (candidates and probabilities per group,
-    and of the resolution under ``resolution``), ``arch_history.json`` and
-    ``arch_distributions.png``. Resume
+class DifferentiableSearchLoop(BaseLoop):
+    """Runs a differentiable search's training (``train_cfg``, a
+    :class:`DMaskingTrainLoop`), then writes what it found: the derived
+    network as ``derived.yaml``, the learned distributions as
+    ``distributions.json`` and what :meth:`write_results` adds. Resume
     with ``tools/search.py --resume`` (mmengine's checkpoint resume).
 
     Args:
-        runner: the Runner of the search config (model ``DMaskingNAS``,
-            ``train_cfg`` of type ``DMaskingTrainLoop``); ``--resume``
-            reaches its training through the config.
+        runner: the Runner of the search config; ``--resume`` reaches its
+            training through the config.
         dataloader: unused (the train loop holds the data); may be None.
-        checkpoint: not used: the search trains its own supernet
+        checkpoint: refused: the search trains its own supernet
             (pretrained weights go in the config's ``load_from``).
         resume: see ``runner``.
-        model_name: written into the result's meta.
+        model_name: written into the results' meta.
     """
+    algorithm_type: type
 
     def __init__(self, runner, dataloader=None,
                  checkpoint: str | None = None, resume: bool = False,
                  model_name: str = '') -> None:
         super().__init__(runner, dataloader)
         self.algorithm = unwrap(runner.model)
-        if not hasattr(self.algorithm, 'derived_choices'):
+        name = self.algorithm_type.__name__
+        if not isinstance(self.algorithm, self.algorithm_type):
             raise ConfigError(
-                'DMaskingSearchLoop needs model type DMaskingNAS, got '
+                f'{type(self).__name__} needs model type {name}, got '
                 f'{type(self.algorithm).__name__}.')
         if checkpoint:
             raise ConfigError(
-                'DMaskingNAS trains its own supernet and takes no checkpoint'
-                '; for pretrained weights pass --cfg-options load_from=CKPT.')
+                f'{name} trains its own supernet and takes no checkpoint; '
+                'for pretrained weights pass --cfg-options load_from=CKPT.')
         self.model_name = model_name
         self.logger = MMLogger.get_current_instance()
 
     def run(self) -> str:
         """Trains, then writes the results; returns the derived YAML."""
         self.runner.train()
-        algorithm, work_dir = self.algorithm, self.runner.work_dir
+        work_dir = self.runner.work_dir
         path = os.path.join(work_dir, 'derived.yaml')
+        if dist.is_main_process():
+            summary = self.write_results(work_dir, path)
+            atomic_write_text(os.path.join(work_dir, 'distributions.json'),
+                              json.dumps(self.distributions(), indent=1))
+            self.logger.info(f'derived: {path}: {summary}')
+        return path
+
+    def distributions(self) -> dict:
+        """Candidates and probabilities per searched decision."""
+        algorithm = self.algorithm
+        return {name: dict(candidates=algorithm.options[name],
+                           probabilities=probs)
+                for name, probs in algorithm.probabilities().items()}
+
+    def write_results(self, work_dir: str, path: str) -> str:
+        """Writes the derived network to ``path`` and any other results;
+        returns a one-line summary of the derived network."""
+        raise NotImplementedError
+
+
+@LOOPS.register_module()
+class DMaskingSearchLoop(DifferentiableSearchLoop):
+    """The DMaskingNAS search loop (see :class:`DifferentiableSearchLoop`).
+
+    ``derived.yaml`` holds the argmax candidate per group and, when it is
+    searched, the argmax ``resolution`` (FLOPs/params at that resolution in
+    meta); ``distributions.json`` also has the resolution's under
+    ``resolution``; ``arch_distributions.png`` plots the expected widths
+    per epoch from ``arch_history.json``.
+    """
+    algorithm_type = DMaskingNAS
+
+    def write_results(self, work_dir: str, path: str) -> str:
+        algorithm = self.algorithm
         extra = {} if algorithm.target is None else dict(
             target=algorithm.target)
         derived = algorithm.derived_channel_cfg(self.model_name, **extra)
-        usage = derived.meta
-        if dist.is_main_process():
-            save_channel_cfg(derived, path, algorithm.mutator.max_widths)
-            atomic_write_text(os.path.join(work_dir, 'distributions.json'),
-                              json.dumps(_distributions(algorithm),
-                                         indent=1))
-            with open(os.path.join(work_dir, HISTORY_FILE)) as f:
-                history = json.load(f)
-            plot_arch_distributions(
-                history, algorithm.options,
-                os.path.join(work_dir, 'arch_distributions.png'))
+        save_channel_cfg(derived, path, algorithm.mutator.max_widths)
+        with open(os.path.join(work_dir, HISTORY_FILE)) as f:
+            history = json.load(f)
+        plot_arch_distributions(
+            history, algorithm.options,
+            os.path.join(work_dir, 'arch_distributions.png'))
         at = '' if derived.resolution is None else \
             f' at {derived.resolution}x{derived.resolution}'
-        self.logger.info(
-            f'derived: {path}: {usage["flops"] / 1e6:.3f}M FLOPs{at}, '
-            f'{usage["params"] / 1e6:.3f}M params')
-        return path
+        return (f'{derived.meta["flops"] / 1e6:.3f}M FLOPs{at}, '
+                f'{derived.meta["params"] / 1e6:.3f}M params')
 
-
-def _distributions(algorithm) -> dict:
-    """Candidates and probabilities per group (and of the resolution)."""
-    result = {g: dict(candidates=algorithm.options[g], probabilities=p)
-              for g, p in algorithm.probabilities().items()}
-    if algorithm.resolutions:
-        result['resolution'] = dict(
-            candidates=algorithm.resolutions,
-            probabilities=algorithm.resolution_probabilities())
-    return result
+    def distributions(self) -> dict:
+        result = super().distributions()
+        algorithm = self.algorithm
+        if algorithm.resolutions:
+            result['resolution'] = dict(
+                candidates=algorithm.resolutions,
+                probabilities=algorithm.resolution_probabilities())
+        return result

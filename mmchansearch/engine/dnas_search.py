@@ -4,85 +4,52 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import random
 
-from mmengine import dist
-from mmengine.logging import MMLogger
-from mmengine.runner import BaseLoop
-
 from ..channel_cfg import save_channel_cfg
-from ..cli import unwrap
-from ..errors import ConfigError
 from ..fileio import atomic_write_text
+from ..models.algorithms import DNAS
 from ..mutator import ChannelMutator
 from ..registry import LOOPS
 from ..visualization import plot_block_distributions
+from .dmasking_search import DifferentiableSearchLoop
 
 
 @LOOPS.register_module()
-class DNASSearchLoop(BaseLoop):
-    """Runs the DNAS training (``train_cfg``, a ``DMaskingTrainLoop``),
-    then writes what it found.
+class DNASSearchLoop(DifferentiableSearchLoop):
+    """The FBNet DNAS search loop (see :class:`DifferentiableSearchLoop`).
 
-    Writes ``derived.yaml`` (argmax block per layer under ``blocks:``,
+    ``derived.yaml`` holds the argmax block per layer under ``blocks:``,
     the derived network's channel groups under ``channels:``, FLOPs,
-    params and LUT latency in meta), ``samples/sample_<k>.yaml`` and
-    ``samples.csv`` (architectures drawn from P_theta with their costs and
-    log-probability), ``distributions.json`` and
-    ``block_distributions.png``. ``tools/search.py --resume`` resumes the
-    training from its last checkpoint.
+    params and LUT latency in meta; ``samples/sample_<k>.yaml`` and
+    ``samples.csv`` are architectures drawn from P_theta with their costs
+    and log-probability; ``block_distributions.png`` shows P_theta.
 
     Args:
-        runner: the Runner of the search config (model ``DNAS``).
-        dataloader: unused (the train loop holds the data); may be None.
-        checkpoint: refused (pretrained weights go in ``load_from``).
-        resume: see ``runner``.
-        model_name: written into the results' meta.
         num_samples: architectures to draw from P_theta.
         seed: seed of the draws.
+        Others as :class:`DifferentiableSearchLoop`.
     """
+    algorithm_type = DNAS
 
     def __init__(self, runner, dataloader=None,
                  checkpoint: str | None = None, resume: bool = False,
                  model_name: str = '', num_samples: int = 5,
                  seed: int = 0) -> None:
-        super().__init__(runner, dataloader)
-        self.algorithm = unwrap(runner.model)
-        if not hasattr(self.algorithm, 'derived_blocks'):
-            raise ConfigError('DNASSearchLoop needs model type DNAS, got '
-                              f'{type(self.algorithm).__name__}.')
-        if checkpoint:
-            raise ConfigError(
-                'DNAS trains its own supernet and takes no checkpoint; for '
-                'pretrained weights pass --cfg-options load_from=CKPT.')
-        self.model_name, self.num_samples, self.seed = (
-            model_name, num_samples, seed)
-        self.logger = MMLogger.get_current_instance()
+        super().__init__(runner, dataloader, checkpoint, resume, model_name)
+        self.num_samples, self.seed = num_samples, seed
 
-    def run(self) -> str:
-        """Trains, then writes the results; returns the derived YAML."""
-        self.runner.train()
-        algorithm, work_dir = self.algorithm, self.runner.work_dir
+    def write_results(self, work_dir: str, path: str) -> str:
+        algorithm = self.algorithm
         derived = algorithm.derived_blocks()
-        path = os.path.join(work_dir, 'derived.yaml')
-        if dist.is_main_process():
-            self._write_config(derived, path, 'DNAS, argmax of P_theta')
-            self._write_samples(os.path.join(work_dir, 'samples'))
-            probabilities = algorithm.probabilities()
-            atomic_write_text(
-                os.path.join(work_dir, 'distributions.json'),
-                json.dumps({n: dict(candidates=algorithm.options[n],
-                                    probabilities=p)
-                            for n, p in probabilities.items()}, indent=1))
-            plot_block_distributions(
-                probabilities, algorithm.options,
-                os.path.join(work_dir, 'block_distributions.png'))
-        costs = algorithm.cost_of(derived)
-        self.logger.info(f'derived: {path}: ' + _describe(costs))
-        return path
+        self._write_config(derived, path, 'DNAS, argmax of P_theta')
+        self._write_samples(os.path.join(work_dir, 'samples'))
+        plot_block_distributions(
+            algorithm.probabilities(), algorithm.options,
+            os.path.join(work_dir, 'block_distributions.png'))
+        return _describe(algorithm.cost_of(derived))
 
     def _write_config(self, blocks: dict[str, str], path: str,
                       source: str, **extra) -> None:
