@@ -496,3 +496,21 @@ def test_latency_cost_needs_a_table_and_one_resolution(
     table = latency_table if kwargs else None
     with pytest.raises(ConfigError, match=needle):
         _latency_model(quarter_resnet_cfg, table, **kwargs)
+
+
+@pytest.mark.parametrize('name', ['mobilenet_v2', 'mobilenet_v3_small',
+                                  'resnet50'])
+def test_one_hot_masks_on_the_analyzed_classifiers(name, classifier_cfg,
+                                                   randomize_bn):
+    model = _build(classifier_cfg(name))
+    randomize_bn(model)
+    model.eval()
+    inputs = torch.randn(2, 3, 32, 32)
+    choices = _one_hot_masks(model, random.Random(4))
+    with torch.no_grad():
+        masked = model(inputs, mode='tensor')
+        model.masks.clear()
+        model.mutator.set_choices(choices)
+        expected = model.mutator.export_static().eval()(inputs,
+                                                        mode='tensor')
+    assert torch.allclose(masked, expected, atol=1e-4)
