@@ -33,7 +33,7 @@ from mmchansearch.latency import (
     calibrate,
     measure_latency,
 )
-from tools.build_latency_lut import search_space
+from mmchansearch.supernet import build_search_space
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,7 +67,7 @@ def fidelity(predicted: np.ndarray, measured: np.ndarray) -> str:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    model = search_space(load_config(args.config)).eval()
+    model = build_search_space(load_config(args.config)).eval()
     shape = model.input_shape
     ops = model.latency_ops()
     start = time.perf_counter()

@@ -17,7 +17,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from torch import nn
 
 from .errors import CheckpointMismatchError, ConfigError
-from .models.algorithms import ChannelSupernet
+from .models.algorithms import DNAS, ChannelSupernet
 from .registry import MODELS
 
 
@@ -72,6 +72,25 @@ def build_supernet(cfg: Config | str,
             f'model type {model_cfg["type"]!r} is not a channel-search '
             'algorithm; use a classifier config or a toolbox algorithm.')
     return model
+
+
+def build_search_space(cfg: Config) -> nn.Module:
+    """The search algorithm of a config, built without a latency table:
+    what ``tools/build_latency_lut.py`` lists the ops of (a DNAS search
+    space, else the config's channel supernet)."""
+    model_cfg = copy.deepcopy(cfg.model)
+    with DefaultScope.overwrite_default_scope('mmchansearch'):
+        algorithm = MODELS.get(model_cfg.get('type'))
+        if isinstance(algorithm, type) and issubclass(algorithm, DNAS):
+            model_cfg.update(latency_table=None, cost_metric='flops',
+                             target=None, loss_form='additive')
+            return MODELS.build(model_cfg)
+    mutator = model_cfg.get('mutator')
+    if mutator:
+        mutator.pop('latency_table', None)
+    cfg = copy.copy(cfg)
+    cfg.model = model_cfg
+    return build_supernet(cfg)
 
 
 def read_checkpoint(checkpoint: str) -> dict:

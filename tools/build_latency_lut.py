@@ -18,19 +18,15 @@ Examples:
         --batch-size 32 -o lut_cuda.json
 """
 import argparse
-import copy
 import random
 import time
 
 import torch
-from mmengine.registry import DefaultScope
 
 import mmchansearch.models  # noqa: F401  (registers algorithms)
 from mmchansearch.cli import DictAction, load_config, run_tool
 from mmchansearch.latency import LatencyTable, build_table, calibrate
-from mmchansearch.models import DNAS
-from mmchansearch.registry import MODELS
-from mmchansearch.supernet import build_supernet
+from mmchansearch.supernet import build_search_space
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,28 +59,12 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def search_space(cfg):
-    """The config's search algorithm, built without a latency table."""
-    model_cfg = copy.deepcopy(cfg.model)
-    with DefaultScope.overwrite_default_scope('mmchansearch'):
-        algorithm = MODELS.get(model_cfg.get('type'))
-        if isinstance(algorithm, type) and issubclass(algorithm, DNAS):
-            model_cfg.update(latency_table=None, cost_metric='flops',
-                             target=None, loss_form='additive')
-            return MODELS.build(model_cfg)
-    mutator = model_cfg.get('mutator')
-    if mutator:
-        mutator.pop('latency_table', None)
-    cfg.model = model_cfg
-    return build_supernet(cfg)
-
-
 def main() -> None:
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.cfg_options)
-    model = search_space(cfg).eval()
+    model = build_search_space(cfg).eval()
     ops = model.latency_ops()
     existing = LatencyTable.load(args.out, args.device) if args.update \
         else None
