@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from abc import abstractmethod
 
 from mmengine import dist
 from mmengine.logging import MMLogger
@@ -160,10 +161,10 @@ class DifferentiableSearchLoop(BaseLoop):
                            probabilities=probs)
                 for name, probs in algorithm.probabilities().items()}
 
+    @abstractmethod
     def write_results(self, work_dir: str, path: str) -> str:
         """Writes the derived network to ``path`` and any other results;
         returns a one-line summary of the derived network."""
-        raise NotImplementedError
 
 
 @LOOPS.register_module()

@@ -9,6 +9,8 @@ differentiable cost (FLOPs, params or LUT latency) of the sampled network.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 import torch.nn.functional as F
 from mmengine.optim import OptimWrapper, OptimWrapperDict
@@ -21,7 +23,7 @@ LOSS_FORMS = ('additive', 'multiplicative')
 COST_UNITS = {'flops': 1e6, 'params': 1e6, 'latency': 1.0}
 
 
-class DifferentiableSearch:
+class DifferentiableSearch(ABC):
     """Mixin for an mmengine model with Gumbel-relaxed choices.
 
     The model sets :attr:`options` (decision -> candidates),
@@ -90,13 +92,13 @@ class DifferentiableSearch:
         """One Gumbel-softmax draw per searched decision."""
         return [F.gumbel_softmax(a, tau=self.tau) for a in self.arch_params]
 
+    @abstractmethod
     def sample_architecture(self) -> torch.Tensor:
         """Draws relaxed choices, applies them, returns their cost."""
-        raise NotImplementedError
 
+    @abstractmethod
     def clear_architecture(self) -> None:
         """Undoes :meth:`sample_architecture`."""
-        raise NotImplementedError
 
     def cost_loss(self, ce: torch.Tensor, cost: torch.Tensor
                   ) -> torch.Tensor:
