@@ -111,6 +111,10 @@ class DNAS(DifferentiableSearch, BaseModel):
             for n in self.searched) for pick in (max, min))
         self.init_cost(cost_metric, loss_form, cost_weight, target, alpha,
                        beta, widest, cheapest)
+        for i, (name, layer) in enumerate(self.layers.items()):
+            self.register_buffer(f'block_costs_{i}', torch.tensor(
+                [self.costs[name][b][cost_metric] for b in layer.names]),
+                persistent=False)
 
     # ------------------------------------------------------------ costs
     def _trace_ops(self) -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
@@ -199,12 +203,11 @@ class DNAS(DifferentiableSearch, BaseModel):
     def sample_architecture(self) -> torch.Tensor:
         """Gumbel-softmax mixing weights in every layer; their cost."""
         cost = torch.as_tensor(self.fixed_cost[self.cost_metric])
-        for (name, layer), weights in zip(self.layers.items(),
-                                          self.gumbel_weights()):
+        for i, (layer, weights) in enumerate(zip(self.layers.values(),
+                                                 self.gumbel_weights())):
             layer.weights = weights
-            per_block = torch.tensor([self.costs[name][b][self.cost_metric]
-                                      for b in layer.names])
-            cost = cost + weights @ per_block.to(weights)
+            per_block = getattr(self, f'block_costs_{i}')
+            cost = cost + weights @ per_block.to(weights.dtype)
         return cost
 
     def clear_architecture(self) -> None:
