@@ -18,6 +18,8 @@ import statistics
 import subprocess
 import sys
 
+from quality_runs import mean_std
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,11 +34,6 @@ def parse_args() -> argparse.Namespace:
                         help='keep seeds that already have results')
     parser.add_argument('--cfg-options', nargs='*', default=[])
     return parser.parse_args()
-
-
-def mean_std(values: list[float]) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f'{statistics.mean(values):.2f} +- {std:.2f}'
 
 
 def main() -> None:

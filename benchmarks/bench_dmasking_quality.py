@@ -15,8 +15,8 @@ import argparse
 import json
 import os.path as osp
 import statistics
-import subprocess
-import sys
+
+from quality_runs import flops_of, mean_std, retrain_and_test, tool
 
 SEARCH = 'configs/dmasking/dmasking_mbv2_1.0x_search_1xb64_fashion-mnist.py'
 RETRAIN = 'configs/autoslim/autoslim_mbv2_1.0x_subnet_1xb64_fashion-mnist.py'
@@ -38,11 +38,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def tool(*args) -> None:
-    subprocess.run([sys.executable, *map(str, args)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 def search(args, seed: int, work_dir: str) -> str:
     derived = osp.join(work_dir, 'derived.yaml')
     if not osp.isfile(derived):
@@ -59,30 +54,15 @@ def search(args, seed: int, work_dir: str) -> str:
     return derived
 
 
-def flops_of(channel_cfg: str) -> float:
-    with open(channel_cfg) as f:
-        return float(next(line.split(':')[1] for line in f
-                          if line.strip().startswith('flops:')))
-
-
-def retrain_and_test(args, seed: int, cfg: str, work_dir: str) -> float:
-    metrics = osp.join(work_dir, 'test.json')
-    if not osp.isfile(metrics):
-        epochs = args.retrain_epochs
-        options = [f'randomness.seed={seed}',
-                   f'train_dataloader.dataset.indices={args.retrain_images}',
-                   f'max_epochs={epochs}', f'train_cfg.max_epochs={epochs}',
-                   f'train_cfg.val_interval={epochs}',
-                   f'param_scheduler.end={epochs}',
-                   f'model.channel_cfgs={cfg}']
-        tool('tools/train.py', RETRAIN, '--work-dir', work_dir, '--resume',
-             '--cfg-options', *options)
-        with open(osp.join(work_dir, 'last_checkpoint')) as f:
-            checkpoint = f.read().strip()
-        tool('tools/test.py', RETRAIN, checkpoint, '--out', metrics,
-             '--work-dir', work_dir, '--cfg-options', *options)
-    with open(metrics) as f:
-        return json.load(f)['accuracy/top1']
+def retrain(args, seed: int, cfg: str, work_dir: str) -> float:
+    """Test top-1 of ``cfg`` retrained with the benchmark's recipe."""
+    epochs = args.retrain_epochs
+    return retrain_and_test(RETRAIN, work_dir, [
+        f'randomness.seed={seed}',
+        f'train_dataloader.dataset.indices={args.retrain_images}',
+        f'max_epochs={epochs}', f'train_cfg.max_epochs={epochs}',
+        f'train_cfg.val_interval={epochs}', f'param_scheduler.end={epochs}',
+        f'model.channel_cfgs={cfg}'])
 
 
 def run_seed(args, seed: int) -> dict:
@@ -96,17 +76,12 @@ def run_seed(args, seed: int) -> dict:
     if not osp.isfile(uniform):
         tool('tools/get_uniform_cfg.py', RETRAIN, '--target', 'flops',
              flops_of(derived), '-o', uniform)
-    result = {name: dict(flops=flops_of(cfg), top1=retrain_and_test(
+    result = {name: dict(flops=flops_of(cfg), top1=retrain(
         args, seed, cfg, osp.join(root, name)))
         for name, cfg in (('derived', derived), ('uniform', uniform))}
     with open(out, 'w') as f:
         json.dump(result, f)
     return result
-
-
-def mean_std(values: list[float]) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f'{statistics.mean(values):.2f} +- {std:.2f}'
 
 
 def main() -> None:

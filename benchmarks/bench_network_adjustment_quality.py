@@ -13,8 +13,8 @@ import argparse
 import json
 import os.path as osp
 import statistics
-import subprocess
-import sys
+
+from quality_runs import flops_of, mean_std, retrain_and_test, tool
 
 CONFIGS = 'configs/network_adjustment/'
 SEARCH = CONFIGS + 'na_resnet18-cifar-0.25x_search_1xb64_fashion-mnist.py'
@@ -31,11 +31,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--round-epochs', type=int, default=1)
     parser.add_argument('--retrain-epochs', type=int, default=4)
     return parser.parse_args()
-
-
-def tool(*args) -> None:
-    subprocess.run([sys.executable, *map(str, args)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def common(args, seed: int, epochs: int) -> list[str]:
@@ -62,28 +57,12 @@ def run_seed(args, seed: int) -> dict:
         train_dir = osp.join(args.work_dir, f'seed{seed}', name)
         options = common(args, seed, args.retrain_epochs) + [
             f'model.channel_cfgs={cfg}']
-        metrics = osp.join(train_dir, 'test.json')
-        if not osp.isfile(metrics):
-            tool('tools/train.py', RETRAIN, '--work-dir', train_dir,
-                 '--resume', '--cfg-options', *options)
-            with open(osp.join(train_dir, 'last_checkpoint')) as f:
-                checkpoint = f.read().strip()
-            tool('tools/test.py', RETRAIN, checkpoint, '--out', metrics,
-                 '--work-dir', train_dir, '--cfg-options', *options)
-        with open(metrics) as f:
-            top1 = json.load(f)['accuracy/top1']
-        with open(cfg) as f:
-            flops = float(next(line.split(':')[1] for line in f
-                               if line.strip().startswith('flops:')))
-        result[name] = dict(top1=top1, flops=flops)
+        result[name] = dict(top1=retrain_and_test(RETRAIN, train_dir,
+                                                  options),
+                            flops=flops_of(cfg))
     with open(out, 'w') as f:
         json.dump(result, f)
     return result
-
-
-def mean_std(values: list[float]) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f'{statistics.mean(values):.2f} +- {std:.2f}'
 
 
 def main() -> None:

@@ -35,12 +35,12 @@ import json
 import math
 import os
 import os.path as osp
-import statistics
 import subprocess
 import sys
 import time
 
 import yaml
+from quality_runs import mean_std
 
 CONFIGS = 'configs/rexnet/'
 SEARCH = CONFIGS + 'rexnet_search_1xb64_fashion-mnist.py'
@@ -258,11 +258,6 @@ def retrain(args, seed: int, name: str, net: dict) -> float:
         record_time(args, f'seed{seed}/{name}/test', seconds)
     with open(metrics) as f:
         return json.load(f)['accuracy/top1']
-
-
-def mean_std(values) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f'{statistics.mean(values):.2f} +- {std:.2f}'
 
 
 def main() -> None:
