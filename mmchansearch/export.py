@@ -9,6 +9,7 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
+from .analysis import forward_logits
 from .channel_cfg import ChannelConfig, parse_channel_cfg
 from .errors import CheckpointMismatchError
 from .fileio import atomic_torch_save
@@ -23,14 +24,15 @@ from .version import __version__
 
 
 class LogitsModule(nn.Module):
-    """Wraps a classifier so that ``forward(x)`` returns its logits."""
+    """Wraps a classifier (an mmengine model, run in 'tensor' mode, or a
+    plain module) so that ``forward(x)`` returns its logits."""
 
     def __init__(self, classifier: nn.Module) -> None:
         super().__init__()
         self.classifier = classifier
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.classifier(inputs, mode='tensor')
+        return forward_logits(self.classifier, inputs)
 
 
 def export_subnet(supernet: ChannelSupernet,

@@ -262,25 +262,15 @@ def calibrate(table: LatencyTable, networks: Sequence[tuple],
         input_shape: one sample's shape.
         device, batch_size, warmup, repeats: as :func:`measure_latency`.
     """
+    from .export import LogitsModule  # export imports the algorithms
     raw = LatencyTable(table.entries, {}, table.source)
     ratios = []
     for static, predict in networks:
-        measured = measure_latency(_Logits(static), input_shape, device,
+        measured = measure_latency(LogitsModule(static), input_shape, device,
                                    batch_size, warmup, repeats)
         ratios.append(measured / predict(raw))
     table.meta.update(scale=statistics.median(ratios),
                       calibration_ratios=[round(r, 4) for r in ratios])
-
-
-class _Logits(nn.Module):
-    """A classifier's ``forward(x, mode='tensor')`` as ``forward(x)``."""
-
-    def __init__(self, classifier: nn.Module) -> None:
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x: torch.Tensor) -> Any:
-        return forward_logits(self.classifier, x)
 
 
 # --------------------------------------------------- channel-width tables
