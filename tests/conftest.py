@@ -307,6 +307,39 @@ def make_fashion_mnist() -> Callable[[Path, int, int], Path]:
     return _make_fashion_mnist
 
 
+def _gumbel_search_options(root: Path, epochs: int) -> list[str]:
+    """``--cfg-options`` shrinking a Gumbel search config (schedule
+    ``_base_/schedules/gumbel_search.py``) to the tiny data under ``root``.
+
+    The weights train on training images [0, 48) and the architecture on
+    [48, 96), 16 a batch, for ``epochs`` epochs; every loader runs in the
+    process. The validation data differs between configs: callers set it.
+    """
+    return [
+        f'train_dataloader.dataset.dataset.data_root={root}',
+        'train_dataloader.dataset.stop=48', 'train_dataloader.batch_size=16',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        f'train_cfg.arch_dataloader.dataset.dataset.data_root={root}',
+        'train_cfg.arch_dataloader.dataset.start=48',
+        'train_cfg.arch_dataloader.dataset.stop=96',
+        'train_cfg.arch_dataloader.batch_size=16',
+        'train_cfg.arch_dataloader.num_workers=0',
+        'train_cfg.arch_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+        f'max_epochs={epochs}', f'train_cfg.max_epochs={epochs}',
+        f'param_scheduler.architecture.end={epochs}',
+    ]
+
+
+@pytest.fixture(scope='session')
+def gumbel_search_options() -> Callable[[Path, int], list[str]]:
+    """``gumbel_search_options(root, epochs)``: ``--cfg-options`` running a
+    DMaskingNAS or DNAS search config on :func:`make_fashion_mnist` data."""
+    return _gumbel_search_options
+
+
 def _run_tool(*args, check: bool = True,
               **kwargs) -> subprocess.CompletedProcess:
     # The tools must import this checkout's package, whatever is installed.

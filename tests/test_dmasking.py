@@ -193,34 +193,22 @@ SEARCH = REPO / 'configs' / 'dmasking' / \
     'dmasking_mbv2_1.0x_search_1xb64_fashion-mnist.py'
 
 
-def _search_options(root, epochs: int) -> list[str]:
-    return [
-        f'train_dataloader.dataset.dataset.data_root={root}',
-        'train_dataloader.dataset.stop=48', 'train_dataloader.batch_size=16',
-        'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        f'train_cfg.arch_dataloader.dataset.dataset.data_root={root}',
-        'train_cfg.arch_dataloader.dataset.start=48',
-        'train_cfg.arch_dataloader.dataset.stop=96',
-        'train_cfg.arch_dataloader.batch_size=16',
-        'train_cfg.arch_dataloader.num_workers=0',
-        'train_cfg.arch_dataloader.persistent_workers=False',
+def _search_options(gumbel_search_options, root, epochs: int) -> list[str]:
+    """The shared tiny-data options, this config's validation data, and
+    one warm-up epoch (the config has two)."""
+    return gumbel_search_options(root, epochs) + [
         f'val_dataloader.dataset.data_root={root}',
-        'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False',
-        f'max_epochs={epochs}', f'train_cfg.max_epochs={epochs}',
-        'train_cfg.warmup_epochs=1',
-        f'param_scheduler.architecture.end={epochs}',
-        'val_cfg.calibrate_bn_batches=2',
+        'train_cfg.warmup_epochs=1', 'val_cfg.calibrate_bn_batches=2',
     ]
 
 
 def test_search_writes_results_and_resumes(tmp_path, make_fashion_mnist,
-                                           run_tool):
+                                           run_tool, gumbel_search_options):
     root = make_fashion_mnist(tmp_path / 'data', 96, 32)
     work_dir = tmp_path / 'search'
     run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
-             '--cfg-options', *_search_options(root, 2))
+             '--cfg-options',
+             *_search_options(gumbel_search_options, root, 2))
     cfg = load_channel_cfg(work_dir / 'derived.yaml')
     supernet = build_supernet(str(SEARCH))
     validate_channels(cfg, supernet.mutator.max_widths)
@@ -238,7 +226,8 @@ def test_search_writes_results_and_resumes(tmp_path, make_fashion_mnist,
     # the architecture trained in epoch 1 only (epoch 0 is warm-up)
     assert history[0]['probabilities'] != history[1]['probabilities']
     run_tool('tools/search.py', SEARCH, '--work-dir', work_dir, '--resume',
-             '--cfg-options', *_search_options(root, 3))
+             '--cfg-options',
+             *_search_options(gumbel_search_options, root, 3))
     log = sorted(work_dir.glob('2*/*.log'))[-1].read_text()
     assert 'resumed epoch: 2' in log
     history = json.loads((work_dir / 'arch_history.json').read_text())
@@ -412,6 +401,8 @@ def test_imagenet_config_builds():
     arch = cfg.train_cfg.arch_dataloader.dataset
     assert weights.stop == arch.start and arch.stop is None
     assert weights.permute_seed == arch.permute_seed
+    # a `_delete_` with nothing to delete stays, and the loop refuses it
+    assert '_delete_' not in cfg.train_cfg
 
 
 def test_retrain_and_export_run_at_the_resolution(tmp_path):

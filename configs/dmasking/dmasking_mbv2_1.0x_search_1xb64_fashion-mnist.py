@@ -14,7 +14,7 @@
 _base_ = [
     '../_base_/models/mobilenet_v2_fashion_mnist.py',
     '../_base_/datasets/fashion_mnist_bs64.py',
-    '../_base_/schedules/fashion_mnist_sgd.py',
+    '../_base_/schedules/gumbel_search.py',
     '../_base_/default_runtime.py',
 ]
 
@@ -47,11 +47,8 @@ train_dataloader = dict(dataset=dict(_delete_=True, **weights_split))
 
 max_epochs = 8
 train_cfg = dict(
-    _delete_=True,
-    type='DMaskingTrainLoop',
     max_epochs=max_epochs,
     warmup_epochs=2,
-    tau=5.0,
     # FBNet anneals x0.956 per epoch over 90 epochs; this short schedule
     # anneals faster (5.0 -> 0.41 at epoch 7)
     tau_decay=0.7,
@@ -59,34 +56,20 @@ train_cfg = dict(
     arch_dataloader=dict(
         batch_size=64,
         num_workers=2,
-        persistent_workers=True,
         dataset=dict(
             type='SubsetDataset', start=40000, stop=50000,
-            dataset=_base_.train_dataloader.dataset),
-        sampler=dict(type='DefaultSampler', shuffle=True)))
-# validation reports the derived (argmax) network, BN recalibrated
-val_cfg = dict(type='SubnetValLoop', calibrate_bn_batches=10)
-test_cfg = dict(type='SubnetTestLoop', calibrate_bn_batches=10)
+            dataset=_base_.train_dataloader.dataset)))
+val_cfg = dict(calibrate_bn_batches=10)
+test_cfg = dict(calibrate_bn_batches=10)
 
 optim_wrapper = dict(
-    _delete_=True,
-    constructor='SeparateOptimWrapperConstructor',
-    architecture=dict(
-        optimizer=dict(type='SGD', lr=0.05, momentum=0.9, nesterov=True,
-                       weight_decay=4e-5),
-        paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0)),
+    architecture=dict(optimizer=dict(lr=0.05, weight_decay=4e-5)),
     # FBNetV2: Adam, lr 0.01, weight decay 5e-4 on the architecture; lr
     # 0.05 here: this schedule has ~20x fewer architecture steps than one
     # of ImageNet, and at 0.01 the distributions stay flat
-    arch_params=dict(
-        optimizer=dict(type='Adam', lr=0.05, betas=(0.9, 0.999),
-                       weight_decay=5e-4)))
-param_scheduler = dict(
-    _delete_=True,
-    architecture=dict(
-        type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
-        eta_min=0.0, convert_to_iter_based=True),
-    arch_params=[])
+    arch_params=dict(optimizer=dict(lr=0.05)))
+param_scheduler = dict(architecture=dict(end=max_epochs))
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
+auto_scale_lr = dict(base_batch_size=64)
 
 search_loop = dict(type='DMaskingSearchLoop')

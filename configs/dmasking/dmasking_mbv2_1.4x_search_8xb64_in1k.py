@@ -27,6 +27,7 @@
 _base_ = [
     '../_base_/models/mobilenet_v2_1.5x_imagenet.py',
     '../_base_/datasets/imagenet_bs32.py',
+    '../_base_/schedules/gumbel_search.py',
     '../_base_/default_runtime.py',
 ]
 
@@ -63,41 +64,18 @@ train_dataloader = dict(
 val_dataloader = dict(batch_size=64)
 test_dataloader = val_dataloader
 
-max_epochs = 90
 train_cfg = dict(
-    _delete_=True,
-    type='DMaskingTrainLoop',
-    max_epochs=max_epochs,
     warmup_epochs=8,
-    tau=5.0,
-    tau_decay=0.956,  # FBNet's schedule: 5.0 -> 0.09 at epoch 89
     val_interval=5,
     arch_dataloader=dict(
         batch_size=64,
         num_workers=5,
-        persistent_workers=True,
         dataset=dict(
             type='SubsetDataset', start=split, stop=None, permute_seed=0,
-            dataset=train_set),
-        sampler=dict(type='DefaultSampler', shuffle=True)))
-# validation reports the derived (argmax) network, BN recalibrated
-val_cfg = dict(type='SubnetValLoop', calibrate_bn_batches=50)
-test_cfg = dict(type='SubnetTestLoop', calibrate_bn_batches=50)
+            dataset=train_set)))
 
 optim_wrapper = dict(
-    constructor='SeparateOptimWrapperConstructor',
-    architecture=dict(
-        optimizer=dict(type='SGD', lr=0.2, momentum=0.9, nesterov=True,
-                       weight_decay=4e-5),
-        paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0)),
-    arch_params=dict(
-        optimizer=dict(type='Adam', lr=0.01, betas=(0.9, 0.999),
-                       weight_decay=5e-4)))
-param_scheduler = dict(
-    architecture=dict(
-        type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
-        eta_min=0.0, convert_to_iter_based=True),
-    arch_params=[])
+    architecture=dict(optimizer=dict(lr=0.2, weight_decay=4e-5)))
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2))
 auto_scale_lr = dict(base_batch_size=512)
 

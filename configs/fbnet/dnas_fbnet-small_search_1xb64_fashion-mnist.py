@@ -20,7 +20,7 @@
 _base_ = [
     '../_base_/models/fbnet-small_fashion_mnist.py',
     '../_base_/datasets/fashion_mnist_bs64.py',
-    '../_base_/schedules/fashion_mnist_sgd.py',
+    '../_base_/schedules/gumbel_search.py',
     '../_base_/default_runtime.py',
 ]
 
@@ -49,41 +49,21 @@ val_dataloader = dict(dataset=dict(
 
 max_epochs = 6
 train_cfg = dict(
-    _delete_=True,
-    type='DMaskingTrainLoop',  # alternating weight / architecture steps
     max_epochs=max_epochs,
     warmup_epochs=1,
-    tau=5.0,
-    tau_decay=0.956,  # FBNet's schedule
     val_interval=max_epochs,
     arch_dataloader=dict(
         batch_size=64,
         num_workers=2,
-        persistent_workers=True,
         dataset=dict(
             type='SubsetDataset', start=10000, stop=12500,
-            dataset=_base_.train_dataloader.dataset),
-        sampler=dict(type='DefaultSampler', shuffle=True)))
-val_cfg = dict(type='SubnetValLoop', calibrate_bn_batches=10)
-test_cfg = dict(type='SubnetTestLoop', calibrate_bn_batches=10)
+            dataset=_base_.train_dataloader.dataset)))
+val_cfg = dict(calibrate_bn_batches=10)
+test_cfg = dict(calibrate_bn_batches=10)
 
-optim_wrapper = dict(
-    _delete_=True,
-    constructor='SeparateOptimWrapperConstructor',
-    architecture=dict(
-        optimizer=dict(type='SGD', lr=0.05, momentum=0.9, nesterov=True,
-                       weight_decay=1e-4),
-        paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0)),
-    # FBNet: Adam, lr 0.01, weight decay 5e-4 on theta
-    arch_params=dict(
-        optimizer=dict(type='Adam', lr=0.01, betas=(0.9, 0.999),
-                       weight_decay=5e-4)))
-param_scheduler = dict(
-    _delete_=True,
-    architecture=dict(
-        type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
-        eta_min=0.0, convert_to_iter_based=True),
-    arch_params=[])
+optim_wrapper = dict(architecture=dict(optimizer=dict(lr=0.05)))
+param_scheduler = dict(architecture=dict(end=max_epochs))
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
+auto_scale_lr = dict(base_batch_size=64)
 
 search_loop = dict(type='DNASSearchLoop', num_samples=5)

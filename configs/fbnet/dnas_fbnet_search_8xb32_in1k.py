@@ -10,10 +10,12 @@
 # after a kill). Following FBNet: weights on 80% of the training images and
 # theta on the other 20% (a fixed random split), Gumbel temperature 5.0
 # decayed by 0.956 every epoch, loss CE * 0.2 * log(LAT ms)^0.6, theta
-# with Adam (lr 0.01, weight decay 5e-4), 90 epochs.
+# with Adam (lr 0.01, weight decay 5e-4), 90 epochs: the schedule is
+# _base_/schedules/gumbel_search.py unchanged.
 _base_ = [
     '../_base_/models/fbnet_imagenet.py',
     '../_base_/datasets/imagenet_bs32.py',
+    '../_base_/schedules/gumbel_search.py',
     '../_base_/default_runtime.py',
 ]
 
@@ -39,44 +41,16 @@ train_dataloader = dict(dataset=dict(
     _delete_=True, type='SubsetDataset', start=0, stop=weights_images,
     permute_seed=split_seed, dataset=_base_.train_dataloader.dataset))
 
-max_epochs = 90
 train_cfg = dict(
-    _delete_=True,
-    type='DMaskingTrainLoop',
-    max_epochs=max_epochs,
     warmup_epochs=10,
-    tau=5.0,
-    tau_decay=0.956,
     val_interval=10,
     arch_dataloader=dict(
         batch_size=32,
         num_workers=5,
-        persistent_workers=True,
         dataset=dict(
             type='SubsetDataset', start=weights_images,
             permute_seed=split_seed,
-            dataset=_base_.train_dataloader.dataset),
-        sampler=dict(type='DefaultSampler', shuffle=True)))
-val_cfg = dict(type='SubnetValLoop', calibrate_bn_batches=50)
-test_cfg = dict(type='SubnetTestLoop', calibrate_bn_batches=50)
-
-optim_wrapper = dict(
-    _delete_=True,
-    constructor='SeparateOptimWrapperConstructor',
-    architecture=dict(
-        optimizer=dict(type='SGD', lr=0.1, momentum=0.9, nesterov=True,
-                       weight_decay=1e-4),
-        paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0)),
-    arch_params=dict(
-        optimizer=dict(type='Adam', lr=0.01, betas=(0.9, 0.999),
-                       weight_decay=5e-4)))
-param_scheduler = dict(
-    _delete_=True,
-    architecture=dict(
-        type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
-        eta_min=0.0, convert_to_iter_based=True),
-    arch_params=[])
+            dataset=_base_.train_dataloader.dataset)))
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=2))
-auto_scale_lr = dict(base_batch_size=256)
 
 search_loop = dict(type='DNASSearchLoop', num_samples=6)
