@@ -32,7 +32,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg = runner_config(args)
-    if 'search_loop' not in cfg:
+    if cfg.get('search_loop') is None:
         raise ConfigError(f'config {args.config} has no `search_loop`; use '
                           'a search config (e.g. configs/autoslim/'
                           '*_search_*.py).')

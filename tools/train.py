@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 import mmchansearch.engine  # noqa: F401  (registers loops and hooks)
 import mmchansearch.models  # noqa: F401  (registers algorithms)
 from mmchansearch.cli import add_runner_args, run_tool, runner_config
+from mmchansearch.errors import ConfigError
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,6 +43,11 @@ def main() -> None:
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg:
+            raise ConfigError(
+                f'--auto-scale-lr: config {args.config} has no '
+                '`auto_scale_lr = dict(base_batch_size=N)` (the total batch '
+                'size its learning rate is for); add it or drop the flag.')
         cfg.auto_scale_lr.enable = True
     Runner.from_cfg(cfg).train()
 

@@ -30,7 +30,8 @@ class ChannelSearchDDP(MMDistributedDataParallel):
                    optim_wrapper: OptimWrapper) -> dict:
         """The algorithm's train step; plain models train as usual."""
         from .algorithms import ChannelSupernet
-        if isinstance(self.module, ChannelSupernet):
+        from .algorithms.differentiable import DifferentiableSearch
+        if isinstance(self.module, (ChannelSupernet, DifferentiableSearch)):
             return self.module.train_step(data, optim_wrapper)
         return super().train_step(data, optim_wrapper)
 
