@@ -1,7 +1,9 @@
-"""Two CPU processes (gloo) train an AutoSlim supernet with different data.
+"""Two CPU processes (gloo) train search algorithms with different data.
 
-Every rank must sample the same subnets at every step, and the averaged
-gradients must leave the weights identical on both ranks.
+Under :class:`ChannelSearchDDP`, every rank of an AutoSlim supernet must
+sample the same subnets at every step, and the averaged gradients must leave
+the weights (and a differentiable search's architecture parameters)
+identical on both ranks.
 """
 import os
 import socket
@@ -14,7 +16,9 @@ from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
 from mmchansearch.distributed import shared_rng
-from mmchansearch.models import AutoSlim, ChannelSearchDDP
+from mmchansearch.models import DNAS, AutoSlim, ChannelSearchDDP
+from mmchansearch.optim import SeparateOptimWrapperConstructor
+from mmchansearch.registry import MODELS
 
 STEPS = 3
 
@@ -41,6 +45,15 @@ def _build_autoslim() -> AutoSlim:
             num_samples=4, seed=0)
 
 
+def _random_batch(generator: torch.Generator, size: int = 4) -> dict:
+    """``size`` uint8 images of 3x16x16 and labels among 4 classes."""
+    inputs = [torch.randint(0, 255, (3, 16, 16), generator=generator,
+                            dtype=torch.uint8) for _ in range(size)]
+    samples = [DataSample().set_gt_label(int(torch.randint(
+        0, 4, (1, ), generator=generator))) for _ in range(size)]
+    return dict(inputs=inputs, data_samples=samples)
+
+
 def _worker(rank: int, port: int, out_dir: str) -> None:
     torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
                                   rank=rank, world_size=2)
@@ -58,12 +71,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
     generator = torch.Generator().manual_seed(100 + rank)  # rank's own data
     for _ in range(STEPS):
-        inputs = [torch.randint(0, 255, (3, 16, 16), generator=generator,
-                                dtype=torch.uint8) for _ in range(4)]
-        samples = [DataSample().set_gt_label(int(torch.randint(
-            0, 4, (1, ), generator=generator))) for _ in range(4)]
-        wrapped.train_step(dict(inputs=inputs, data_samples=samples),
-                           optim_wrapper)
+        wrapped.train_step(_random_batch(generator), optim_wrapper)
     unseeded_draw = shared_rng().random()  # rank 0's seed must win
     torch.save(dict(sampled=sampled, state=model.state_dict(),
                     unseeded_draw=unseeded_draw),
@@ -91,3 +99,60 @@ def test_ranks_sample_same_subnets_and_keep_same_weights(tmp_path):
     moved = _build_autoslim().state_dict()
     assert any(not torch.equal(moved[k], v)
                for k, v in rank0['state'].items()), 'training changed nothing'
+
+
+# --------------------------------------------------- differentiable search
+def _build_dnas() -> DNAS:
+    """FBNet's DNAS over a two-layer search space, FLOPs as the cost."""
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmchansearch'):
+        return MODELS.build(dict(
+            type='DNAS',
+            architecture=dict(
+                type='ImageClassifier',
+                backbone=dict(type='FBNetSearchSpace',
+                              stages=((1, 8, 1), (2, 16, 2)),
+                              stem_channels=8, stem_stride=1,
+                              last_channels=32),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(type='LinearClsHead', num_classes=4,
+                          in_channels=32)),
+            input_shape=(3, 16, 16), cost_metric='flops',
+            loss_form='additive'))
+
+
+def _dnas_worker(rank: int, port: int, out_dir: str) -> None:
+    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                                  rank=rank, world_size=2)
+    torch.set_num_threads(1)
+    model = _build_dnas()
+    wrapped = ChannelSearchDDP(module=model)
+    optim_wrapper = SeparateOptimWrapperConstructor(dict(
+        architecture=dict(optimizer=dict(type='SGD', lr=0.05)),
+        arch_params=dict(optimizer=dict(type='Adam', lr=0.05))))(wrapped)
+    generator = torch.Generator().manual_seed(100 + rank)  # rank's own data
+    for _ in range(STEPS):
+        wrapped.train_step(_random_batch(generator), optim_wrapper)
+        wrapped.module.arch_step(_random_batch(generator), optim_wrapper)
+    torch.save(dict(state=model.state_dict()),
+               os.path.join(out_dir, f'rank{rank}.pth'))
+    torch_dist.destroy_process_group()
+
+
+def test_differentiable_search_keeps_same_weights_and_theta(tmp_path):
+    mp.spawn(_dnas_worker, args=(_free_port(), str(tmp_path)), nprocs=2)
+    rank0 = torch.load(tmp_path / 'rank0.pth', weights_only=False)['state']
+    rank1 = torch.load(tmp_path / 'rank1.pth', weights_only=False)['state']
+    start = _build_dnas().state_dict()
+    thetas = [k for k in rank0 if k.startswith('arch_params.')]
+    weights = [k for k in rank0 if k.startswith('architecture.') and
+               not k.endswith(('running_mean', 'running_var',
+                               'num_batches_tracked'))]  # rank's own data
+    assert thetas and weights
+    for key in thetas + weights:
+        assert torch.isfinite(rank0[key]).all(), key
+        assert torch.allclose(rank0[key], rank1[key], atol=1e-6), key
+    assert all(not torch.equal(start[k], rank0[k]) for k in thetas), \
+        'the architecture steps left theta unchanged'
+    assert any(not torch.equal(start[k], rank0[k]) for k in weights), \
+        'the weight steps changed nothing'

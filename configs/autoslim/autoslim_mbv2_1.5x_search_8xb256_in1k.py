@@ -20,8 +20,10 @@
 # never trained on (see the supernet config), with the statistics of each
 # batch in BN; BN is recalibrated on 16 training batches before each
 # result is evaluated and written. The held-out batches are read once and
-# kept on the device for the whole search: 50000 x 3 x 224 x 224 float32
-# = 30 GB. On a smaller GPU set num_batches (e.g. 40 = 20000 images).
+# kept in CPU memory as uint8 for the whole search: 50000 x 3 x 224 x 224
+# bytes = 7.5 GB of host RAM. A batch is moved to the GPU and normalized to
+# float32 (500 images = 0.3 GB) only while it is scored. To use less host
+# memory set num_batches (e.g. 40 = 20000 images = 3.0 GB).
 _base_ = ['./autoslim_mbv2_1.5x_supernet_8xb256_in1k.py']
 
 search_loop = dict(

@@ -4,11 +4,13 @@
 #     configs/fbnet/dnas_fbnet_search_8xb32_in1k.py --device cuda \
 #     --batch-size 1 -o work_dirs/lut/fbnet_in1k_cuda.json
 # (--device cpu for a CPU target, and then latency_device='cpu'), then on
-# 8 GPUs:
-#   bash tools/dist_train.sh configs/fbnet/dnas_fbnet_search_8xb32_in1k.py 8
-# or, equivalently, tools/search.py with --launcher pytorch (--resume
-# after a kill). Following FBNet: weights on 80% of the training images and
-# theta on the other 20% (a fixed random split), Gumbel temperature 5.0
+# 8 GPUs (--resume after a kill):
+#   python -m torch.distributed.run --nproc_per_node=8 tools/search.py \
+#       configs/fbnet/dnas_fbnet_search_8xb32_in1k.py \
+#       --launcher pytorch --work-dir work_dirs/dnas_in1k
+# (tools/train.py and tools/dist_train.sh skip the search_loop and write
+# no derived.yaml). Following FBNet: weights on 80% of the training images
+# and theta on the other 20% (a fixed random split), Gumbel temperature 5.0
 # decayed by 0.956 every epoch, loss CE * 0.2 * log(LAT ms)^0.6, theta
 # with Adam (lr 0.01, weight decay 5e-4), 90 epochs: the schedule is
 # _base_/schedules/gumbel_search.py unchanged.

@@ -85,8 +85,9 @@ class GreedySlimmingLoop(BaseLoop):
         resume: continue from the state file in the work dir.
         model_name: written into each result's meta.
 
-    With several ranks (``tools/dist_train.sh``-style launch), each scores
-    its shard of the held-out data and rank 0 writes the files.
+    With several ranks (``tools/search.py --launcher pytorch`` under
+    torchrun), each scores its shard of the held-out data and rank 0 writes
+    the files.
     """
 
     def __init__(self,
