@@ -1,11 +1,12 @@
 """What the quality benchmarks share: running the tools, retraining and
 testing one network (resumable), reading a channel_cfg's FLOPs, and
 mean +- std."""
-import json
 import os.path as osp
 import statistics
 import subprocess
 import sys
+
+from mmchansearch.comparison import ToolRunner, train_and_test
 
 
 def tool(*args) -> None:
@@ -17,19 +18,11 @@ def tool(*args) -> None:
 
 def retrain_and_test(config: str, work_dir: str, options: list[str]
                      ) -> float:
-    """Trains ``config`` with ``options`` (resuming a killed run), tests
-    its last checkpoint and returns the test top-1; a finished network
+    """Trains ``config`` with ``options`` (resuming a killed run), tests its
+    last checkpoint and returns the test top-1; a finished network
     (``work_dir/test.json``) is not run again."""
-    metrics = osp.join(work_dir, 'test.json')
-    if not osp.isfile(metrics):
-        tool('tools/train.py', config, '--work-dir', work_dir, '--resume',
-             '--cfg-options', *options)
-        with open(osp.join(work_dir, 'last_checkpoint')) as f:
-            checkpoint = f.read().strip()
-        tool('tools/test.py', config, checkpoint, '--out', metrics,
-             '--work-dir', work_dir, '--cfg-options', *options)
-    with open(metrics) as f:
-        return json.load(f)['accuracy/top1']
+    return train_and_test(ToolRunner(osp.dirname(work_dir)), config,
+                          osp.basename(work_dir), options)
 
 
 def flops_of(channel_cfg: str) -> float:

@@ -336,6 +336,32 @@ def _layer_inputs(mutator) -> dict[str, tuple[int, ...]]:
         mutator.set_choices(previous)
 
 
+def network_ops(model: nn.Module, input_shape: Sequence[int]
+                ) -> list[OpSpec]:
+    """Every conv and linear layer of a (static) network as the op it runs
+    at its input shape, in forward order; any architecture, so networks of
+    different search spaces are predicted by one table."""
+    layers = {name: module for name, module in model.named_modules()
+              if isinstance(module, (nn.Conv2d, nn.Linear))}
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            shapes = record_input_shapes(layers, lambda: forward_logits(
+                model.eval(), torch.zeros(1, *input_shape)))
+    finally:
+        model.train(was_training)
+    ops = []
+    for name, shape in shapes.items():
+        module = layers[name]
+        if isinstance(module, nn.Linear):
+            ops.append(_layer_op(module, 'linear', module.in_features,
+                                 module.out_features, shape))
+        else:  # the conv's own groups (depthwise included)
+            ops.append(_layer_op(module, 'conv', module.in_channels,
+                                 module.out_channels, shape))
+    return ops
+
+
 class ChannelLatencyModel:
     """Latency of any channel choice from a table of per-layer ops.
 

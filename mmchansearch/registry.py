@@ -45,6 +45,9 @@ RUNNERS = _child(pretrain.RUNNERS, 'runner')
 RUNNER_CONSTRUCTORS = _child(pretrain.RUNNER_CONSTRUCTORS,
                              'runner constructor')
 TASK_UTILS = _child(pretrain.TASK_UTILS, 'task util')
+# The methods tools/compare.py runs (not models: each drives tools/).
+COMPARED_METHODS = Registry('compared method', scope='mmchansearch',
+                            locations=['mmchansearch.comparison.methods'])
 
 # Lookups fall back to mmpretrain's registries: fill them once, here.
 register_mmpretrain_modules(init_default_scope=False)

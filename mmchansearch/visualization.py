@@ -56,12 +56,14 @@ def plot_channel_configs(configs: Mapping[str, Mapping[str, int]],
 
 def plot_accuracy_vs_flops(points: Mapping[str, Sequence[tuple]],
                            path: str) -> None:
-    """Accuracy-FLOPs fronts: label -> [(flops, accuracy), ...]."""
+    """Accuracy-FLOPs fronts: label -> [(flops, accuracy), ...]; a third
+    value per point, if given, is drawn as the accuracy's error bar."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, series in points.items():
         series = sorted(series)
-        ax.plot([f / 1e6 for f, _ in series], [a for _, a in series], 'o-',
-                label=label)
+        ax.errorbar([p[0] / 1e6 for p in series], [p[1] for p in series],
+                    yerr=[p[2] if len(p) > 2 else 0 for p in series],
+                    fmt='o-', capsize=3, label=label)
     ax.set_xlabel('FLOPs (M, conv + linear MACs)')
     ax.set_ylabel('top-1 (%)')
     ax.grid(alpha=0.3)

@@ -1,0 +1,28 @@
+# Network Adjustment of MobileNetV2 1.0x (6.12M FLOPs at 32x32) on
+# Fashion-MNIST: the ResNet config's rounds, dropout and data with the
+# MobileNetV2 of configs/_base_/models/mobilenet_v2_fashion_mnist.py. Set
+# `search_loop.budget` to adjust at a smaller FLOPs budget (the original
+# widths are first rescaled to it), e.g. 3M as in configs/compare/:
+#   python tools/search.py configs/network_adjustment/\
+#     na_mbv2_1.0x_search_1xb64_fashion-mnist.py --work-dir work_dirs/na_mbv2 \
+#     --cfg-options search_loop.budget=3e6
+# Retrain the result with the AutoSlim subnet config (any channel_cfg of
+# MobileNetV2 1.0x), passing this config's mutator (width_cap, divisor):
+#   python tools/train.py \
+#     configs/autoslim/autoslim_mbv2_1.0x_subnet_1xb64_fashion-mnist.py \
+#     --cfg-options model.channel_cfgs=work_dirs/na_mbv2/final.yaml \
+#     model.mutator.width_cap=2.0 model.mutator.divisor=8
+_base_ = ['./na_resnet18-cifar-0.25x_search_1xb64_fashion-mnist.py']
+
+model = dict(
+    architecture=dict(
+        _delete_=True,
+        type='ImageClassifier',
+        backbone=dict(type='MobileNetV2', widen_factor=1.0),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(
+            type='LinearClsHead',
+            num_classes=10,
+            in_channels=1280,
+            loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+            topk=(1, 5))))

@@ -1,0 +1,176 @@
+"""tools/compare.py: derived configs, the compared methods, measurements,
+the table, and the reduced comparison end to end on tiny data."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from mmengine.config import Config
+from torch import nn
+
+from mmchansearch.comparison import (
+    ComparisonRow,
+    NetworkCosts,
+    ToolRunner,
+    comparison_table,
+    derive_config,
+    measure_networks,
+    plot_comparison,
+)
+from mmchansearch.comparison.methods import (
+    ChannelParameterization,
+    NetworkAdjustment,
+)
+from mmchansearch.errors import ConfigError
+from mmchansearch.latency import LatencyTable, network_ops
+from mmchansearch.registry import COMPARED_METHODS
+
+REDUCED = 'configs/compare/fashion_mnist_reduced.py'
+FULL = 'configs/compare/fashion_mnist.py'
+
+
+def test_derive_config_merges_in_turn_and_sets_data_root(tmp_path):
+    source = tmp_path / 'a.py'
+    source.write_text("train = dict(dataset=dict(type='X', data_root='d', "
+                      "n=1), batch=8)\nlr = 0.1\n")
+    out = derive_config(str(source), [
+        dict(train=dict(batch=16)),
+        None,
+        dict(train=dict(dataset=dict(_delete_=True, type='Y',
+                                     data_root='e'))),
+    ], str(tmp_path / 'out' / 'b.py'), data_root='/data')
+    cfg = Config.fromfile(out)
+    assert cfg.train == dict(dataset=dict(type='Y', data_root='/data'),
+                             batch=16)
+    assert cfg.lr == 0.1
+
+
+def test_derive_config_names_a_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match='no such file'):
+        derive_config(str(tmp_path / 'nope.py'), [], str(tmp_path / 'o.py'))
+
+
+def test_methods_refuse_an_unsupported_budget():
+    with pytest.raises(ConfigError, match="FLOPs budget only"):
+        NetworkAdjustment('NA', 's.py', 'r.py', budget='latency')
+    with pytest.raises(ConfigError, match='budget must be one of'):
+        COMPARED_METHODS.build(dict(type='DMaskingNAS', name='D',
+                                    search='s.py', retrain='r.py',
+                                    budget='params'))
+    with pytest.raises(ConfigError, match='window'):
+        ChannelParameterization('R', 's.py', 'r.py', window=1.5)
+
+
+def test_every_method_of_the_configs_builds():
+    for path in (FULL, REDUCED):
+        cfg = Config.fromfile(path)
+        methods = [COMPARED_METHODS.build(m)
+                   for m in [cfg.baseline, *cfg.methods.values()]]
+        assert [type(m).__name__ for m in methods] == [
+            'UniformWidth', 'GreedySlimming', 'NetworkAdjustment',
+            'ChannelParameterization', 'DMaskingNAS', 'DNAS']
+
+
+def test_tool_runner_records_stages_and_skips_finished_ones(tmp_path):
+    script = tmp_path / 'count.py'
+    script.write_text(f"open(r'{tmp_path / 'runs'}', 'a').write('x')\n")
+    runner = ToolRunner(str(tmp_path / 'w'))
+    runner.run('stage', script)
+    ToolRunner(str(tmp_path / 'w')).run('stage', script)  # resumed
+    assert (tmp_path / 'runs').read_text() == 'x'
+    assert json.loads((tmp_path / 'w' / 'stages.json').read_text()).keys() \
+        == {'stage'}
+    failing = tmp_path / 'fail.py'
+    failing.write_text("print('the reason'); raise SystemExit(3)\n")
+    with pytest.raises(ConfigError, match='(?s)exit 3.*the reason'):
+        runner.run('broken', failing)
+    assert not runner.done('broken')
+
+
+class TwoBranch(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, 3, padding=1)
+        self.dw = nn.Conv2d(width, width, 3, padding=1, groups=width)
+        self.fc = nn.Linear(width, 10)
+
+    def forward(self, x):
+        return self.fc(self.dw(self.conv(x)).mean((2, 3)))
+
+
+def test_network_ops_cover_every_conv_and_linear():
+    ops = network_ops(TwoBranch(8), (3, 16, 16))
+    assert [op.input_shape for op in ops] == [(3, 16, 16), (8, 16, 16),
+                                              (8, )]
+    assert ':g8:' in ops[1].signature
+    for op in ops:  # each op runs at its recorded shape
+        op.build()(torch.zeros(1, *op.input_shape))
+
+
+def test_measure_networks_counts_flops_and_predicts_latency(
+        tmp_path, count_flops):
+    nets = {'base': TwoBranch(8), 'wide': TwoBranch(16)}
+    table_path = str(tmp_path / 'lut.json')
+    costs = measure_networks(nets, (3, 16, 16), table_path, 'base',
+                             repeats=3)
+    table = LatencyTable.load(table_path, 'cpu')
+    for name, net in nets.items():
+        c = costs[name]
+        assert c.flops == count_flops(net, torch.zeros(1, 3, 16, 16))
+        assert c.params == sum(p.numel() for p in net.parameters())
+        assert c.lut_ms == pytest.approx(table.latency(
+            op.signature for op in network_ops(net, (3, 16, 16))))
+        assert c.measured_ms > 0
+    assert len(table.meta['calibration_ratios']) == 1
+
+
+def test_table_and_plot(tmp_path):
+    rows = [ComparisonRow('uniform', 'flops', NetworkCosts(3e6, 2e5, 1.5,
+                                                           1.6), [80, 82],
+                          0.0),
+            ComparisonRow('DNAS', 'latency', NetworkCosts(2.9e6, 1e5, 1.2,
+                                                          1.3), [83.5],
+                          12.34)]
+    table = comparison_table(rows).splitlines()
+    assert len(table) == 4
+    assert table[2] == ('| uniform | flops | 3.00 | 0.200 | 1.500 | 1.600 '
+                        '| 81.00 +- 1.41 | 0.0 |')
+    assert table[3].endswith('| 83.50 +- 0.00 | 12.3 |')
+    plot_comparison(rows, str(tmp_path / 'p.png'))
+    assert (tmp_path / 'p.png').stat().st_size > 0
+
+
+def test_reduced_comparison_end_to_end(tmp_path, make_fashion_mnist,
+                                       run_tool):
+    data = make_fashion_mnist(tmp_path / 'fashion', 800, 1000)
+    work = tmp_path / 'compare'
+    args = ('tools/compare.py', REDUCED, '--work-dir', work,
+            '--cfg-options', f'data_root={data}')
+    run_tool(*args)
+    results = json.loads((work / 'results.json').read_text())
+    rows = {r['name']: r for r in results['rows']}
+    assert list(rows) == ['uniform MobileNetV2', 'AutoSlim',
+                          'Network Adjustment', 'ReXNet', 'DMaskingNAS',
+                          'FBNet DNAS']
+    budget = results['budget']
+    assert budget['flops'] == 3e6 and budget['latency'] > 0
+    for row in rows.values():
+        assert len(row['top1']) == 2 and row['measured_ms'] > 0
+        if row['budget'] == 'flops':
+            assert row['flops'] <= 1.05 * budget['flops']
+    assert rows['ReXNet']['flops'] >= 0.9 * budget['flops'] * 0.99
+    assert rows['FBNet DNAS']['budget'] == 'latency'
+    assert rows['uniform MobileNetV2']['search_minutes'] == 0
+    assert all(rows[n]['search_minutes'] > 0 for n in list(rows)[1:])
+    table = (work / 'compare.md').read_text()
+    assert table.count('\n| ') == 7  # header + 6 networks
+    assert (work / 'accuracy_flops.png').is_file()
+    # run again: every stage is done, nothing is retrained
+    stages = (work / 'autoslim' / 'retrain' / 'stages.json').read_text()
+    run_tool(*args)
+    assert (work / 'autoslim' / 'retrain' / 'stages.json').read_text() \
+        == stages
+    again = json.loads((work / 'results.json').read_text())
+    assert [r['top1'] for r in again['rows']] == \
+        [r['top1'] for r in results['rows']]
