@@ -174,3 +174,18 @@ def test_reduced_comparison_end_to_end(tmp_path, make_fashion_mnist,
     again = json.loads((work / 'results.json').read_text())
     assert [r['top1'] for r in again['rows']] == \
         [r['top1'] for r in results['rows']]
+
+
+def test_unknown_method_key_is_a_clear_error(tmp_path, run_tool):
+    result = run_tool('tools/compare.py', REDUCED, '--work-dir', tmp_path,
+                      '--methods', 'autoslim', 'nas', check=False)
+    assert result.returncode == 2
+    assert "--methods ['nas']: not in the config's methods" in result.stderr
+
+
+def test_methods_with_one_name_are_refused(tmp_path, run_tool):
+    result = run_tool('tools/compare.py', REDUCED, '--work-dir', tmp_path,
+                      '--cfg-options', 'methods.rexnet.name=AutoSlim',
+                      check=False)
+    assert result.returncode == 2
+    assert 'two methods have the same name' in result.stderr

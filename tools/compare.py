@@ -90,6 +90,54 @@ def retrain(cfg, config: str, folder: str) -> list:
             for seed in cfg.retrain.seeds]
 
 
+def select_methods(cfg, keys: list[str] | None) -> list:
+    """The baseline, then the methods of ``keys`` (default: all)."""
+    keys = list(cfg.methods) if keys is None else keys
+    unknown = set(keys) - set(cfg.methods)
+    if unknown:
+        raise ConfigError(f'--methods {sorted(unknown)}: not in the '
+                          f'config\'s methods {list(cfg.methods)}.')
+    methods = [COMPARED_METHODS.build(m) for m in
+               [cfg.baseline, *(cfg.methods[k] for k in keys)]]
+    names = [folder_name(m.name) for m in methods]
+    if len(set(names)) != len(names):
+        raise ConfigError('compare config: two methods have the same name '
+                          f'({[m.name for m in methods]}); name them apart.')
+    return methods
+
+
+def warn_over_budget(rows: list, budget: dict, tolerance: float) -> None:
+    """Logs the results above their budget by more than ``tolerance``
+    (FLOPs counted, latency measured)."""
+    logger = MMLogger.get_current_instance()
+    for row in rows[1:]:
+        value = row.costs.flops if row.budget == 'flops' else \
+            row.costs.measured_ms
+        if value > budget[row.budget] * (1 + tolerance):
+            logger.warning(f'{row.name}: {row.budget} {value:g} is over the '
+                           f'budget {budget[row.budget]:g}.')
+
+
+def write_report(rows: list, budget: dict, cfg, threads: int,
+                 work_dir: str) -> str:
+    """Writes compare.md, results.json and accuracy_flops.png; returns the
+    Markdown."""
+    text = (f'Budget: {budget["flops"] / 1e6:g}M FLOPs; latency budget '
+            f'{budget["latency"]:.3f} ms (the baseline measured on this CPU, '
+            f'batch 1, {threads} thread(s)). Top-1 on the test set, mean +- '
+            f'std over seeds {list(cfg.retrain.seeds)}.\n\n'
+            + comparison_table(rows))
+    atomic_write_text(osp.join(work_dir, 'compare.md'), text)
+    atomic_write_text(osp.join(work_dir, 'results.json'), json.dumps(
+        dict(budget=budget, rows=[dict(name=r.name, budget=r.budget,
+                                       top1=list(r.top1),
+                                       search_minutes=r.search_minutes,
+                                       **r.costs.asdict()) for r in rows]),
+        indent=1))
+    plot_comparison(rows, osp.join(work_dir, 'accuracy_flops.png'))
+    return text
+
+
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
@@ -99,62 +147,34 @@ def main() -> None:
     logger = MMLogger.get_instance('mmchansearch', log_file=osp.join(
         work_dir, 'compare.log'))
     torch.set_num_threads(args.threads)
-    keys = list(cfg.methods) if args.methods is None else args.methods
-    unknown = set(keys) - set(cfg.methods)
-    if unknown:
-        raise ConfigError(f'--methods {sorted(unknown)}: not in the '
-                          f'config\'s methods {list(cfg.methods)}.')
-    methods = [COMPARED_METHODS.build(m) for m in
-               [cfg.baseline, *(cfg.methods[k] for k in keys)]]
-    folders = [osp.join(work_dir, folder_name(m.name)) for m in methods]
-    if len(set(folders)) != len(folders):
-        raise ConfigError('compare config: two methods have the same name '
-                          f'({[m.name for m in methods]}); name them apart.')
+    methods = select_methods(cfg, args.methods)
 
     budget = dict(flops=cfg.flops_budget)
-    rows, networks = [], {}
-    for method, folder in zip(methods, folders):
+    results, networks = [], {}
+    for method in methods:
+        folder = osp.join(work_dir, folder_name(method.name))
         runner = ToolRunner(folder)
-        ctx = SearchContext(folder, budget, runner, cfg.get('data_root'))
         logger.info(f'{method.name}: searching under {method.budget} '
                     f'budget {budget[method.budget]:g}')
+        found = method.search(SearchContext(folder, budget, runner,
+                                            cfg.get('data_root')))
         config = derive_config(method.retrain, [
-            method.retrain_overrides, cfg.retrain.overrides,
-            method.search(ctx)], osp.join(folder, 'retrain.py'),
-            cfg.get('data_root'))
+            method.retrain_overrides, cfg.retrain.overrides, found],
+            osp.join(folder, 'retrain.py'), cfg.get('data_root'))
         networks[method.name] = static_network(config)
         if method is methods[0]:  # the baseline sets the latency budget
             budget.update(budget_of(cfg, networks[method.name], work_dir))
         top1 = retrain(cfg, config, folder)
-        rows.append((method, top1, runner.minutes()))
+        results.append((method, top1, runner.minutes()))
         logger.info(f'{method.name}: test top-1 {top1}')
 
     costs = measure_networks(networks, cfg.input_shape,
                              osp.join(work_dir, 'latency_table.json'),
                              calibrate_on=methods[0].name)
     rows = [ComparisonRow(m.name, m.budget, costs[m.name], top1, minutes)
-            for m, top1, minutes in rows]
-    for row in rows[1:]:
-        limit = budget[row.budget] * (1 + cfg.tolerance)
-        value = row.costs.flops if row.budget == 'flops' else \
-            row.costs.lut_ms
-        if value > limit:
-            logger.warning(f'{row.name}: {row.budget} {value:g} is over the '
-                           f'budget {budget[row.budget]:g}.')
-    header = (f'Budget: {budget["flops"] / 1e6:g}M FLOPs; latency budget '
-              f'{budget["latency"]:.3f} ms (the baseline measured on this '
-              f'CPU, batch 1, {args.threads} thread(s)). Top-1 on the test '
-              f'set, mean +- std over seeds {list(cfg.retrain.seeds)}.\n\n')
-    table = comparison_table(rows)
-    atomic_write_text(osp.join(work_dir, 'compare.md'), header + table)
-    atomic_write_text(osp.join(work_dir, 'results.json'), json.dumps(
-        dict(budget=budget, rows=[dict(name=r.name, budget=r.budget,
-                                       top1=list(r.top1),
-                                       search_minutes=r.search_minutes,
-                                       **r.costs.asdict()) for r in rows]),
-        indent=1))
-    plot_comparison(rows, osp.join(work_dir, 'accuracy_flops.png'))
-    print(header + table)
+            for m, top1, minutes in results]
+    warn_over_budget(rows, budget, cfg.tolerance)
+    print(write_report(rows, budget, cfg, args.threads, work_dir))
 
 
 if __name__ == '__main__':
