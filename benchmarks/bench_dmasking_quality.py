@@ -12,11 +12,17 @@ Example (a CPU-sized recipe; the defaults):
         --work-dir work_dirs/dmasking_quality
 """
 import argparse
-import json
 import os.path as osp
-import statistics
+from functools import partial
 
-from quality_runs import flops_of, mean_std, retrain_and_test, tool
+from quality_runs import (
+    flops_of,
+    mean_std,
+    print_table,
+    retrain_and_test,
+    seed_result,
+    tool,
+)
 
 SEARCH = 'configs/dmasking/dmasking_mbv2_1.0x_search_1xb64_fashion-mnist.py'
 RETRAIN = 'configs/autoslim/autoslim_mbv2_1.0x_subnet_1xb64_fashion-mnist.py'
@@ -66,36 +72,25 @@ def retrain(args, seed: int, cfg: str, work_dir: str) -> float:
 
 
 def run_seed(args, seed: int) -> dict:
-    out = osp.join(args.work_dir, f'seed{seed}.json')
-    if osp.isfile(out):
-        with open(out) as f:
-            return json.load(f)
     root = osp.join(args.work_dir, f'seed{seed}')
     derived = search(args, seed, osp.join(root, 'search'))
     uniform = osp.join(root, 'uniform.yaml')
     if not osp.isfile(uniform):
         tool('tools/get_uniform_cfg.py', RETRAIN, '--target', 'flops',
              flops_of(derived), '-o', uniform)
-    result = {name: dict(flops=flops_of(cfg), top1=retrain(
+    return {name: dict(flops=flops_of(cfg), top1=retrain(
         args, seed, cfg, osp.join(root, name)))
         for name, cfg in (('derived', derived), ('uniform', uniform))}
-    with open(out, 'w') as f:
-        json.dump(result, f)
-    return result
 
 
 def main() -> None:
     args = parse_args()
-    runs = [run_seed(args, seed) for seed in args.seeds]
+    runs = [seed_result(args.work_dir, seed, partial(run_seed, args, seed))
+            for seed in args.seeds]
     print(f'seeds {args.seeds}: search {args.search_epochs} epochs on '
           f'{args.weight_images} + {args.arch_images} images; retrain '
           f'{args.retrain_epochs} epochs on {args.retrain_images} images')
-    print('| network | MFLOPs (mean) | top-1 (test) |')
-    print('|---|---|---|')
-    for name in NETWORKS:
-        flops = statistics.mean(r[name]['flops'] for r in runs)
-        print(f'| {name} | {flops / 1e6:.3f} | '
-              f'{mean_std([r[name]["top1"] for r in runs])} |')
+    print_table(runs, NETWORKS, 'MFLOPs (mean)', flops_digits=3)
     gaps = [r['derived']['top1'] - r['uniform']['top1'] for r in runs]
     print(f'derived - uniform: {mean_std(gaps)} (per seed '
           f'{", ".join(f"{g:+.2f}" for g in gaps)})')

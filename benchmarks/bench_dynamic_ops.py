@@ -23,7 +23,7 @@ from statistics import median
 
 import torch
 import torch.nn.functional as F
-from classifiers import CLASSIFIERS, build_classifier_supernet
+from classifiers import build_classifier_supernet, models_parser
 from torch import nn
 
 from mmchansearch.export import LogitsModule
@@ -96,11 +96,7 @@ TABLE_HEADER = (
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--models', nargs='+', default=list(DEFAULT_MODELS),
-                        choices=list(CLASSIFIERS), help='models to measure')
+    parser = models_parser(__doc__.splitlines()[0], DEFAULT_MODELS)
     parser.add_argument('--configs', nargs='+', default=list(CONFIGS),
                         choices=list(CONFIGS), help='configs to measure')
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu',

@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import torch
-from classifiers import CLASSIFIERS, build_classifier_supernet
+from classifiers import build_classifier_supernet, models_parser
 from fvcore.nn import FlopCountAnalysis
 
 from mmchansearch.export import LogitsModule
@@ -72,11 +72,7 @@ TABLE_HEADER = (
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--models', nargs='+', default=list(DEFAULT_MODELS),
-                        choices=list(CLASSIFIERS), help='models to measure')
+    parser = models_parser(__doc__.splitlines()[0], DEFAULT_MODELS)
     parser.add_argument('--num-configs', type=int, default=20,
                         help='random channel configs per model')
     parser.add_argument('--seed', type=int, default=0,

@@ -10,11 +10,17 @@ Example (a CPU-sized recipe; the defaults):
         --work-dir work_dirs/na_quality
 """
 import argparse
-import json
 import os.path as osp
-import statistics
+from functools import partial
 
-from quality_runs import flops_of, mean_std, retrain_and_test, tool
+from quality_runs import (
+    flops_of,
+    mean_std,
+    print_table,
+    retrain_and_test,
+    seed_result,
+    tool,
+)
 
 CONFIGS = 'configs/network_adjustment/'
 SEARCH = CONFIGS + 'na_resnet18-cifar-0.25x_search_1xb64_fashion-mnist.py'
@@ -42,10 +48,6 @@ def common(args, seed: int, epochs: int) -> list[str]:
 
 
 def run_seed(args, seed: int) -> dict:
-    out = osp.join(args.work_dir, f'seed{seed}.json')
-    if osp.isfile(out):
-        with open(out) as f:
-            return json.load(f)
     search_dir = osp.join(args.work_dir, f'seed{seed}', 'search')
     if not osp.isfile(osp.join(search_dir, 'final.yaml')):
         tool('tools/search.py', SEARCH, '--work-dir', search_dir, '--resume',
@@ -60,23 +62,17 @@ def run_seed(args, seed: int) -> dict:
         result[name] = dict(top1=retrain_and_test(RETRAIN, train_dir,
                                                   options),
                             flops=flops_of(cfg))
-    with open(out, 'w') as f:
-        json.dump(result, f)
     return result
 
 
 def main() -> None:
     args = parse_args()
-    runs = [run_seed(args, seed) for seed in args.seeds]
+    runs = [seed_result(args.work_dir, seed, partial(run_seed, args, seed))
+            for seed in args.seeds]
     print(f'seeds {args.seeds}: {args.rounds} rounds x {args.round_epochs} '
           f'epoch(s), retrain {args.retrain_epochs} epochs on '
           f'{args.train_images} images')
-    print('| network | MFLOPs | top-1 (test) |')
-    print('|---|---|---|')
-    for name in NETWORKS:
-        flops = statistics.mean(r[name]['flops'] for r in runs)
-        print(f'| {name} | {flops / 1e6:.2f} | '
-              f'{mean_std([r[name]["top1"] for r in runs])} |')
+    print_table(runs, NETWORKS)
     for better, worse in (('final', 'original'),
                           ('final_x0.8', 'uniform_x0.8')):
         gaps = [r[better]['top1'] - r[worse]['top1'] for r in runs]

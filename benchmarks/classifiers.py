@@ -1,10 +1,13 @@
-"""The mmpretrain classifiers the benchmarks measure, as supernets, and
-the random batches they are fed.
+"""The mmpretrain classifiers the benchmarks measure, as supernets, the
+random batches they are fed and the ``--models`` option that picks them.
 
 Each benchmark script imports this module from its own folder (running
 ``python benchmarks/bench_X.py`` puts ``benchmarks/`` on ``sys.path``).
 """
 from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
 
 import torch
 from mmengine.config import Config
@@ -35,6 +38,26 @@ CLASSIFIERS: dict[str, dict] = {
     'ResNet-18': _resnet(18, 512),
     'ResNet-50': _resnet(50, 2048),
 }
+
+
+def models_parser(description: str,
+                  default_models: Sequence[str]) -> argparse.ArgumentParser:
+    """An argument parser whose ``--help`` shows the defaults, with
+    ``--models``: which of :data:`CLASSIFIERS` to measure.
+
+    Args:
+        description: the parser's description.
+        default_models: the models measured without ``--models``.
+
+    Returns:
+        The parser, for the benchmark to add its own options.
+    """
+    parser = argparse.ArgumentParser(
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--models', nargs='+', default=list(default_models),
+                        choices=list(CLASSIFIERS), help='models to measure')
+    return parser
 
 
 def build_classifier_supernet(name: str, input_size: int) -> ChannelSupernet:

@@ -1,10 +1,12 @@
 """What the quality benchmarks share: running the tools, retraining and
-testing one network (resumable), reading a channel_cfg's FLOPs, and
-mean +- std."""
+testing one network (resumable), keeping each seed's result, reading a
+channel_cfg's FLOPs, mean +- std and the table of networks."""
+import json
 import os.path as osp
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 
 from mmchansearch.comparison import ToolRunner, train_and_test
 
@@ -25,6 +27,19 @@ def retrain_and_test(config: str, work_dir: str, options: list[str]
                           osp.basename(work_dir), options)
 
 
+def seed_result(work_dir: str, seed: int, run: Callable[[], dict]) -> dict:
+    """One seed's result: ``run()``, kept in ``work_dir/seed<seed>.json``;
+    a seed finished before is read back instead of run again."""
+    path = osp.join(work_dir, f'seed{seed}.json')
+    if osp.isfile(path):
+        with open(path) as f:
+            return json.load(f)
+    result = run()
+    with open(path, 'w') as f:
+        json.dump(result, f)
+    return result
+
+
 def flops_of(channel_cfg: str) -> float:
     """The FLOPs a channel_cfg's meta records."""
     with open(channel_cfg) as f:
@@ -36,3 +51,22 @@ def mean_std(values: list[float]) -> str:
     """``mean +- std`` (sample std; 0 for one value), two decimals."""
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f'{statistics.mean(values):.2f} +- {std:.2f}'
+
+
+def print_table(runs: list[dict], networks: Sequence[str],
+                flops_column: str = 'MFLOPs', flops_digits: int = 2) -> None:
+    """Prints a Markdown table with a row per network: its MFLOPs (the
+    mean over the seeds) and its test top-1 mean +- std.
+
+    Args:
+        runs: one result per seed: network name -> ``dict(flops, top1)``.
+        networks: the names of the rows, in order.
+        flops_column: the header of the MFLOPs column.
+        flops_digits: decimals of the MFLOPs.
+    """
+    print(f'| network | {flops_column} | top-1 (test) |')
+    print('|---|---|---|')
+    for name in networks:
+        flops = statistics.mean(r[name]['flops'] for r in runs)
+        print(f'| {name} | {flops / 1e6:.{flops_digits}f} | '
+              f'{mean_std([r[name]["top1"] for r in runs])} |')

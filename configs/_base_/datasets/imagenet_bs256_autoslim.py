@@ -4,18 +4,8 @@
 # jitter 0.4, flips; Pillow resizing, as in the original PyTorch code.
 # 256 images per GPU: 8 GPUs x 256 = the "8xb256" of config names.
 #
-# Layout (mmpretrain's ImageNet): data/imagenet/{train,val}/ and
-# data/imagenet/meta/{train,val}.txt
-dataset_type = 'ImageNet'
-data_root = 'data/imagenet'
-
-data_preprocessor = dict(
-    num_classes=1000,
-    # RGB normalization; images are loaded as BGR
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True,
-)
+# Dataset, normalization, samplers and evaluator: imagenet_bs32.py.
+_base_ = ['./imagenet_bs32.py']
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -35,30 +25,9 @@ test_pipeline = [
     dict(type='PackInputs'),
 ]
 
+# The base's dataloaders hold the base's pipelines: set them again here.
 train_dataloader = dict(
-    batch_size=256,
-    num_workers=8,
-    persistent_workers=True,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='train',
-        pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True),
-)
+    batch_size=256, num_workers=8, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=256,
-    num_workers=8,
-    persistent_workers=True,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='val',
-        pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False),
-)
-val_evaluator = dict(type='Accuracy', topk=(1, 5))
-
-# The ImageNet test labels are not public: test on the validation set.
+    batch_size=256, num_workers=8, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-test_evaluator = val_evaluator
