@@ -214,6 +214,21 @@ def measure_latency(module: nn.Module, input_shape: Sequence[int],
     return statistics.median(times) * 1e3
 
 
+def measure_latencies(modules: Mapping[str, nn.Module],
+                      input_shape: Sequence[int], rounds: int = 5,
+                      **kwargs) -> dict[str, float]:
+    """Median latency (ms) of each module over ``rounds`` rounds that time
+    every module once in turn (:func:`measure_latency`, ``kwargs`` passed
+    on), so a burst of load on a shared machine spoils one round of each,
+    not one module's whole measurement."""
+    times: dict[str, list[float]] = {name: [] for name in modules}
+    for _ in range(rounds):
+        for name, module in modules.items():
+            times[name].append(measure_latency(module, input_shape,
+                                               **kwargs))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def build_table(ops: Iterable[OpSpec], device: str = 'cpu',
                 batch_size: int = 1, warmup: int = 5, repeats: int = 20,
                 table: LatencyTable | None = None) -> LatencyTable:

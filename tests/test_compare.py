@@ -23,7 +23,7 @@ from mmchansearch.comparison.methods import (
     NetworkAdjustment,
 )
 from mmchansearch.errors import ConfigError
-from mmchansearch.latency import LatencyTable, network_ops
+from mmchansearch.latency import LatencyTable, measure_latencies, network_ops
 from mmchansearch.registry import COMPARED_METHODS
 
 REDUCED = 'configs/compare/fashion_mnist_reduced.py'
@@ -113,7 +113,7 @@ def test_measure_networks_counts_flops_and_predicts_latency(
     nets = {'base': TwoBranch(8), 'wide': TwoBranch(16)}
     table_path = str(tmp_path / 'lut.json')
     costs = measure_networks(nets, (3, 16, 16), table_path, 'base',
-                             repeats=3)
+                             repeats=3, rounds=2)
     table = LatencyTable.load(table_path, 'cpu')
     for name, net in nets.items():
         c = costs[name]
@@ -122,7 +122,7 @@ def test_measure_networks_counts_flops_and_predicts_latency(
         assert c.lut_ms == pytest.approx(table.latency(
             op.signature for op in network_ops(net, (3, 16, 16))))
         assert c.measured_ms > 0
-    assert len(table.meta['calibration_ratios']) == 1
+    assert len(table.meta["calibration_ratios"]) == 1
 
 
 def test_table_and_plot(tmp_path):
@@ -189,3 +189,21 @@ def test_methods_with_one_name_are_refused(tmp_path, run_tool):
                       check=False)
     assert result.returncode == 2
     assert 'two methods have the same name' in result.stderr
+
+
+def test_measure_latencies_alternates_rounds():
+    calls = []
+
+    class Recorder(nn.Module):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+        def forward(self, x):
+            calls.append(self.name)
+            return x
+
+    times = measure_latencies(dict(a=Recorder('a'), b=Recorder('b')),
+                              (3, ), rounds=3, warmup=1, repeats=2)
+    assert set(times) == {'a', 'b'} and all(t > 0 for t in times.values())
+    assert calls == (['a'] * 3 + ['b'] * 3) * 3  # a, b in turn, 3 rounds

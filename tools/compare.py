@@ -36,7 +36,7 @@ from mmchansearch.comparison.measure import static_network
 from mmchansearch.errors import ConfigError
 from mmchansearch.export import LogitsModule
 from mmchansearch.fileio import atomic_write_text
-from mmchansearch.latency import measure_latency
+from mmchansearch.latency import measure_latencies
 from mmchansearch.registry import COMPARED_METHODS
 
 
@@ -74,8 +74,8 @@ def budget_of(cfg, baseline_net, work_dir: str) -> dict:
                               f'({budget["flops"]:g} FLOPs); use another '
                               '--work-dir.')
         return budget
-    latency = measure_latency(LogitsModule(baseline_net), cfg.input_shape,
-                              repeats=50)
+    latency = measure_latencies(dict(baseline=LogitsModule(baseline_net)),
+                                cfg.input_shape, repeats=20)['baseline']
     budget = dict(flops=cfg.flops_budget, latency=latency)
     atomic_write_text(path, json.dumps(budget, indent=1))
     return budget

@@ -18,7 +18,7 @@ from ..latency import (
     LatencyTable,
     build_table,
     calibrate,
-    measure_latency,
+    measure_latencies,
     network_ops,
 )
 from ..registry import MODELS
@@ -54,31 +54,37 @@ def conv_linear_macs(model: nn.Module, input_shape: Sequence[int]) -> float:
 
 def measure_networks(networks: Mapping[str, nn.Module],
                      input_shape: Sequence[int], table_path: str,
-                     calibrate_on: str, repeats: int = 50
+                     calibrate_on: str, repeats: int = 20, rounds: int = 10
                      ) -> dict[str, NetworkCosts]:
     """Costs of each network on this machine's CPU (batch 1).
 
     One latency table holds every conv/linear op of the networks
-    (``table_path``, extended when it exists); its calibration scale is
-    fitted on the network ``calibrate_on`` (the baseline) alone, so the
-    other networks' LUT latencies are predictions.
+    (``table_path``; reused as it is when it has them all, else extended
+    and recalibrated); its calibration scale is fitted on the network
+    ``calibrate_on`` (the baseline) alone, so the other networks' LUT
+    latencies are predictions. Measured latencies are
+    medians over ``rounds`` rounds of ``repeats`` runs, the networks
+    alternating (:func:`measure_latencies`).
     """
     ops = {name: network_ops(net, input_shape)
            for name, net in networks.items()}
-    old = LatencyTable.load(table_path, 'cpu') \
+    all_ops = [op for v in ops.values() for op in v]
+    table = LatencyTable.load(table_path, 'cpu') \
         if os.path.isfile(table_path) else None
-    table = build_table([op for v in ops.values() for op in v], 'cpu',
-                        repeats=repeats, table=old)
-    table.source = table_path
-    baseline = networks[calibrate_on]
-    calibrate(table, [(baseline, lambda t: t.latency(
-        op.signature for op in ops[calibrate_on]))], input_shape,
-        repeats=repeats)
-    table.save(table_path)
+    if table is None or any(op.signature not in table.entries
+                            for op in all_ops):
+        table = build_table(all_ops, 'cpu', repeats=repeats, table=table)
+        table.source = table_path
+        calibrate(table, [(networks[calibrate_on], lambda t: t.latency(
+            op.signature for op in ops[calibrate_on]))], input_shape,
+            repeats=repeats)
+        table.save(table_path)
+    measured = measure_latencies(
+        {name: LogitsModule(net) for name, net in networks.items()},
+        input_shape, rounds, repeats=repeats)
     return {name: NetworkCosts(
         flops=conv_linear_macs(net, input_shape),
         params=float(sum(p.numel() for p in net.parameters())),
         lut_ms=table.latency(op.signature for op in ops[name]),
-        measured_ms=measure_latency(LogitsModule(net), input_shape,
-                                    repeats=repeats))
+        measured_ms=measured[name])
         for name, net in networks.items()}
