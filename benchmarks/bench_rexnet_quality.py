@@ -35,12 +35,13 @@ import json
 import math
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 
 import yaml
-from quality_runs import mean_std
+from quality_runs import mean_std, retrain_and_test
+
+from mmchansearch.comparison import ToolRunner
 
 CONFIGS = 'configs/rexnet/'
 SEARCH = CONFIGS + 'rexnet_search_1xb64_fashion-mnist.py'
@@ -73,21 +74,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def tool(log: str, *args) -> float:
-    """Runs a tool, output to ``log``; returns its wall time."""
-    os.makedirs(osp.dirname(log), exist_ok=True)
-    start = time.perf_counter()
-    with open(log, 'w') as f:
-        proc = subprocess.run([sys.executable, *map(str, args)], stdout=f,
-                              stderr=subprocess.STDOUT)
-    if proc.returncode:
-        with open(log) as f:
-            sys.exit(f'{" ".join(map(str, args[:2]))} failed '
-                     f'(exit {proc.returncode}); end of {log}:\n'
-                     + ''.join(f.readlines()[-20:]))
-    return time.perf_counter() - start
-
-
 # ------------------------------------------------------------ networks
 def search(args) -> str:
     """The search result dir, searching first unless given or done."""
@@ -95,11 +81,10 @@ def search(args) -> str:
     if not osp.isfile(osp.join(search_dir, 'candidates.csv')):
         if args.search_dir:
             sys.exit(f'{search_dir}/candidates.csv: no such file')
-        seconds = tool(osp.join(args.work_dir, 'logs', 'search.log'),
-                       'tools/search.py', SEARCH, '--work-dir', search_dir,
-                       '--resume', *(['--cfg-options', *args.search_options]
-                                     if args.search_options else []))
-        record_time(args, 'search', seconds)
+        ToolRunner(args.work_dir).run(
+            'search', 'tools/search.py', SEARCH, '--work-dir', search_dir,
+            '--resume', *(['--cfg-options', *args.search_options]
+                          if args.search_options else []))
     return search_dir
 
 
@@ -221,43 +206,18 @@ def networks(args, search_dir: str) -> dict:
 
 
 # ------------------------------------------------------------ retraining
-def record_time(args, key: str, seconds: float) -> None:
-    path = osp.join(args.work_dir, 'timings.json')
-    times = {}
-    if osp.isfile(path):
-        with open(path) as f:
-            times = json.load(f)
-    times[key] = seconds
-    with open(path, 'w') as f:
-        json.dump(times, f, indent=1)
-
-
 def retrain(args, seed: int, name: str, net: dict) -> float:
     """Trains and tests one network with one seed; returns the top-1."""
-    train_dir = osp.join(args.work_dir, f'seed{seed}', name)
-    metrics = osp.join(train_dir, 'test.json')
-    if not osp.isfile(metrics):
-        epochs = args.epochs
-        options = [
-            f'randomness.seed={seed}',
-            f'train_dataloader.dataset.stop={args.train_images}',
-            f'max_epochs={epochs}', f'train_cfg.max_epochs={epochs}',
-            f'train_cfg.val_interval={epochs}',
-            f'param_scheduler.end={epochs}',
-            'model.backbone.block_channels=' + str(
-                net['channels']).replace(' ', '')]
-        seconds = tool(osp.join(train_dir, 'train.log'), 'tools/train.py',
-                       RETRAIN, '--work-dir', train_dir, '--resume',
-                       '--cfg-options', *options)
-        record_time(args, f'seed{seed}/{name}/train', seconds)
-        with open(osp.join(train_dir, 'last_checkpoint')) as f:
-            checkpoint = f.read().strip()
-        seconds = tool(osp.join(train_dir, 'test.log'), 'tools/test.py',
-                       RETRAIN, checkpoint, '--out', metrics, '--work-dir',
-                       train_dir, '--cfg-options', *options)
-        record_time(args, f'seed{seed}/{name}/test', seconds)
-    with open(metrics) as f:
-        return json.load(f)['accuracy/top1']
+    epochs = args.epochs
+    return retrain_and_test(RETRAIN, osp.join(
+        args.work_dir, f'seed{seed}', name), [
+        f'randomness.seed={seed}',
+        f'train_dataloader.dataset.stop={args.train_images}',
+        f'max_epochs={epochs}', f'train_cfg.max_epochs={epochs}',
+        f'train_cfg.val_interval={epochs}',
+        f'param_scheduler.end={epochs}',
+        'model.backbone.block_channels=' + str(
+            net['channels']).replace(' ', '')])
 
 
 def main() -> None:
@@ -295,8 +255,8 @@ def main() -> None:
           f'{", ".join(f"{g:+.2f}" for g in gaps)}); FLOPs '
           f'{nets["stagewise"]["flops"] / linear["flops"] - 1:+.2%}')
     print(f'load average at the end: {os.getloadavg()[0]:.2f}; this run '
-          f'took {time.perf_counter() - start:.0f} s (timings.json has '
-          'every piece, also of earlier runs)')
+          f'took {time.perf_counter() - start:.0f} s (the stages.json files '
+          'have every piece, also of earlier runs)')
 
 
 if __name__ == '__main__':
