@@ -40,13 +40,11 @@ def derive_config(source: str, overrides: Sequence[Mapping | None],
     for item in overrides:
         if item:
             cfg.merge_from_dict(copy.deepcopy(dict(item)))
-    cfg = Config(cfg.to_dict())  # drop the inherited file bookkeeping
+    resolved = cfg.to_dict()  # without the inherited file bookkeeping
     if data_root:
-        text = cfg.to_dict()
-        _set_data_root(text, data_root)
-        cfg = Config(text)
+        _set_data_root(resolved, data_root)
     os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
-    atomic_write_text(out, cfg.pretty_text)
+    atomic_write_text(out, Config(resolved).pretty_text)
     return out
 
 
