@@ -27,5 +27,6 @@ def _check_versions() -> None:
 _check_versions()
 
 from . import fileio  # noqa: E402,F401  (atomic checkpoint writes)
+from . import memory_format  # noqa: E402,F401  (oneDNN primitive cache)
 
 __all__ = ['__version__']

@@ -12,8 +12,7 @@ from mmengine.config import Config, DictAction
 from .errors import ChannelSearchError, ConfigError
 
 __all__ = ['DictAction', 'add_runner_args', 'add_supernet_args',
-           'load_config', 'runner_config', 'run_tool', 'supernet_from_args',
-           'unwrap']
+           'load_config', 'runner_config', 'run_tool', 'supernet_from_args']
 
 
 def load_config(path: str, cfg_options: dict | None = None) -> Config:
@@ -91,12 +90,6 @@ def _init_cpu_process_group() -> None:
     if torch.cuda.is_available() or torch_dist.is_initialized():
         return
     torch_dist.init_process_group(backend='gloo')
-
-
-def unwrap(model):
-    """The model inside an mmengine model wrapper (DDP), else the model."""
-    from mmengine.model import is_model_wrapper
-    return model.module if is_model_wrapper(model) else model
 
 
 def run_tool(main: Callable[[], None]) -> None:

@@ -15,6 +15,12 @@ from mmengine import dist
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside an mmengine model wrapper (DDP), else the model."""
+    from mmengine.model import is_model_wrapper
+    return model.module if is_model_wrapper(model) else model
+
+
 def shared_rng(seed: int | None = None) -> random.Random:
     """A generator in the same state on every rank.
 

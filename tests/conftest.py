@@ -92,10 +92,12 @@ def _build_classifier(name: str, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
-def _make_supernet(model: nn.Module, **mutator_kwargs) -> ChannelSupernet:
+def _make_supernet(model: nn.Module, memory_format: str = 'channels_last',
+                   **mutator_kwargs) -> ChannelSupernet:
     """Wraps ``model`` (an mmpretrain classifier) in a supernet, eval mode."""
     mutator_kwargs.setdefault('input_shape', INPUT_SHAPE)
-    supernet = ChannelSupernet(model, ChannelMutator(**mutator_kwargs))
+    supernet = ChannelSupernet(model, ChannelMutator(**mutator_kwargs),
+                               memory_format=memory_format)
     return supernet.eval()
 
 
@@ -214,7 +216,8 @@ def make_classifier() -> Callable[..., nn.Module]:
 
 @pytest.fixture
 def make_supernet() -> Callable[..., ChannelSupernet]:
-    """``make_supernet(classifier, **mutator_kwargs)``, at 3x32x32."""
+    """``make_supernet(classifier, memory_format='channels_last',
+    **mutator_kwargs)``, at 3x32x32."""
     return _make_supernet
 
 

@@ -18,6 +18,7 @@ from mmchansearch.export import (
     load_static_model,
     save_static_checkpoint,
 )
+from mmchansearch.memory_format import to_memory_format
 from mmchansearch.mutator import ChannelMutator
 from mmchansearch.supernet import (
     build_supernet,
@@ -45,8 +46,16 @@ def _logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------- supernet == static model
+# Both memory formats: channels-last is the default (the fast path on CPUs),
+# contiguous the reference layout.
+MEMORY_FORMATS = ('contiguous', 'channels_last')
+
+
+@pytest.mark.parametrize('memory_format', MEMORY_FORMATS)
 @pytest.mark.parametrize('seed', range(NUM_CONFIGS))
-def test_subnet_logits_equal_static_model(seed, classifier_supernet):
+def test_subnet_logits_equal_static_model(seed, memory_format,
+                                          classifier_supernet):
+    to_memory_format(classifier_supernet, memory_format)
     mutator = classifier_supernet.mutator
     x = _inputs()
     mutator.set_max()
@@ -60,6 +69,48 @@ def test_subnet_logits_equal_static_model(seed, classifier_supernet):
                                rtol=0)
     # the widths took effect: the subnet is not the full model
     assert not torch.allclose(subnet, full, atol=1e-3)
+
+
+@pytest.mark.parametrize('memory_format', MEMORY_FORMATS)
+def test_supernet_gradients_equal_static_model(memory_format,
+                                               classifier_supernet):
+    """Weight slicing trains exactly like the static network: in train mode
+    (batch statistics), the supernet's gradient is the static model's on
+    the slice in use and zero outside it."""
+    to_memory_format(classifier_supernet, memory_format)
+    mutator = classifier_supernet.mutator
+    x = _inputs(6)
+    labels = torch.tensor([0, 1, 2, 3, 4, 5])
+    for seed in range(3):
+        mutator.sample(random.Random(100 + seed))
+        classifier_supernet.train()
+        static = mutator.export_static().train()
+        losses = []
+        for model in (classifier_supernet, static):
+            model.zero_grad(set_to_none=True)
+            torch.manual_seed(seed)  # the same dropout masks in both
+            loss = torch.nn.functional.cross_entropy(
+                model(x, mode='tensor'), labels)
+            loss.backward()
+            losses.append(loss.detach())
+        torch.testing.assert_close(losses[0], losses[1], atol=1e-5, rtol=0)
+        supernet_params = dict(
+            classifier_supernet.architecture.named_parameters())
+        checked = 0
+        for name, param in static.named_parameters():
+            full = supernet_params[name].grad
+            if param.grad is None:
+                assert full is None or not full.any(), name
+                continue
+            used = full[tuple(slice(0, n) for n in param.shape)]
+            torch.testing.assert_close(used, param.grad, atol=1e-5,
+                                       rtol=1e-4, msg=name)
+            outside = full.clone()
+            outside[tuple(slice(0, n) for n in param.shape)] = 0
+            assert not outside.any(), f'{name}: gradient outside the slice'
+            checked += 1
+        assert checked == len(list(static.parameters()))
+    classifier_supernet.eval()
 
 
 def test_width_one_logits_equal_static_model(classifier_supernet):
@@ -90,10 +141,13 @@ def test_onnx_matches_supernet(seed, classifier_supernet, tmp_path):
                                rtol=0)
 
 
-def test_max_config_equals_original_model(classifier_name, make_classifier,
-                                          make_supernet):
-    original = make_classifier(classifier_name)
-    supernet = make_supernet(copy.deepcopy(original))
+@pytest.mark.parametrize('memory_format', MEMORY_FORMATS)
+def test_max_config_equals_original_model(classifier_name, memory_format,
+                                          make_classifier, make_supernet):
+    original = to_memory_format(make_classifier(classifier_name),
+                                memory_format)
+    supernet = make_supernet(copy.deepcopy(original),
+                             memory_format=memory_format)
     supernet.mutator.set_max()
     x = _inputs()
     expected = _logits(original, x)

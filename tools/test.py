@@ -13,7 +13,8 @@ from mmengine.runner import Runner
 
 import mmchansearch.engine  # noqa: F401  (registers loops and hooks)
 import mmchansearch.models  # noqa: F401  (registers algorithms)
-from mmchansearch.cli import add_runner_args, run_tool, runner_config, unwrap
+from mmchansearch.cli import add_runner_args, run_tool, runner_config
+from mmchansearch.distributed import unwrap
 from mmchansearch.fileio import atomic_write_text
 from mmchansearch.models.algorithms import ChannelSupernet
 from mmchansearch.supernet import (

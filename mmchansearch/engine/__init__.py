@@ -3,11 +3,13 @@ from .batch_norm import batch_statistics, recalibrate_bn
 from .dmasking_search import DMaskingSearchLoop, DMaskingTrainLoop
 from .dnas_search import DNASSearchLoop
 from .greedy_search import GreedySlimmingLoop
+from .memory_format_hook import MemoryFormatHook
 from .network_adjustment import NetworkAdjustmentLoop
 from .rexnet_search import ChannelParameterizationSearchLoop
 from .subnet_loops import SubnetTestLoop, SubnetValLoop
 
 __all__ = ['ChannelParameterizationSearchLoop', 'DMaskingSearchLoop',
            'DMaskingTrainLoop', 'DNASSearchLoop', 'GreedySlimmingLoop',
+           'MemoryFormatHook',
            'NetworkAdjustmentLoop', 'SubnetTestLoop', 'SubnetValLoop',
            'batch_statistics', 'recalibrate_bn']

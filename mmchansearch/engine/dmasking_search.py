@@ -19,7 +19,7 @@ from mmengine.logging import MMLogger
 from mmengine.runner import BaseLoop, EpochBasedTrainLoop
 
 from ..channel_cfg import save_channel_cfg
-from ..cli import unwrap
+from ..distributed import unwrap
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
 from ..models.algorithms import DMaskingNAS

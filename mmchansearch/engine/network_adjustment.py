@@ -21,7 +21,7 @@ from mmengine.logging import MMLogger
 from mmengine.runner import BaseLoop, Runner, find_latest_checkpoint
 
 from ..channel_cfg import save_channel_cfg
-from ..cli import unwrap
+from ..distributed import unwrap
 from ..errors import BudgetError, ConfigError
 from ..fileio import atomic_torch_save, atomic_write_text
 from ..mutator import ChannelMutator

@@ -4,7 +4,7 @@ from __future__ import annotations
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapperDict
 from torch import nn
 
-from ..cli import unwrap
+from ..distributed import unwrap
 from ..errors import ConfigError
 from ..registry import OPTIM_WRAPPER_CONSTRUCTORS
 

@@ -32,6 +32,7 @@ class AutoSlim(ChannelSupernet):
         seed: seed of the width sampler; rank 0 draws one if None.
         data_preprocessor: defaults to the architecture's.
         init_cfg: mmengine init config.
+        memory_format: see :class:`ChannelSupernet`.
     """
 
     def __init__(self,
@@ -41,11 +42,13 @@ class AutoSlim(ChannelSupernet):
                  distill: bool = True,
                  seed: int | None = None,
                  data_preprocessor: dict | nn.Module | None = None,
-                 init_cfg: dict | None = None) -> None:
+                 init_cfg: dict | None = None,
+                 memory_format: str = 'channels_last') -> None:
         if num_samples < 2:
             raise ConfigError(f'AutoSlim num_samples must be >= 2 (max and '
                               f'min width), got {num_samples}.')
-        super().__init__(architecture, mutator, data_preprocessor, init_cfg)
+        super().__init__(architecture, mutator, data_preprocessor, init_cfg,
+                         memory_format=memory_format)
         self.num_samples = num_samples
         self.distill = distill
         self.seed = seed

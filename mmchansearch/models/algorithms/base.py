@@ -20,6 +20,7 @@ from ...latency import (
     OpSpec,
     channel_ops,
 )
+from ...memory_format import check_memory_format, to_memory_format
 from ...mutator import ChannelMutator
 from ...registry import MODELS
 from ...resolution import subsample
@@ -74,6 +75,9 @@ class ChannelSupernet(BaseModel):
         init_cfg: mmengine init config.
         channel_cfg: widths to start at (a channel_cfg path or mapping;
             default: every group at its max).
+        memory_format: 'channels_last' (default: about 2x faster on CPUs
+            and with mixed precision on GPUs) or 'contiguous'; see
+            :mod:`~mmchansearch.memory_format`.
     """
 
     def __init__(self,
@@ -81,7 +85,9 @@ class ChannelSupernet(BaseModel):
                  mutator: dict | ChannelMutator | None = None,
                  data_preprocessor: dict | nn.Module | None = None,
                  init_cfg: dict | None = None,
-                 channel_cfg: str | dict | None = None) -> None:
+                 channel_cfg: str | dict | None = None,
+                 memory_format: str = 'channels_last') -> None:
+        check_memory_format(memory_format)
         architecture, data_preprocessor = build_architecture(
             architecture, data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor,
@@ -97,6 +103,8 @@ class ChannelSupernet(BaseModel):
             channel_cfg = read_channel_cfg(channel_cfg)
             self.mutator.set_choices(channel_cfg)
             self.resolution = channel_cfg.resolution
+        self.memory_format = memory_format
+        to_memory_format(self.architecture, memory_format)
 
     def forward(self, inputs: Any, data_samples: Any = None,
                 mode: str = 'tensor') -> Any:

@@ -71,6 +71,7 @@ class DMaskingNAS(DifferentiableSearch, ChannelSupernet):
             input size) to search as well; None searches channels only.
         data_preprocessor: defaults to the architecture's.
         init_cfg: mmengine init config.
+        memory_format: see :class:`ChannelSupernet`.
     """
 
     def __init__(self,
@@ -87,8 +88,10 @@ class DMaskingNAS(DifferentiableSearch, ChannelSupernet):
                  cost_network: str = 'derived',
                  resolutions: Sequence[int] | None = None,
                  data_preprocessor: dict | nn.Module | None = None,
-                 init_cfg: dict | None = None) -> None:
-        super().__init__(architecture, mutator, data_preprocessor, init_cfg)
+                 init_cfg: dict | None = None,
+                 memory_format: str = 'channels_last') -> None:
+        super().__init__(architecture, mutator, data_preprocessor, init_cfg,
+                         memory_format=memory_format)
         if cost_network not in COST_NETWORKS:
             raise ConfigError(f'cost_network {cost_network!r} is unknown; '
                               f'use one of {COST_NETWORKS}.')

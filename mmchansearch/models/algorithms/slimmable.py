@@ -11,6 +11,7 @@ from torch import nn
 from ...channel_cfg import ChannelConfig, read_channel_cfg
 from ...dynamic_ops import SubnetSwitch, SwitchableBatchNorm
 from ...errors import ConfigError
+from ...memory_format import to_memory_format
 from ...mutator import ChannelMutator
 from ...registry import MODELS
 from .base import ChannelSupernet
@@ -67,6 +68,7 @@ class SlimmableNetwork(ChannelSupernet):
         distill: narrower subnets learn the first subnet's soft predictions.
         data_preprocessor: defaults to the architecture's.
         init_cfg: mmengine init config.
+        memory_format: see :class:`ChannelSupernet`.
     """
 
     def __init__(self,
@@ -75,8 +77,10 @@ class SlimmableNetwork(ChannelSupernet):
                  mutator: dict | ChannelMutator | None = None,
                  distill: bool = False,
                  data_preprocessor: dict | nn.Module | None = None,
-                 init_cfg: dict | None = None) -> None:
-        super().__init__(architecture, mutator, data_preprocessor, init_cfg)
+                 init_cfg: dict | None = None,
+                 memory_format: str = 'channels_last') -> None:
+        super().__init__(architecture, mutator, data_preprocessor, init_cfg,
+                         memory_format=memory_format)
         self.channel_cfgs = read_channel_cfgs(channel_cfgs)
         for cfg in self.channel_cfgs:
             self.mutator.set_choices(cfg)  # validates against the model
@@ -85,7 +89,8 @@ class SlimmableNetwork(ChannelSupernet):
         self.distill = distill
         self.switch = SubnetSwitch()
         if len(self.channel_cfgs) == 1:
-            self.architecture = self.mutator.export_static()
+            self.architecture = to_memory_format(
+                self.mutator.export_static(), memory_format)
         else:
             self._make_batch_norms_switchable()
         self.activate(0)
