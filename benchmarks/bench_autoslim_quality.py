@@ -26,7 +26,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--config-prefix', default='autoslim_mbv2_0.5x')
     parser.add_argument('--config-suffix',
-                        default='1xb64_fashion-mnist-demo.py')
+                        default='1xb128_fashion-mnist-demo.py')
     parser.add_argument('--work-dir', default='work_dirs/autoslim_quality')
     parser.add_argument('--parallel', action='store_true',
                         help='run the seeds at the same time')

@@ -26,7 +26,7 @@ def _check_versions() -> None:
 
 _check_versions()
 
-from . import fileio  # noqa: E402,F401  (atomic checkpoint writes)
-from . import memory_format  # noqa: E402,F401  (oneDNN primitive cache)
+# atomic checkpoint writes; the oneDNN primitive cache size
+from . import fileio, memory_format  # noqa: E402,F401
 
 __all__ = ['__version__']

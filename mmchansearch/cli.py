@@ -93,7 +93,13 @@ def _init_cpu_process_group() -> None:
 
 
 def run_tool(main: Callable[[], None]) -> None:
-    """Runs a tool's ``main``; user errors print one line, no traceback."""
+    """Runs a tool's ``main``; user errors print one line, no traceback.
+
+    Installs the toolbox's checkpoint I/O in mmengine first (atomic writes,
+    loads that run no code: :func:`mmchansearch.fileio.install_checkpoint_io`).
+    """
+    from .fileio import install_checkpoint_io
+    install_checkpoint_io()
     try:
         main()
     except ChannelSearchError as err:

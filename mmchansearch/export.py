@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from torch import nn
 
 from .analysis import forward_logits
@@ -14,11 +15,14 @@ from .channel_cfg import ChannelConfig, parse_channel_cfg
 from .errors import CheckpointMismatchError
 from .fileio import atomic_torch_save
 from .models.algorithms import ChannelSupernet
+from .registry import MODELS
 from .supernet import (
     build_supernet,
     load_state_strictly,
+    load_supernet_weights,
     read_checkpoint,
     state_dict_of,
+    supernet_model_cfg,
 )
 from .version import __version__
 
@@ -77,6 +81,137 @@ def load_static_model(cfg: Config | str, checkpoint: str) -> nn.Module:
     static = export_subnet(supernet, channel_cfg)
     load_state_strictly(static, state_dict_of(ckpt), checkpoint)
     return static
+
+
+def _same_network(a: ChannelConfig, b: ChannelConfig) -> bool:
+    return (a.channels, a.blocks, a.resolution) == \
+        (b.channels, b.blocks, b.resolution)
+
+
+def static_model_from_checkpoint(
+        cfg: Config, checkpoint: str,
+        channel_cfg: ChannelConfig | None = None,
+        subnet: str | None = None,
+        input_shape: Sequence[int] | None = None
+) -> tuple[nn.Module, ChannelConfig, ChannelSupernet]:
+    """The static subnet held by any checkpoint the pipelines write.
+
+    Kinds of checkpoint, told apart by their ``meta``:
+
+    - a static subnet (``tools/model_converters/split_checkpoint.py``,
+      ``tools/export_subnet.py``): ``meta['channel_cfg']``;
+    - a retrained subnet or a joint retraining (``tools/train.py`` with a
+      ``SlimmableNetwork`` config): ``meta['channel_cfgs']``, one per
+      subnet; a joint checkpoint needs ``subnet`` (a name or an index);
+    - a supernet or a plain model: ``channel_cfg`` must be given.
+
+    A ``channel_cfg`` given for a checkpoint that names its own must be the
+    same network.
+
+    Args:
+        cfg: a config of the same architecture (the supernet, search or
+            subnet config of the run).
+        checkpoint: the checkpoint path.
+        channel_cfg: the subnet's widths (needed for supernet/plain
+            checkpoints).
+        subnet: which subnet of a joint checkpoint.
+        input_shape: overrides the (C, H, W) the model is traced at.
+
+    Returns:
+        The static model (eval mode, weights loaded), its channel_cfg, and
+        the supernet it was exported from (at the subnet's widths).
+    """
+    ckpt = read_checkpoint(checkpoint)
+    meta = ckpt.get('meta') or {}
+    state = state_dict_of(ckpt)
+    input_shape = input_shape or meta.get('input_shape')
+    stored, joint = _stored_channel_cfgs(meta, checkpoint, subnet)
+    if stored is None:
+        if channel_cfg is None:
+            raise CheckpointMismatchError(
+                f'checkpoint {checkpoint} holds no channel_cfg in its meta '
+                '(a supernet or plain-model checkpoint); give the subnet\'s '
+                '--channel-cfg.')
+        supernet = build_supernet(cfg, input_shape)
+        load_supernet_weights(supernet, checkpoint)
+        return export_subnet(supernet, channel_cfg), channel_cfg, supernet
+    if channel_cfg is not None and not _same_network(channel_cfg, stored):
+        raise CheckpointMismatchError(
+            f'checkpoint {checkpoint} holds the network of its own '
+            f'channel_cfg ({stored.source}), not {channel_cfg.source}; drop '
+            '--channel-cfg (the checkpoint\'s is used) or give the matching '
+            'checkpoint.')
+    if joint is not None:
+        model = _joint_model(cfg, joint, input_shape)
+        load_supernet_weights(model, checkpoint)
+        model.activate([c for c in joint].index(stored))
+        return model.mutator.export_static().eval(), stored, model
+    supernet = build_supernet(cfg, input_shape)
+    static = export_subnet(supernet, stored)
+    if any(k.startswith('architecture.') for k in state):
+        state = {k.removeprefix('architecture.'): v for k, v in state.items()
+                 if k.startswith('architecture.')}
+    load_state_strictly(static, state, checkpoint)
+    return static, stored, supernet
+
+
+def _stored_channel_cfgs(meta: dict, checkpoint: str, subnet: str | None
+                         ) -> tuple[ChannelConfig | None,
+                                    list[ChannelConfig] | None]:
+    """(the subnet's channel_cfg, all of a joint checkpoint's or None)."""
+    if 'channel_cfg' in meta:
+        return parse_channel_cfg(meta['channel_cfg'], checkpoint), None
+    entries = meta.get('channel_cfgs')
+    if not entries:
+        return None, None
+    cfgs = [parse_channel_cfg(e['channel_cfg'], f'{checkpoint} '
+                              f'subnet {e["name"]}') for e in entries]
+    names = [e['name'] for e in entries]
+    if len(cfgs) == 1:
+        return cfgs[0], None
+    if subnet is None:
+        raise CheckpointMismatchError(
+            f'checkpoint {checkpoint} holds {len(cfgs)} jointly trained '
+            f'subnets ({", ".join(names)}); choose one with --subnet NAME, '
+            'or split it with tools/model_converters/split_checkpoint.py.')
+    if subnet in names:
+        return cfgs[names.index(subnet)], cfgs
+    if subnet.isdigit() and int(subnet) < len(cfgs):
+        return cfgs[int(subnet)], cfgs
+    raise CheckpointMismatchError(
+        f'checkpoint {checkpoint} has no subnet {subnet!r}; it has '
+        f'{", ".join(names)} (or an index 0..{len(cfgs) - 1}).')
+
+
+def _joint_model(cfg: Config, channel_cfgs: list[ChannelConfig],
+                 input_shape: Sequence[int] | None) -> ChannelSupernet:
+    """The SlimmableNetwork of a joint checkpoint (switchable BN)."""
+    model_cfg = supernet_model_cfg(cfg.model, input_shape)
+    model_cfg.update(type='SlimmableNetwork',
+                     channel_cfgs=[c.to_dict() for c in channel_cfgs])
+    with DefaultScope.overwrite_default_scope('mmchansearch'):
+        return MODELS.build(model_cfg).eval()
+
+
+def onnx_latency(path: str, input_shape: Sequence[int],
+                 batch_size: int = 1, warmup: int = 10,
+                 repeats: int = 50) -> float:
+    """Median onnxruntime latency of one forward (ms) on the CPU."""
+    import time
+
+    import onnxruntime
+    session = onnxruntime.InferenceSession(
+        path, providers=['CPUExecutionProvider'])
+    feed = {'input': np.random.default_rng(0).standard_normal(
+        (batch_size, *input_shape)).astype(np.float32)}
+    for _ in range(warmup):
+        session.run(None, feed)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)
 
 
 def export_onnx(static: nn.Module, input_shape: Sequence[int],

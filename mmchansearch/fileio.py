@@ -1,8 +1,9 @@
 """Checkpoint and file I/O.
 
 Writes are atomic (a crash never leaves a half-written file behind), both
-the toolbox's own and mmengine's, and mmengine checkpoints load again
-under torch >= 2.6.
+the toolbox's own and, once :func:`install_checkpoint_io` ran (the tools
+call it), mmengine's. Checkpoints are loaded without running code from
+them (``weights_only=True``, mmengine's training state allowed).
 """
 from __future__ import annotations
 
@@ -56,10 +57,10 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
 class AtomicLocalBackend(LocalBackend):
     """mmengine's local file backend with atomic writes.
 
-    Registered in place of mmengine's ``local`` backend when mmchansearch is
-    imported, so Runner checkpoints (and ``last_checkpoint``) are written to
-    a temporary file and renamed: a job killed while saving never leaves a
-    truncated checkpoint to resume from.
+    Registered in place of mmengine's ``local`` backend by
+    :func:`install_checkpoint_io`, so Runner checkpoints (and
+    ``last_checkpoint``) are written to a temporary file and renamed: a job
+    killed while saving never leaves a truncated checkpoint to resume from.
     """
 
     def put(self, obj: bytes, filepath: str | os.PathLike) -> None:
@@ -73,22 +74,64 @@ class AtomicLocalBackend(LocalBackend):
             filepath, lambda tmp: Path(tmp).write_text(obj, encoding))
 
 
-register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+
+def _checkpoint_globals() -> list:
+    """What an mmengine checkpoint holds besides tensors and plain data:
+    the message hub's history buffers (with their bound statistics methods,
+    pickled through ``getattr``) and the numpy arrays and scalars in them.
+    ``getattr`` only looks attributes up: the unpickler still calls nothing
+    that is not on this list."""
+    import numpy as np
+    import numpy.dtypes
+    from mmengine.logging.history_buffer import HistoryBuffer
+    multiarray = np._core.multiarray
+    return [HistoryBuffer, getattr, multiarray._reconstruct,
+            multiarray.scalar, np.ndarray, np.dtype] + [
+                getattr(numpy.dtypes, name) for name in dir(numpy.dtypes)
+                if name.endswith('DType')]
 
 
-def load_local_checkpoint(filename: str, map_location=None):
-    """mmengine's local checkpoint loader, for torch >= 2.6.
+def load_checkpoint_file(filename: str | os.PathLike, map_location=None):
+    """Loads a checkpoint without running code from it.
 
-    torch now unpickles with ``weights_only=True`` by default, which refuses
-    the message-hub state mmengine itself stores in every checkpoint, so
-    ``--resume`` and ``load_from`` would fail. Checkpoints are loaded as
-    mmengine always loaded them: load only checkpoints you trust.
+    ``torch.load(weights_only=True)``, with mmengine's own training state
+    allowed (see :func:`_checkpoint_globals`), so state dicts, ``meta`` and
+    ``--resume`` all load; a file that holds any other object (a pickled
+    model, say) is refused instead of being executed.
     """
-    filename = os.path.expanduser(filename)
+    import pickle
+
+    from .errors import CheckpointMismatchError
+    filename = os.path.expanduser(str(filename))
     if not os.path.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+        raise CheckpointMismatchError(f'checkpoint {filename}: no such file.')
+    try:
+        with torch.serialization.safe_globals(_checkpoint_globals()):
+            return torch.load(filename, map_location=map_location,
+                              weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = next((line.strip() for line in str(err).splitlines()
+                       if 'Unsupported global' in line), str(err)[:200])
+        raise CheckpointMismatchError(
+            f'checkpoint {filename} holds objects other than tensors and '
+            f'mmengine\'s training state ({reason}); loading it could run '
+            'code, so it is refused. If you trust the file, save just its '
+            'state dict: torch.save({"state_dict": torch.load(PATH, '
+            'weights_only=False)["state_dict"]}, NEW_PATH).') from None
 
 
-CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint,
-                                 force=True)
+def install_checkpoint_io() -> None:
+    """Makes mmengine write checkpoints atomically
+    (:class:`AtomicLocalBackend`) and load them with
+    :func:`load_checkpoint_file`.
+
+    This changes mmengine for the whole process, so it is not done on
+    import: the tools call it at their entry
+    (:func:`mmchansearch.cli.run_tool`), and a program using the library
+    calls it itself if it wants both.
+    """
+    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+    CheckpointLoader.register_scheme(
+        prefixes='', force=True,
+        loader=lambda filename, map_location=None: load_checkpoint_file(
+            filename, map_location))

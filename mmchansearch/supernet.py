@@ -13,10 +13,10 @@ from collections.abc import Sequence
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from mmengine.runner.checkpoint import _load_checkpoint
 from torch import nn
 
 from .errors import CheckpointMismatchError, ConfigError
+from .fileio import load_checkpoint_file
 from .models.algorithms import DNAS, ChannelSupernet
 from .registry import MODELS
 
@@ -95,10 +95,7 @@ def build_search_space(cfg: Config) -> nn.Module:
 
 def read_checkpoint(checkpoint: str) -> dict:
     """Loads a checkpoint file on the CPU; a missing file is a clear error."""
-    if not os.path.isfile(checkpoint):
-        raise CheckpointMismatchError(f'checkpoint {checkpoint}: no such '
-                                      'file.')
-    return _load_checkpoint(checkpoint, map_location='cpu')
+    return load_checkpoint_file(checkpoint, map_location='cpu')
 
 
 def state_dict_of(ckpt: dict) -> dict[str, torch.Tensor]:

@@ -22,9 +22,9 @@ from mmchansearch.supernet import build_supernet
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / 'configs' / 'autoslim'
-SUPERNET = CONFIGS / 'autoslim_mbv2_0.5x_supernet_1xb64_fashion-mnist-demo.py'
-SEARCH = CONFIGS / 'autoslim_mbv2_0.5x_search_1xb64_fashion-mnist-demo.py'
-SUBNET = CONFIGS / 'autoslim_mbv2_0.5x_subnet_1xb64_fashion-mnist-demo.py'
+SUPERNET = CONFIGS / 'autoslim_mbv2_0.5x_supernet_1xb128_fashion-mnist-demo.py'
+SEARCH = CONFIGS / 'autoslim_mbv2_0.5x_search_1xb128_fashion-mnist-demo.py'
+SUBNET = CONFIGS / 'autoslim_mbv2_0.5x_subnet_1xb128_fashion-mnist-demo.py'
 N_TRAIN, N_HELDOUT, N_TEST = 96, 32, 48
 
 
@@ -51,8 +51,8 @@ def _search_options(root: Path) -> list[str]:
 
 def _subnet_options(root: Path, cfgs: list) -> list[str]:
     return [
-        f'train_dataloader.dataset.data_root={root}',
-        f'train_dataloader.dataset.indices={N_TRAIN}',
+        f'train_dataloader.dataset.dataset.data_root={root}',
+        f'train_dataloader.dataset.stop={N_TRAIN}',
         'train_dataloader.batch_size=32',
         f'val_dataloader.dataset.data_root={root}',
         f'test_dataloader.dataset.data_root={root}',
@@ -137,14 +137,22 @@ def test_killed_search_resumes_to_the_same_result(pipeline, run_tool):
             load_channel_cfg(reference).meta['heldout_top1']
 
 
-def test_retrain_split_and_test_agree(pipeline, run_tool):
+@pytest.fixture(scope='module')
+def retrained(pipeline, run_tool):
+    """The searched subnets retrained jointly and split."""
     yamls = _search_yamls(pipeline['search_dir'])
     work_dir = pipeline['tmp'] / 'retrain'
     run_tool('tools/train.py', SUBNET, '--work-dir', work_dir, '--cfg-options',
-          *_subnet_options(pipeline['root'], yamls))
+             *_subnet_options(pipeline['root'], yamls))
     joint = _last_checkpoint(work_dir)
     run_tool('tools/model_converters/split_checkpoint.py', SUBNET, joint,
-          '--channel-cfgs', *yamls)
+             '--channel-cfgs', *yamls)
+    return dict(yamls=yamls, work_dir=work_dir, joint=joint)
+
+
+def test_retrain_split_and_test_agree(pipeline, retrained, run_tool):
+    yamls, work_dir, joint = (retrained['yamls'], retrained['work_dir'],
+                              retrained['joint'])
     joint_metrics = work_dir / 'joint.json'
     run_tool('tools/test.py', SUBNET, joint, '--out', joint_metrics,
           '--work-dir', work_dir, '--cfg-options',
@@ -176,6 +184,87 @@ def test_retrain_split_and_test_agree(pipeline, run_tool):
             joint_results[f'{path.stem}/accuracy/top1']
         assert alone['accuracy/top5'] == \
             joint_results[f'{path.stem}/accuracy/top5']
+
+
+def _static_state(path: Path) -> dict:
+    return torch.load(path, weights_only=False)['state_dict']
+
+
+def test_export_takes_every_checkpoint_kind(pipeline, retrained, tmp_path,
+                                            run_tool):
+    """Split, joint (--subnet), single-subnet retraining and supernet +
+    channel_cfg checkpoints all export; the same subnet's weights give the
+    same static checkpoint whichever file it came from."""
+    yamls, joint = retrained['yamls'], retrained['joint']
+    path = yamls[1]
+    split = joint.replace('.pth', f'_{path.stem}.pth')
+    outputs = {}
+    for name, args in {
+            'split': ['--checkpoint', split],
+            'split_same_cfg': ['--checkpoint', split, '--channel-cfg', path],
+            'joint': ['--checkpoint', joint, '--subnet', path.stem],
+            'joint_index': ['--checkpoint', joint, '--subnet', '1']}.items():
+        out = tmp_path / f'{name}.pth'
+        onnx = tmp_path / f'{name}.onnx'
+        result = run_tool('tools/export_subnet.py', SUBNET, *args, '-o', out,
+                          '--onnx', onnx)
+        assert 'onnxruntime vs torch' in result.stdout
+        assert onnx.stat().st_size
+        outputs[name] = _static_state(out)
+    for name, state in outputs.items():
+        assert state.keys() == outputs['split'].keys(), name
+        for key, value in state.items():
+            assert torch.equal(value, outputs['split'][key]), (name, key)
+    meta = torch.load(tmp_path / 'joint.pth', weights_only=False)['meta']
+    assert meta['channel_cfg']['channels'] == \
+        load_channel_cfg(path).channels
+
+    # a retraining of one subnet: its channel_cfg is in the checkpoint meta
+    single_dir = tmp_path / 'single'
+    run_tool('tools/train.py', SUBNET, '--work-dir', single_dir,
+             '--cfg-options', *_subnet_options(pipeline['root'], [path]))
+    single = _last_checkpoint(single_dir)
+    stored = torch.load(single, weights_only=False)['meta']['channel_cfgs']
+    assert [e['name'] for e in stored] == [path.stem]
+    run_tool('tools/export_subnet.py', SUBNET, '--checkpoint', single, '-o',
+             tmp_path / 'single.pth', '--onnx', tmp_path / 'single.onnx',
+             '--benchmark')
+    static = load_static_model(str(SUBNET), str(tmp_path / 'single.pth'))
+    assert sum(p.numel() for p in static.parameters()) == \
+        load_channel_cfg(path).meta['params']
+
+    # supernet weights + a channel_cfg
+    run_tool('tools/export_subnet.py', SUBNET, '--checkpoint',
+             pipeline['checkpoint'], '--channel-cfg', path, '-o',
+             tmp_path / 'from_supernet.pth')
+
+
+def test_export_refuses_ambiguous_or_mismatched_input(pipeline, retrained,
+                                                      tmp_path, run_tool):
+    yamls, joint = retrained['yamls'], retrained['joint']
+    split = joint.replace('.pth', f'_{yamls[0].stem}.pth')
+    cases = [
+        (['--checkpoint', joint], 'jointly trained subnets'),
+        (['--checkpoint', joint, '--subnet', 'nope'], 'no subnet'),
+        (['--checkpoint', split, '--channel-cfg', yamls[1]],
+         'not ' + str(yamls[1])),
+        (['--checkpoint', pipeline['checkpoint']], '--channel-cfg'),
+        (['--checkpoint', split, '--benchmark'], '--onnx'),
+    ]
+    for args, message in cases:
+        out = tmp_path / 'out.pth'
+        result = run_tool('tools/export_subnet.py', SUBNET, *args, '-o', out,
+                          check=False)
+        assert result.returncode == 2, args
+        assert message in result.stderr, (args, result.stderr)
+        assert 'Traceback' not in result.stderr
+        assert not out.exists()
+    result = run_tool('tools/export_subnet.py', SUBNET, '--checkpoint', split,
+                      '-o', split, check=False)
+    assert result.returncode == 2 and 'is an input' in result.stderr
+    result = run_tool('tools/export_subnet.py', SUBNET, '--channel-cfg',
+                      yamls[0], '-o', tmp_path / 'random.pth')
+    assert 'RANDOM weights' in result.stderr
 
 
 def test_channel_cfg_of_another_model_is_refused(pipeline, tmp_path, run_tool):

@@ -19,6 +19,9 @@ default_hooks = dict(
     visualization=dict(type='VisualizationHook', enable=False),
 )
 
+# a retrained subnet's checkpoint carries its channel_cfg in its meta
+custom_hooks = [dict(type='ChannelCfgMetaHook')]
+
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

@@ -39,5 +39,3 @@ test_cfg = dict(type='SubnetTestLoop', calibrate_bn_batches=10)
 max_epochs = 10
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = dict(end=max_epochs)
-default_hooks = dict(
-    checkpoint=dict(save_best='max/accuracy/top1', rule='greater'))

@@ -4,10 +4,11 @@ Every method searches under the same FLOPs (or latency) budget, its result
 and the uniform-width baseline are retrained with one recipe and the same
 seeds, and one table reports cost and accuracy.
 """
+from ..tool_runs import ToolRunner, train_and_test
 from .measure import NetworkCosts, measure_networks
 from .methods import ComparedMethod, SearchContext
 from .report import ComparisonRow, comparison_table, plot_comparison
-from .runs import ToolRunner, derive_config, train_and_test
+from .runs import derive_config
 
 __all__ = [
     'ComparedMethod', 'ComparisonRow', 'NetworkCosts', 'SearchContext',

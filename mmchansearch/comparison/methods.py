@@ -13,13 +13,14 @@ from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mmengine.fileio import load
+import yaml
 
 from ..channel_cfg import save_channel_cfg
 from ..errors import ConfigError
 from ..registry import COMPARED_METHODS
 from ..supernet import build_supernet
-from .runs import ToolRunner, derive_config
+from ..tool_runs import ToolRunner
+from .runs import derive_config
 
 BUDGET_KINDS = ('flops', 'latency')
 
@@ -240,7 +241,8 @@ class ChannelParameterization(ToolSearch):
                                      max_flops=value))
 
     def network_overrides(self, result: str) -> dict:
-        channels = load(result)['block_channels']
+        with open(result, encoding='utf-8') as f:
+            channels = yaml.safe_load(f)['block_channels']
         return dict(model=dict(backbone=dict(block_channels=channels)))
 
 

@@ -1,5 +1,6 @@
 """Loops and helpers that run algorithms inside mmengine's Runner."""
 from .batch_norm import batch_statistics, recalibrate_bn
+from .channel_cfg_hook import ChannelCfgMetaHook
 from .dmasking_search import DMaskingSearchLoop, DMaskingTrainLoop
 from .dnas_search import DNASSearchLoop
 from .greedy_search import GreedySlimmingLoop
@@ -8,7 +9,8 @@ from .network_adjustment import NetworkAdjustmentLoop
 from .rexnet_search import ChannelParameterizationSearchLoop
 from .subnet_loops import SubnetTestLoop, SubnetValLoop
 
-__all__ = ['ChannelParameterizationSearchLoop', 'DMaskingSearchLoop',
+__all__ = ['ChannelCfgMetaHook', 'ChannelParameterizationSearchLoop',
+           'DMaskingSearchLoop',
            'DMaskingTrainLoop', 'DNASSearchLoop', 'GreedySlimmingLoop',
            'MemoryFormatHook',
            'NetworkAdjustmentLoop', 'SubnetTestLoop', 'SubnetValLoop',

@@ -1,0 +1,71 @@
+"""Checkpoint I/O: loads that run no code, opt-in mmengine patching,
+atomic writes."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.logging import MessageHub
+
+from mmchansearch.errors import CheckpointMismatchError
+from mmchansearch.fileio import atomic_torch_save, load_checkpoint_file
+
+MARKER = 'pickled code ran'
+
+
+class _RunsCode:
+    """An object whose unpickling calls print (stands for any code)."""
+
+    def __reduce__(self):
+        return (print, (MARKER, ))
+
+
+def test_pickled_code_is_refused_not_run(tmp_path, capsys):
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'w': torch.ones(2)}, 'x': _RunsCode()}, path)
+    with pytest.raises(CheckpointMismatchError, match='could run code'):
+        load_checkpoint_file(path)
+    assert MARKER not in capsys.readouterr().out
+
+
+def test_mmengine_training_state_loads(tmp_path):
+    hub = MessageHub.get_instance('test_fileio')
+    hub.update_scalar('train/loss', 1.5)
+    hub.update_scalar('train/loss', 0.5)
+    hub.update_info('epoch', 3)
+    path = tmp_path / 'ckpt.pth'
+    atomic_torch_save({'state_dict': {'w': torch.arange(3.0)},
+                       'meta': {'epoch': 3},
+                       'message_hub': hub.state_dict()}, path)
+    loaded = load_checkpoint_file(path)
+    assert torch.equal(loaded['state_dict']['w'], torch.arange(3.0))
+    restored = MessageHub.get_instance('test_fileio_restored')
+    restored.load_state_dict(loaded['message_hub'])
+    assert restored.get_scalar('train/loss').mean() == 1.0
+    assert not [p for p in tmp_path.iterdir() if p.suffix == '.tmp']
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointMismatchError, match='no such file'):
+        load_checkpoint_file(tmp_path / 'nope.pth')
+
+
+def test_import_leaves_mmengine_unpatched():
+    """Importing the library changes nothing in mmengine; the tools
+    install the checkpoint I/O at their entry."""
+    code = (
+        'from mmengine.runner.checkpoint import CheckpointLoader\n'
+        'from mmengine.fileio.backends import backends\n'
+        'before = (dict(CheckpointLoader._schemes), backends["local"])\n'
+        'import mmchansearch, mmchansearch.models, mmchansearch.engine\n'
+        'after = (dict(CheckpointLoader._schemes), backends["local"])\n'
+        'assert before == after, (before, after)\n'
+        'from mmchansearch.fileio import install_checkpoint_io\n'
+        'install_checkpoint_io()\n'
+        'assert backends["local"].__name__ == "AtomicLocalBackend"\n'
+        'print("ok")\n')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                            text=True, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith('ok')
