@@ -15,14 +15,28 @@ __all__ = ['DictAction', 'add_runner_args', 'add_supernet_args',
            'load_config', 'runner_config', 'run_tool', 'supernet_from_args']
 
 
+# Scopes whose registries the toolbox's registries extend: a config of
+# either finds the toolbox's types (and its own) under the toolbox's scope.
+_COVERED_SCOPES = (None, 'mmengine', 'mmpretrain', 'mmchansearch')
+
+
 def load_config(path: str, cfg_options: dict | None = None) -> Config:
-    """Reads a config file and merges ``--cfg-options``."""
+    """Reads a config file and merges ``--cfg-options``.
+
+    A config whose ``default_scope`` is mmpretrain's (a config the user
+    already has, e.g. ``_base_ = ['mmpretrain::resnet/...py']`` wrapped in
+    a toolbox algorithm) gets the toolbox's scope: its registries are
+    children of mmpretrain's, so both the toolbox's types (``AutoSlim``,
+    the search loops) and every mmpretrain type are found.
+    """
     try:
         cfg = Config.fromfile(path)
     except FileNotFoundError:
         raise ConfigError(f'config {path}: no such file.') from None
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    if cfg.get('default_scope') in _COVERED_SCOPES:
+        cfg.default_scope = 'mmchansearch'
     return cfg
 
 

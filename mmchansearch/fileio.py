@@ -20,8 +20,21 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _fsync_path(path: str | os.PathLike, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_replace_with(path: str | os.PathLike, write) -> None:
-    """Writes through ``write(tmp_path)`` then renames over ``path``."""
+    """Writes through ``write(tmp_path)``, then renames over ``path``.
+
+    Durable as well as atomic: the temporary file is flushed to disk before
+    the rename and the folder after it, so after a crash or power loss
+    ``path`` holds either the old or the whole new content.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
@@ -30,11 +43,13 @@ def atomic_replace_with(path: str | os.PathLike, write) -> None:
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; use the usual mode
     try:
         write(tmp)
+        _fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    _fsync_path(path.parent, directory=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

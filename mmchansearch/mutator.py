@@ -239,7 +239,14 @@ class ChannelMutator:
     def uniform_for_budget(self, metric: str, budget: float,
                            divisor: int | None = None
                            ) -> tuple[float, dict[str, int]]:
-        """The widest uniform width ratio whose ``metric`` is <= budget.
+        """The widest uniform network whose ``metric`` is <= budget.
+
+        The widest common width ratio under the budget is found first; as
+        rounding makes the cost jump at some ratios (several groups round up
+        together), groups furthest below that ratio then get one rounding
+        step more each while the budget holds, so every group stays within
+        one step of the common ratio and the cost lands close to the
+        budget.
 
         Args:
             metric: an estimator metric ('flops', 'params').
@@ -248,10 +255,24 @@ class ChannelMutator:
                 tracks the budget most closely.
 
         Returns:
-            The ratio and its choices.
+            The common ratio and the choices.
         """
+        if metric not in self.estimate(self.max_widths):
+            raise BudgetError(
+                f'metric {metric!r} is not estimated for this model; use one '
+                f'of {sorted(self.estimate(self.max_widths))}.')
+        if not math.isfinite(budget) or budget <= 0:
+            raise BudgetError(f'{metric} budget {budget!r} is not a positive '
+                              'finite number.')
+        if divisor is not None and divisor < 1:
+            raise BudgetError(f'divisor {divisor} must be a positive '
+                              'integer.')
+
+        def cost(choices: Mapping[str, int]) -> float:
+            return self.estimate(choices)[metric]
+
         def usage(ratio: float) -> float:
-            return self.estimate(self.uniform_choices(ratio, divisor))[metric]
+            return cost(self.uniform_choices(ratio, divisor))
 
         if usage(1.0) <= budget:
             return 1.0, self.uniform_choices(1.0, divisor)
@@ -265,7 +286,22 @@ class ChannelMutator:
             middle = (low + high) / 2
             low, high = (middle, high) if usage(middle) <= budget \
                 else (low, middle)
-        return low, self.uniform_choices(low, divisor)
+        choices = self.uniform_choices(low, divisor)
+        widened: set[str] = set()
+        while True:
+            behind = sorted(
+                (choices[g] / self.widths[g].max_width, g)
+                for g in self.searchable_groups if g not in widened)
+            for _, group in behind:
+                widened.add(group)
+                step = self._width_step(group, divisor)
+                wider = dict(choices, **{group: min(
+                    self.widths[group].max_width, choices[group] + step)})
+                if wider[group] > choices[group] and cost(wider) <= budget:
+                    choices = wider
+                    break
+            else:
+                return low, choices
 
     def fit_budget(self, choices: Mapping[str, int], metric: str,
                    budget: float, keep: Iterable[str] = (),

@@ -267,6 +267,19 @@ def test_export_refuses_ambiguous_or_mismatched_input(pipeline, retrained,
     assert 'RANDOM weights' in result.stderr
 
 
+def test_config_with_mmpretrain_scope_trains(pipeline, tmp_path, run_tool):
+    """A user's config keeps mmpretrain's default_scope (its runtime sets
+    it); the toolbox's types are found all the same."""
+    user_cfg = tmp_path / 'my_autoslim.py'
+    user_cfg.write_text(f"_base_ = [r'{SUPERNET}']\n"
+                        "default_scope = 'mmpretrain'\n")
+    work_dir = tmp_path / 'scoped'
+    run_tool('tools/train.py', user_cfg, '--work-dir', work_dir,
+             '--cfg-options', *_data_options(pipeline['root']),
+             f'train_dataloader.dataset.stop={N_TRAIN // 3}')
+    assert (work_dir / 'epoch_1.pth').exists()
+
+
 def test_channel_cfg_of_another_model_is_refused(pipeline, tmp_path, run_tool):
     other = tmp_path / 'resnet.yaml'
     resnet = tmp_path / 'resnet18_plain.py'

@@ -2,14 +2,15 @@
 
 The stages run the same tools/ commands a user types, through the
 toolbox's stage runner (``mmchansearch.tool_runs``): supernet training
-(and its test), greedy search, joint retraining of the searched subnets,
-checkpoint split, test, export to a static checkpoint and ONNX. The
-uniform-width networks of equal FLOPs go through the same retraining,
-split, test and export, so the table compares searched and uniform widths
-under one recipe; the ONNX files of both are timed in onnxruntime,
-alternately, in this process. A killed run started again with the same
-arguments skips the finished stages; a failing stage ends it with one
-``error:`` line.
+(and its test), greedy search, retraining of every searched subnet from
+scratch, test, export to a static checkpoint and ONNX (``--retrain
+joint``: the searched subnets retrained jointly as one slimmable network,
+then the checkpoint split). The uniform-width networks of equal FLOPs go
+through the same retraining, test and export, so the table compares
+searched and uniform widths under one recipe; the ONNX files of both are
+timed in onnxruntime, alternately, in this process. A killed run started
+again with the same arguments skips the finished stages; a failing stage
+ends it with one ``error:`` line.
 
 Example:
     python tools/demo_autoslim.py --work-dir work_dirs/autoslim_demo
@@ -46,6 +47,12 @@ def parse_args() -> argparse.Namespace:
                         'command (key=value)')
     parser.add_argument('--seed', type=int, default=0,
                         help='randomness.seed of every stage')
+    parser.add_argument('--retrain', choices=['separate', 'joint'],
+                        default='separate',
+                        help='retrain every subnet on its own from scratch '
+                        '(default), or the searched (and the uniform) '
+                        'subnets jointly as one slimmable network, then '
+                        'split the checkpoint')
     parser.add_argument('--latency-rounds', type=int, default=5,
                         help='onnxruntime timing rounds (searched and '
                         'uniform alternately, median)')
@@ -113,29 +120,44 @@ class Demo:
 
     def retrain_test_export(self, kind: str, cfg_paths: list[str]
                             ) -> dict[str, dict]:
-        """Joint retraining, split, test and export of one kind's subnets;
-        per channel_cfg: test top-1, split and exported files."""
-        work = self.dir(f'retrain_{kind}')
+        """Retraining (each subnet alone, or jointly and split), test and
+        export of one kind's subnets; per channel_cfg: test top-1 and the
+        exported files."""
         subnet_cfg = self.config('subnet')
-        self.run(f'retrain_{kind}', 'tools/train.py', subnet_cfg,
-                 '--work-dir', work, '--resume',
-                 *self.options('model.channel_cfgs=' + ','.join(cfg_paths)))
-        checkpoint = last_checkpoint(work)
-        self.run(f'split_{kind}', 'tools/model_converters/split_checkpoint.py',
-                 subnet_cfg, checkpoint, '--channel-cfgs', *cfg_paths)
+        checkpoints = {}
+        if self.args.retrain == 'joint':
+            work = self.dir(f'retrain_{kind}')
+            self.run(f'retrain_{kind}', 'tools/train.py', subnet_cfg,
+                     '--work-dir', work, '--resume', *self.options(
+                         'model.channel_cfgs=' + ','.join(cfg_paths)))
+            joint = last_checkpoint(work)
+            self.run(f'split_{kind}',
+                     'tools/model_converters/split_checkpoint.py',
+                     subnet_cfg, joint, '--channel-cfgs', *cfg_paths)
+            for path in cfg_paths:
+                stem = osp.splitext(osp.basename(path))[0]
+                checkpoints[path] = (joint.replace('.pth', f'_{stem}.pth'),
+                                     work)
+        else:
+            for path in cfg_paths:
+                label = target_label(path)
+                work = self.dir(f'retrain_{kind}_{label}')
+                self.run(f'retrain_{kind}_{label}', 'tools/train.py',
+                         subnet_cfg, '--work-dir', work, '--resume',
+                         *self.options(f'model.channel_cfgs={path}'))
+                checkpoints[path] = (last_checkpoint(work), work)
         results = {}
         for path in cfg_paths:
-            stem = osp.splitext(osp.basename(path))[0]
             label = target_label(path)
-            split = checkpoint.replace('.pth', f'_{stem}.pth')
-            metrics = osp.join(work, f'test_{stem}.json')
+            checkpoint, work = checkpoints[path]
+            metrics = osp.join(work, f'test_{kind}_{label}.json')
             self.run(f'test_{kind}_{label}', 'tools/test.py', subnet_cfg,
-                     split, '--work-dir', work, '--out', metrics,
+                     checkpoint, '--work-dir', work, '--out', metrics,
                      *self.options(f'model.channel_cfgs={path}'))
             static = self.dir('export', f'{kind}_flops-{label}.pth')
             onnx = static.replace('.pth', '.onnx')
             self.run(f'export_{kind}_{label}', 'tools/export_subnet.py',
-                     subnet_cfg, '--checkpoint', split, '-o', static,
+                     subnet_cfg, '--checkpoint', checkpoint, '-o', static,
                      '--onnx', onnx, *self.options())
             results[path] = dict(
                 top1=read_json(metrics)['accuracy/top1'], static=static,

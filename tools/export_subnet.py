@@ -101,7 +101,7 @@ def main() -> None:
         static = export_subnet(supernet, channel_cfg)
     mutator = supernet.mutator
     full = mutator.estimate(mutator.max_widths)
-    usage = mutator.estimate(channel_cfg)
+    usage = mutator.estimate(channel_cfg.channels)
     input_shape = mutator.input_shape
     if channel_cfg.resolution and args.shape is None:
         input_shape = (input_shape[0], channel_cfg.resolution,

@@ -1,12 +1,18 @@
-# The quick-start demo's retraining: searched (or uniform) subnets of the
-# 0.5x supernet, trained jointly from scratch (shared weights, private BN)
-# with the supernet's recipe: the same 50000 images, 3 epochs at batch 128,
-# lr 0.1 after a 200-iteration warm-up, cosine to 0.
+# The quick-start demo's retraining: a searched (or uniform) subnet of the
+# 0.5x supernet trained from scratch with the supernet's data and schedule
+# (28x28, the same 50000 images, 3 epochs at batch 128, lr 0.1 after a
+# 200-iteration warm-up, cosine to 0). One channel_cfg trains that subnet
+# as a static network; several train jointly (shared weights, private BN).
 _base_ = ['./autoslim_mbv2_1.0x_subnet_1xb64_fashion-mnist.py']
+
+input_shape = (3, 28, 28)
+train_pipeline = [dict(type='GrayToRGB'), dict(type='PackInputs')]
+test_pipeline = train_pipeline
 
 model = dict(
     architecture=dict(backbone=dict(widen_factor=0.5)),
-    mutator=dict(width_ratios=[0.25, 0.5, 0.75, 1.0]))
+    mutator=dict(input_shape=input_shape,
+                 width_ratios=[0.25, 0.5, 0.75, 1.0]))
 
 train_dataloader = dict(
     batch_size=128, num_workers=0, persistent_workers=False,
@@ -15,9 +21,11 @@ train_dataloader = dict(
         type='SubsetDataset',
         start=0,
         stop=50000,
-        dataset=_base_.train_dataloader.dataset))
+        dataset=dict(_base_.train_dataloader.dataset,
+                     pipeline=train_pipeline)))
 val_dataloader = dict(batch_size=500, num_workers=0,
-                      persistent_workers=False)
+                      persistent_workers=False,
+                      dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(lr=0.1))
 
