@@ -35,7 +35,7 @@ def _data_options(root: Path) -> list[str]:
         'train_dataloader.batch_size=32',
         f'val_dataloader.dataset.data_root={root}',
         f'test_dataloader.dataset.data_root={root}',
-        'train_cfg.max_epochs=1', 'param_scheduler.end=1',
+        'train_cfg.max_epochs=1', 'param_scheduler.1.end=1',
     ]
 
 
@@ -56,7 +56,7 @@ def _subnet_options(root: Path, cfgs: list) -> list[str]:
         'train_dataloader.batch_size=32',
         f'val_dataloader.dataset.data_root={root}',
         f'test_dataloader.dataset.data_root={root}',
-        'train_cfg.max_epochs=1', 'param_scheduler.end=1',
+        'train_cfg.max_epochs=1', 'param_scheduler.1.end=1',
         'model.channel_cfgs=' + ','.join(str(c) for c in cfgs),
     ]
 

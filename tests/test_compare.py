@@ -88,6 +88,26 @@ def test_tool_runner_records_stages_and_skips_finished_ones(tmp_path):
     assert not runner.done('broken')
 
 
+def test_tool_runner_refuses_a_finished_stage_with_other_arguments(
+        tmp_path):
+    script = tmp_path / 'count.py'
+    script.write_text(f"open(r'{tmp_path / 'runs'}', 'a').write('x')\n")
+    ToolRunner(str(tmp_path / 'w')).run('stage', script, '--seed', 0)
+    with pytest.raises(ConfigError, match='other arguments'):
+        ToolRunner(str(tmp_path / 'w')).run('stage', script, '--seed', 1)
+    assert (tmp_path / 'runs').read_text() == 'x'
+    recorded = json.loads((tmp_path / 'w' / 'stages.json').read_text())
+    assert recorded['stage']['command'] == [str(script), '--seed', '0']
+
+
+def test_tool_runner_echoes_the_output(tmp_path, capsys):
+    script = tmp_path / 'talk.py'
+    script.write_text("print('progress line')\n")
+    ToolRunner(str(tmp_path / 'w'), echo=True).run('talk', script)
+    assert 'progress line' in capsys.readouterr().out
+    assert 'progress line' in (tmp_path / 'w' / 'talk.log').read_text()
+
+
 class TwoBranch(nn.Module):
     def __init__(self, width: int) -> None:
         super().__init__()
@@ -155,10 +175,11 @@ def test_reduced_comparison_end_to_end(tmp_path, make_fashion_mnist,
                           'FBNet DNAS']
     budget = results['budget']
     assert budget['flops'] == 3e6 and budget['latency'] > 0
+    tolerance = Config.fromfile(REDUCED).tolerance
     for row in rows.values():
         assert len(row['top1']) == 2 and row['measured_ms'] > 0
         if row['budget'] == 'flops':
-            assert row['flops'] <= 1.05 * budget['flops']
+            assert row['flops'] <= (1 + tolerance) * budget['flops']
     assert rows['ReXNet']['flops'] >= 0.9 * budget['flops'] * 0.99
     assert rows['FBNet DNAS']['budget'] == 'latency'
     assert rows['uniform MobileNetV2']['search_minutes'] == 0
