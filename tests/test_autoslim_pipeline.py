@@ -314,6 +314,22 @@ def test_target_below_the_smallest_subnet_is_refused(pipeline, tmp_path,
     assert not (work_dir / 'search_state.json').exists()
 
 
+@pytest.mark.parametrize('option, message', [
+    ('search_loop.targets=[3e6,3e6]', 'same result name twice'),
+    ('search_loop.targets=[1.5e6,-1.0]', 'not a positive finite'),
+    ('search_loop.calibrate_bn_batches=0', 'give 1 or more'),
+])
+def test_bad_search_options_are_refused(pipeline, tmp_path, run_tool, option,
+                                        message):
+    result = run_tool('tools/search.py', SEARCH, pipeline['checkpoint'],
+                      '--work-dir', tmp_path / 'bad', '--cfg-options',
+                      *_search_options(pipeline['root']), option, check=False)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not list((tmp_path / 'bad').glob('subnet_*.yaml'))
+
+
 def test_checkpoint_that_does_not_match_is_refused(pipeline, tmp_path,
                                                    run_tool):
     yamls = _search_yamls(pipeline['search_dir'])

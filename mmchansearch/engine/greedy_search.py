@@ -9,6 +9,7 @@ current widths are that target's result, so one pass serves every target.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -105,6 +106,20 @@ class GreedySlimmingLoop(BaseLoop):
             raise ConfigError('search targets is empty; give one or more '
                               f'{constraint} budgets.')
         self.targets = sorted((float(t) for t in targets), reverse=True)
+        bad = [t for t in self.targets if not math.isfinite(t) or t <= 0]
+        if bad:
+            raise ConfigError(f'search target {bad[0]!r} is not a positive '
+                              'finite number.')
+        labels = [format_budget(constraint, t) for t in self.targets]
+        if len(set(labels)) < len(labels):
+            raise ConfigError(
+                f'search targets {list(targets)} give the same result name '
+                f'twice ({labels}); give distinct targets.')
+        if calibrate_bn_batches < 1:
+            raise ConfigError(
+                f'search_loop.calibrate_bn_batches={calibrate_bn_batches}: '
+                'BN statistics of each result are recomputed on this many '
+                'training batches; give 1 or more (e.g. 10).')
         self.constraint = constraint
         self.num_batches = num_batches
         self.calibrate_bn_batches = calibrate_bn_batches
@@ -127,6 +142,14 @@ class GreedySlimmingLoop(BaseLoop):
         return usage[self.constraint]
 
     def _check_targets(self) -> None:
+        full = self._usage(self.mutator.max_widths)
+        for target in self.targets:
+            if target >= full:
+                self.logger.warning(
+                    f'target {format_budget(self.constraint, target)} '
+                    f'{self.constraint} is at or above the full network '
+                    f'({format_budget(self.constraint, full)}): its result '
+                    'is the full network, unslimmed.')
         smallest = {g: self.mutator.candidates(g)[0]
                     for g in self.mutator.widths}
         floor = self._usage(smallest)
