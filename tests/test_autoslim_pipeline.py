@@ -280,6 +280,26 @@ def test_config_with_mmpretrain_scope_trains(pipeline, tmp_path, run_tool):
     assert (work_dir / 'epoch_1.pth').exists()
 
 
+def test_resume_with_an_empty_last_checkpoint_uses_the_newest(
+        pipeline, tmp_path, run_tool):
+    """A kill can leave last_checkpoint empty; --resume then continues from
+    the newest complete checkpoint instead of failing or restarting."""
+    work_dir = tmp_path / 'resumed'
+    work_dir.mkdir()
+    source = Path(pipeline['checkpoint'])
+    (work_dir / source.name).write_bytes(source.read_bytes())
+    (work_dir / 'last_checkpoint').write_text('')
+    (work_dir / 'epoch_9.pth').write_bytes(b'truncated')  # newer, broken
+    result = run_tool('tools/train.py', SUPERNET, '--work-dir', work_dir,
+                      '--resume', '--cfg-options',
+                      *_data_options(pipeline['root']),
+                      'train_cfg.max_epochs=2', 'param_scheduler.1.end=2')
+    assert f'complete checkpoint {work_dir / source.name}' in result.stdout
+    assert (work_dir / 'epoch_2.pth').exists()
+    assert (work_dir / 'last_checkpoint').read_text().strip().endswith(
+        'epoch_2.pth')
+
+
 def test_channel_cfg_of_another_model_is_refused(pipeline, tmp_path, run_tool):
     other = tmp_path / 'resnet.yaml'
     resnet = tmp_path / 'resnet18_plain.py'
