@@ -17,9 +17,10 @@ from .fileio import atomic_torch_save
 from .models.algorithms import ChannelSupernet
 from .registry import MODELS
 from .supernet import (
+    architecture_state,
     build_supernet,
     load_state_strictly,
-    load_supernet_weights,
+    load_supernet_state,
     read_checkpoint,
     state_dict_of,
     supernet_model_cfg,
@@ -133,7 +134,7 @@ def static_model_from_checkpoint(
                 '(a supernet or plain-model checkpoint); give the subnet\'s '
                 '--channel-cfg.')
         supernet = build_supernet(cfg, input_shape)
-        load_supernet_weights(supernet, checkpoint)
+        load_supernet_state(supernet, state, checkpoint)
         return export_subnet(supernet, channel_cfg), channel_cfg, supernet
     if channel_cfg is not None and not _same_network(channel_cfg, stored):
         raise CheckpointMismatchError(
@@ -143,15 +144,12 @@ def static_model_from_checkpoint(
             'checkpoint.')
     if joint is not None:
         model = _joint_model(cfg, joint, input_shape)
-        load_supernet_weights(model, checkpoint)
-        model.activate([c for c in joint].index(stored))
+        load_supernet_state(model, state, checkpoint)
+        model.activate(joint.index(stored))
         return model.mutator.export_static().eval(), stored, model
     supernet = build_supernet(cfg, input_shape)
     static = export_subnet(supernet, stored)
-    if any(k.startswith('architecture.') for k in state):
-        state = {k.removeprefix('architecture.'): v for k, v in state.items()
-                 if k.startswith('architecture.')}
-    load_state_strictly(static, state, checkpoint)
+    load_state_strictly(static, architecture_state(state), checkpoint)
     return static, stored, supernet
 
 

@@ -163,15 +163,29 @@ def _embedded(tensor: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return result
 
 
-def load_supernet_weights(supernet: ChannelSupernet, checkpoint: str) -> None:
-    """Loads a supernet or plain-classifier checkpoint into ``supernet``.
-
-    When the mutator grew the model (``width_cap`` > 1), a checkpoint of the
-    original model fills the leading channels of every layer.
-    """
-    state = state_dict_of(read_checkpoint(checkpoint))
+def architecture_state(state: dict[str, torch.Tensor]
+                       ) -> dict[str, torch.Tensor]:
+    """The classifier's part of a state dict: an algorithm's checkpoint
+    keeps it under ``architecture.``; a plain model's is returned as is."""
     if any(k.startswith('architecture.') for k in state):
-        state = {k.removeprefix('architecture.'): v for k, v in state.items()
-                 if k.startswith('architecture.')}
-    load_state_strictly(supernet.architecture, state, checkpoint,
-                        embed=supernet.mutator.width_cap > 1)
+        return {k.removeprefix('architecture.'): v for k, v in state.items()
+                if k.startswith('architecture.')}
+    return state
+
+
+def load_supernet_state(supernet: ChannelSupernet,
+                        state: dict[str, torch.Tensor], source: str) -> None:
+    """Loads a supernet or plain-classifier state dict into ``supernet``.
+
+    When the mutator grew the model (``width_cap`` > 1), the original
+    model's tensors fill the leading channels of every layer.
+    """
+    load_state_strictly(supernet.architecture, architecture_state(state),
+                        source, embed=supernet.mutator.width_cap > 1)
+
+
+def load_supernet_weights(supernet: ChannelSupernet, checkpoint: str) -> None:
+    """Loads a supernet or plain-classifier checkpoint into ``supernet``
+    (see :func:`load_supernet_state`)."""
+    load_supernet_state(supernet, state_dict_of(read_checkpoint(checkpoint)),
+                        checkpoint)

@@ -20,7 +20,6 @@ import glob
 import json
 import os.path as osp
 import statistics
-import sys
 import time
 
 from mmchansearch.channel_cfg import load_channel_cfg
@@ -265,4 +264,4 @@ def print_summary(supernet_metrics: dict, rows: list[dict], demo: Demo,
 
 
 if __name__ == '__main__':
-    sys.exit(run_tool(main))
+    run_tool(main)
