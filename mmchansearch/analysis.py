@@ -18,19 +18,37 @@ multiples of g; each group records that as its ``divisor``.
 Anything the walk cannot explain (concatenation, reshapes that mix channels,
 per-channel parameters outside known layers) leaves the
 channels it touches fixed, with a warning naming the module and the op.
+
+The trace also counts every conv and linear computation of the forward at
+the function level (the torch functions behind fvcore's 'conv', 'linear',
+'addmm' and 'matmul' counts). One outside the sliceable layers (a conv
+subclass with a forward of its own, a Conv1d, an ``F.linear`` in a custom
+forward) is a *fixed layer*: its cost is a constant of the FLOPs, named
+after the innermost module running it. A conv or matrix product hidden
+inside another torch function (``F.multi_head_attention_forward``) cannot be
+counted so; the analysis lists it as *uncounted* and the estimators refuse
+the model rather than count it low.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
 from torch import nn
+from torch.nn.modules.module import (
+    register_module_forward_hook,
+    register_module_forward_pre_hook,
+)
 from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from .dynamic_ops import sliceable_kind
 
@@ -44,7 +62,8 @@ _CHANNEL_WISE_OPS = {
     'ClampMax', 'Threshold', 'Clone', 'ToCopy', 'NativeDropout', 'Add', 'Sub',
     'Mul', 'Div', 'Neg', 'MaxPool2DWithIndices', 'AvgPool2D',
     'AdaptiveAvgPool2D', 'AdaptiveMaxPool2D', 'NativeBatchNorm',
-    'CudnnBatchNorm', 'Expand', 'Contiguous'
+    'CudnnBatchNorm', 'Expand', 'Contiguous', 'UpsampleNearest2D',
+    'UpsampleBilinear2D'
 }
 _NORM_OPS = {'NativeBatchNorm', 'CudnnBatchNorm'}
 # Shape ops that keep channels only when every dim after the channel is 1.
@@ -97,6 +116,27 @@ class ChannelGroup:
 
 
 @dataclass
+class FixedLayer:
+    """A conv or linear computation outside the sliceable layers.
+
+    Its channels stay fixed, so its cost is the same for every width.
+    (:func:`count_conv_linear` describes the own calls of any module so.)
+
+    Attributes:
+        name: the innermost module running it ('' for the model itself).
+        ops: the torch functions it calls, e.g. ['conv2d'].
+        macs: multiply-accumulates per sample, summed over its calls.
+        output_positions: the positions its cost is counted at, summed
+            over its calls (a conv's output H*W, a transposed conv's input
+            H*W, the rows of a linear layer or matrix product).
+    """
+    name: str
+    ops: list[str] = field(default_factory=list)
+    macs: int = 0
+    output_positions: int = 0
+
+
+@dataclass
 class ChannelAnalysis:
     """Result of :func:`analyze_channels`.
 
@@ -105,11 +145,17 @@ class ChannelAnalysis:
         layers: every traced layer in execution order.
         fixed: human-readable reasons for channels kept fixed.
         input_shape: (C, H, W) the model was traced with.
+        fixed_layers: conv and linear computations outside ``layers``, by
+            module name.
+        uncounted: 'module: function' for every torch function that ran a
+            conv or matrix product the trace could not count.
     """
     groups: dict[str, ChannelGroup]
     layers: dict[str, LayerInfo]
     fixed: list[str]
     input_shape: tuple[int, int, int]
+    fixed_layers: dict[str, FixedLayer] = field(default_factory=dict)
+    uncounted: list[str] = field(default_factory=list)
 
 
 class _UnionFind:
@@ -244,13 +290,163 @@ class _ShapeRecorder(TorchFunctionMode):
         return result
 
 
+def _arg(args: tuple, kwargs: dict, index: int, name: str):
+    return args[index] if len(args) > index else kwargs[name]
+
+
+def _conv_cost(args: tuple, kwargs: dict, output: torch.Tensor
+               ) -> tuple[int, int]:
+    """(MACs, positions) of a conv: weights per output x outputs."""
+    weight = _arg(args, kwargs, 1, 'weight')
+    return (output.numel() * math.prod(weight.shape[1:]),
+            output.numel() // weight.shape[0])
+
+
+def _conv_transpose_cost(args: tuple, kwargs: dict, output: torch.Tensor
+                         ) -> tuple[int, int]:
+    """A transposed conv, counted at its input positions (as fvcore)."""
+    x, weight = _arg(args, kwargs, 0, 'input'), _arg(args, kwargs, 1, 'weight')
+    return (x.numel() * math.prod(weight.shape[1:]),
+            x.numel() // weight.shape[0])
+
+
+def _linear_cost(args: tuple, kwargs: dict, output: torch.Tensor
+                 ) -> tuple[int, int]:
+    x, weight = _arg(args, kwargs, 0, 'input'), _arg(args, kwargs, 1, 'weight')
+    return x.numel() * weight.shape[0], x.numel() // x.shape[-1]
+
+
+def _addmm_cost(args: tuple, kwargs: dict, output: torch.Tensor
+                ) -> tuple[int, int]:
+    mat1, mat2 = _arg(args, kwargs, 1, 'mat1'), _arg(args, kwargs, 2, 'mat2')
+    return mat1.numel() * mat2.shape[-1], mat1.shape[0]
+
+
+def _matmul_cost(args: tuple, kwargs: dict, output: torch.Tensor
+                 ) -> tuple[int, int]:
+    a, b = _arg(args, kwargs, 0, 'input'), _arg(args, kwargs, 1, 'other')
+    columns = b.shape[-1] if b.dim() > 1 else 1
+    return a.numel() * columns, a.numel() // a.shape[-1]
+
+
+# The torch functions behind fvcore's 'conv', 'linear', 'addmm' and 'matmul'
+# counts -> (MACs, positions) of one call.
+_COUNTED: dict[Callable, Callable] = {
+    **dict.fromkeys((F.conv1d, F.conv2d, F.conv3d), _conv_cost),
+    **dict.fromkeys((F.conv_transpose1d, F.conv_transpose2d,
+                     F.conv_transpose3d), _conv_transpose_cost),
+    F.linear: _linear_cost,
+    **dict.fromkeys((torch.addmm, torch.Tensor.addmm), _addmm_cost),
+    **dict.fromkeys((torch.matmul, torch.Tensor.matmul,
+                     torch.Tensor.__matmul__), _matmul_cost),
+}
+# Python-level torch functions whose products fvcore counts under other
+# names ('einsum') or not at all: not FLOPs by the convention.
+_OTHER_PRODUCTS = {torch.einsum, torch.tensordot}
+_aten = torch.ops.aten
+_CONV_KERNELS = {_aten.convolution, _aten._convolution}
+_PRODUCT_KERNELS = {_aten.mm, _aten.addmm, _aten.bmm, _aten.baddbmm,
+                    _aten.addbmm, _aten.mv, _aten.addmv}
+
+
+class _KernelCounter(TorchDispatchMode):
+    """Counts the conv and matrix-product kernels run (below autograd)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = self.products = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.convs += func.overloadpacket in _CONV_KERNELS
+        self.products += func.overloadpacket in _PRODUCT_KERNELS
+        return func(*args, **(kwargs or {}))
+
+
+class _ConvLinearCounter(TorchFunctionMode):
+    """Charges every conv and linear function of a forward to the innermost
+    module running it (see :func:`count_conv_linear`)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.names = {module: name for name, module in model.named_modules()}
+        self.stack: list[nn.Module] = []
+        self.kernels = _KernelCounter()
+        self.costs: dict[str, FixedLayer] = {}
+        self.inputs: dict[str, list] = {}  # name -> autograd input nodes
+        self.uncounted: list[str] = []
+
+    def module_name(self) -> str:
+        """Name of the innermost module of the model now running."""
+        return next((self.names[m] for m in reversed(self.stack)
+                     if m in self.names), '')
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        convs, products = self.kernels.convs, self.kernels.products
+        result = func(*args, **kwargs)
+        if func in _COUNTED:
+            self._charge(func, args, kwargs, result)
+        elif self.kernels.convs > convs or (
+                self.kernels.products > products and inspect.isfunction(func)
+                and func not in _OTHER_PRODUCTS):
+            where = f'{self.module_name() or "model"}: {func.__name__}'
+            if where not in self.uncounted:
+                self.uncounted.append(where)
+        return result
+
+    def _charge(self, func: Callable, args: tuple, kwargs: dict,
+                result: torch.Tensor) -> None:
+        macs, positions = _COUNTED[func](args, kwargs, result)
+        name = self.module_name()
+        cost = self.costs.setdefault(name, FixedLayer(name))
+        op = func.__name__.strip('_')  # __matmul__: matmul
+        if op not in cost.ops:
+            cost.ops.append(op)
+        cost.macs += macs
+        cost.output_positions += positions
+        self.inputs.setdefault(name, []).extend(
+            a.grad_fn for a in args
+            if torch.is_tensor(a) and a.grad_fn is not None)
+
+
+@contextmanager
+def count_conv_linear(model: nn.Module) -> Iterator[_ConvLinearCounter]:
+    """Counts the conv and linear computations of the forwards run inside.
+
+    The functions counted are those of fvcore's 'conv', 'linear', 'addmm'
+    and 'matmul' operators, with fvcore's MACs. The counter yielded has
+    ``costs`` (module name -> :class:`FixedLayer` of every call the module
+    ran itself, layers of ``model`` included) and ``uncounted`` ('module:
+    function' of torch functions that ran a conv, or a matrix product, the
+    counter could not see, e.g. ``F.multi_head_attention_forward``).
+
+    Args:
+        model: names the modules; the forwards may be of any of them.
+    """
+    counter = _ConvLinearCounter(model)
+
+    def leave_module(module: nn.Module, args, output) -> None:
+        counter.stack.pop()
+
+    enter = register_module_forward_pre_hook(
+        lambda module, args: counter.stack.append(module))
+    leave = register_module_forward_hook(leave_module, always_call=True)
+    try:
+        with counter.kernels, counter:
+            yield counter
+    finally:
+        enter.remove()
+        leave.remove()
+
+
 def _trace(model: nn.Module, inputs: torch.Tensor
-           ) -> tuple[dict, object, dict]:
+           ) -> tuple[dict, object, dict, _ConvLinearCounter]:
     """Runs one forward pass, recording the autograd nodes of every layer.
 
     Returns:
-        Layer records, the output's autograd node, and the output shape of
-        every autograd node created by a torch function.
+        Layer records, the output's autograd node, the output shape of
+        every autograd node created by a torch function, and the count of
+        conv and linear computations.
     """
     records: dict[str, _Record] = {}
     handles = []
@@ -277,14 +473,15 @@ def _trace(model: nn.Module, inputs: torch.Tensor
             handles.append(module.register_forward_hook(make_hook(record)))
     recorder = _ShapeRecorder()
     try:
-        with torch.enable_grad(), recorder:
+        with torch.enable_grad(), count_conv_linear(model) as counter, \
+                recorder:
             output = forward_logits(model, inputs)
     finally:
         for handle in handles:
             handle.remove()
     called = sorted((r.order, name) for name, r in records.items() if r.calls)
     ordered = {name: records[name] for _, name in called}
-    return ordered, output.grad_fn, recorder.shapes
+    return ordered, output.grad_fn, recorder.shapes, counter
 
 
 def forward_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
@@ -320,9 +517,11 @@ def analyze_channels(model: nn.Module,
         param = next(model.parameters(), None)
         device = param.device if param is not None else 'cpu'
         inputs = torch.zeros(1, *input_shape, device=device)
-        records, output_node, output_shapes = _trace(model, inputs)
+        records, output_node, output_shapes, counter = _trace(model, inputs)
     finally:
         model.train(was_training)
+    fixed_layers = {name: cost for name, cost in counter.costs.items()
+                    if name not in records}
 
     producers = {out: n for n, r in records.items()
                  if r.kind in ('conv', 'linear') for _, out in r.calls}
@@ -355,6 +554,11 @@ def analyze_channels(model: nn.Module,
         if record.kind == 'conv' and record.module.groups > 1:
             multiples += [(input_groups[name], record.module.groups),
                           (name, record.module.groups)]
+    for name, layer in fixed_layers.items():  # its input keeps its width
+        for node in counter.inputs.get(name, []):
+            found = walker.sources(node)[0] or frozenset([INPUT])
+            fixed_roots.setdefault(union.find(join(found, frozenset(), name)),
+                                   f'read by {name} ({", ".join(layer.ops)})')
     out_sources, out_bad = walker.sources(output_node)
     union.union(sorted(out_sources) + [OUTPUT])
     if out_bad:
@@ -406,9 +610,13 @@ def analyze_channels(model: nn.Module,
                                  record.output_positions)
 
     reasons = _describe_fixed(records, union, fixed, input_groups)
+    reasons += [f'{name or "model"}: {", ".join(layer.ops)} outside the '
+                'sliceable layers (its FLOPs count as a constant)'
+                for name, layer in fixed_layers.items()]
     for reason in reasons:
         logger.warning(f'channels kept fixed: {reason}')
-    return ChannelAnalysis(groups, layers, reasons, tuple(input_shape))
+    return ChannelAnalysis(groups, layers, reasons, tuple(input_shape),
+                           fixed_layers, counter.uncounted)
 
 
 def _describe_fixed(records: dict, union: _UnionFind, fixed: dict,

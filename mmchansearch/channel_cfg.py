@@ -122,6 +122,12 @@ def load_channel_cfg(path: str | os.PathLike) -> ChannelConfig:
     return parse_channel_cfg(data, path)
 
 
+def same_network(a: ChannelConfig, b: ChannelConfig) -> bool:
+    """Whether two configs describe the same network (meta aside)."""
+    return (a.channels, a.blocks, a.resolution) == \
+        (b.channels, b.blocks, b.resolution)
+
+
 def read_channel_cfg(item: str | os.PathLike | Mapping | ChannelConfig
                      ) -> ChannelConfig:
     """A channel_cfg from a YAML path, a mapping or a ChannelConfig."""

@@ -29,3 +29,8 @@ class ConfigError(ChannelSearchError):
 class LatencyTableError(ChannelSearchError):
     """A latency lookup table is missing, malformed, lacks an op or was
     measured on another device."""
+
+
+class NonFiniteError(ChannelSearchError):
+    """A search met a NaN or infinite loss, score, FLOPs Utilization Ratio
+    or architecture parameter (a diverged or broken network)."""

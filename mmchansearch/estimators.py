@@ -5,9 +5,14 @@ linear layers (MobileNetV2 1.0x at 224x224 = 300M), the same as fvcore's
 per-operator conv + linear counts. Everything comes from one trace
 (:class:`~mmchansearch.analysis.ChannelAnalysis`): per layer, a coefficient
 times the widths of its input and output groups, so a query is a short loop
-over small integers. With a latency model (a lookup table measured on the
-user's device, :mod:`mmchansearch.latency`) the estimate has 'latency' (ms)
-too, so every search can bound it like FLOPs.
+over small integers. Conv and linear computations outside the sliceable
+layers (the analysis' fixed layers: a conv subclass with its own forward, a
+Conv1d, an ``F.linear`` in a custom forward) keep their channels, so their
+cost is a constant; a model whose cost the trace could not count is refused
+(:class:`~mmchansearch.errors.ConfigError`), never estimated low. With a
+latency model (a lookup table measured on the user's device,
+:mod:`mmchansearch.latency`) the estimate has 'latency' (ms) too, so every
+search can bound it like FLOPs.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from typing import Any
 from torch import nn
 
 from .analysis import ChannelAnalysis
+from .errors import ConfigError
 
 METRICS = ('flops', 'params')
 
@@ -44,7 +50,7 @@ class ResourceEstimator:
         analysis: the channel analysis of the model.
         model: the analyzed model (its layers' kernel sizes and biases are
             read once; parameters outside analyzed layers count as a
-            constant).
+            constant, as do the FLOPs of the analysis' fixed layers).
         latency: an object whose ``latency(widths)`` gives milliseconds
             (:class:`~mmchansearch.latency.ChannelLatencyModel`); adds the
             'latency' metric.
@@ -61,6 +67,8 @@ class ResourceEstimator:
             for p in model.get_submodule(name).parameters(recurse=False))
         self._constant_params = sum(
             p.numel() for p in model.parameters()) - layer_params
+        self._fixed = [layer for layer in analysis.fixed_layers.values()
+                       if layer.macs]
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -83,10 +91,15 @@ class ResourceEstimator:
                 a conv) replacing the traced ones, e.g. at another input
                 resolution or their expectation over candidate
                 resolutions; FLOPs are linear in them (params are not
-                affected).
+                affected). When given, it must name every fixed layer
+                (:attr:`ChannelAnalysis.fixed_layers`).
+
+        Raises:
+            ConfigError: the trace could not count the model's cost, or
+                ``positions`` lacks a fixed layer.
         """
         positions = positions or {}
-        flops = 0
+        flops = self._fixed_flops(positions)
         params = self._constant_params
         for cost in self._costs:
             cin, cout = _widths_of(cost, widths)
@@ -104,13 +117,42 @@ class ResourceEstimator:
         return result
 
     def layer_flops(self, widths: Mapping[str, int]) -> dict[str, float]:
-        """FLOPs of every analyzed layer (batch norms: 0)."""
-        result = {}
+        """FLOPs of every analyzed layer (batch norms: 0) and of every
+        fixed layer, by module name; they sum to :meth:`flops`."""
+        self._check_counted()
+        result = {layer.name: float(layer.macs) for layer in self._fixed}
         for cost in self._costs:
             cin, cout = _widths_of(cost, widths)
             result[cost.name] = float(
                 (cost.flops_per_pair * cin + cost.flops_per_out) * cout)
         return result
+
+    def _check_counted(self) -> None:
+        """Refuses a model whose cost the trace could not count."""
+        if self.analysis.uncounted:
+            raise ConfigError(
+                'cannot count the FLOPs of this model exactly: '
+                f'{", ".join(self.analysis.uncounted)} ran a conv or matrix '
+                'product inside a torch function the trace cannot see into; '
+                'write it with F.conv*/F.linear/torch.matmul (or nn layers) '
+                'to have it counted.')
+
+    def _fixed_flops(self, positions: Mapping) -> float:
+        """FLOPs of the fixed layers, at ``positions`` when given."""
+        self._check_counted()
+        if not positions:
+            return sum(layer.macs for layer in self._fixed)
+        missing = [layer.name for layer in self._fixed
+                   if layer.name not in positions]
+        if missing:
+            raise ConfigError(
+                f'positions: no output positions for the fixed layer(s) '
+                f'{missing}; their FLOPs at another input size are unknown. '
+                'Give positions for every layer of analysis.layers and '
+                'analysis.fixed_layers.')
+        return sum(layer.macs * (positions[layer.name]
+                                 / layer.output_positions)
+                   for layer in self._fixed)
 
     def flops(self, widths: Mapping[str, int]) -> float:
         """FLOPs (multiply-accumulates of conv + linear layers)."""

@@ -11,7 +11,7 @@ from mmengine.registry import DefaultScope
 from torch import nn
 
 from .analysis import forward_logits
-from .channel_cfg import ChannelConfig, parse_channel_cfg
+from .channel_cfg import ChannelConfig, parse_channel_cfg, same_network
 from .errors import CheckpointMismatchError
 from .fileio import atomic_torch_save
 from .models.algorithms import ChannelSupernet
@@ -84,11 +84,6 @@ def load_static_model(cfg: Config | str, checkpoint: str) -> nn.Module:
     return static
 
 
-def _same_network(a: ChannelConfig, b: ChannelConfig) -> bool:
-    return (a.channels, a.blocks, a.resolution) == \
-        (b.channels, b.blocks, b.resolution)
-
-
 def static_model_from_checkpoint(
         cfg: Config, checkpoint: str,
         channel_cfg: ChannelConfig | None = None,
@@ -136,7 +131,7 @@ def static_model_from_checkpoint(
         supernet = build_supernet(cfg, input_shape)
         load_supernet_state(supernet, state, checkpoint)
         return export_subnet(supernet, channel_cfg), channel_cfg, supernet
-    if channel_cfg is not None and not _same_network(channel_cfg, stored):
+    if channel_cfg is not None and not same_network(channel_cfg, stored):
         raise CheckpointMismatchError(
             f'checkpoint {checkpoint} holds the network of its own '
             f'channel_cfg ({stored.source}), not {channel_cfg.source}; drop '

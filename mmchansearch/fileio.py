@@ -7,6 +7,7 @@ them (``weights_only=True``, mmengine's training state allowed).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -150,3 +151,12 @@ def install_checkpoint_io() -> None:
         prefixes='', force=True,
         loader=lambda filename, map_location=None: load_checkpoint_file(
             filename, map_location))
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()

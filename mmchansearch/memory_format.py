@@ -12,10 +12,12 @@ state dicts and checkpoints do not depend on the format.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from .analysis import forward_logits
 from .errors import ConfigError
 
 MEMORY_FORMATS = {
@@ -36,6 +38,31 @@ def to_memory_format(module: nn.Module, name: str) -> nn.Module:
     """Stores the 4-D parameters and buffers of ``module`` in the memory
     format ``name`` ('channels_last' or 'contiguous'), in place."""
     return module.to(memory_format=check_memory_format(name))
+
+
+def runs_channels_last(model: nn.Module,
+                       input_shape: Sequence[int]) -> bool:
+    """Whether ``model``, stored channels-last, runs a forward on one
+    sample of (C, H, W) ``input_shape`` (in eval mode, without gradients;
+    the model is left unchanged).
+
+    A network that flattens a 4-D activation with ``view`` (mmpretrain's
+    VGG: ``x.view(x.size(0), -1)``) cannot run channels-last: the view
+    fails. Any other error is left to the real forward to raise.
+    """
+    param = next(model.parameters(), None)
+    inputs = torch.zeros(1, *input_shape,
+                         device=param.device if param is not None else 'cpu')
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            forward_logits(model, inputs)
+    except RuntimeError as err:
+        return 'view size is not compatible' not in str(err)
+    finally:
+        model.train(was_training)
+    return True
 
 
 # oneDNN caches one compiled primitive per convolution shape, 1024 by

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .analysis import FixedLayer, count_conv_linear
 from .errors import ConfigError
 
 # Pointwise modules that map 0 to 0: canvases pass through them unchanged.
@@ -90,11 +91,16 @@ def check_resolutions(resolutions: Sequence[int], input_shape: Sequence[int]
 
 
 def trace_sizes(model: nn.Module, input_shape: Sequence[int]
-                ) -> dict[str, list[tuple]]:
+                ) -> tuple[dict[str, list[tuple]], dict[str, FixedLayer]]:
     """Runs ``model`` once (eval mode, no gradients) on zeros of
-    ``input_shape``; returns, per leaf module called on a 4-D input, the
-    (input size, output size or None, output positions per channel) of
-    each of its calls."""
+    ``input_shape``.
+
+    Returns:
+        Per leaf module, the (input size or None, output size or None,
+        output positions per channel) of each of its calls; per module
+        running a conv or linear function itself, their cost
+        (:func:`~mmchansearch.analysis.count_conv_linear`).
+    """
     records: dict[str, list[tuple]] = {}
     handles = []
 
@@ -122,13 +128,41 @@ def trace_sizes(model: nn.Module, input_shape: Sequence[int]
     device = param.device if param is not None else 'cpu'
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), count_conv_linear(model) as counter:
             model(torch.zeros(1, *input_shape, device=device), mode='tensor')
     finally:
         model.train(was_training)
         for handle in handles:
             handle.remove()
-    return records
+    return records, counter.costs
+
+
+def _positions(trace: dict[str, list[tuple]], costs: dict[str, FixedLayer],
+               full_costs: dict[str, FixedLayer], resolution: int
+               ) -> dict[str, int]:
+    """Output positions per leaf module, and the positions the conv and
+    linear functions of a module are counted at (what the FLOPs of a fixed
+    layer scale with).
+
+    Raises:
+        ConfigError: a module's cost does not scale with its positions
+            (e.g. a matrix product over the positions themselves).
+    """
+    positions = {name: sum(call[2] for call in calls)
+                 for name, calls in trace.items()}
+    for name in full_costs.keys() | costs.keys():
+        full = full_costs.get(name, FixedLayer(name))
+        cost = costs.get(name, FixedLayer(name))
+        if cost.macs * full.output_positions != \
+                full.macs * cost.output_positions:
+            raise ConfigError(
+                f'resolutions: the FLOPs of {name or "the model"} '
+                f'({", ".join(full.ops or cost.ops)}) at {resolution}x'
+                f'{resolution} do not scale with its output positions, so '
+                'the resolution search cannot estimate them; search the '
+                'channels alone.')
+        positions[name] = cost.output_positions
+    return positions
 
 
 class ResolutionMixer:
@@ -145,8 +179,9 @@ class ResolutionMixer:
     norm in training mode therefore normalizes each candidate with its own
     batch statistics, and updates its running statistics once per
     candidate. :attr:`positions` holds, per candidate, every leaf module's
-    output positions per channel (summed over its calls), what the FLOPs
-    of that resolution scale with.
+    output positions per channel (summed over its calls) and the positions
+    of every module's own conv and linear functions (fixed layers
+    included), what the FLOPs of that resolution scale with.
 
     Args:
         model: the classifier (called as ``model(x, mode='tensor')``).
@@ -159,12 +194,13 @@ class ResolutionMixer:
         self.resolutions = check_resolutions(resolutions, input_shape)
         self.weights: torch.Tensor | None = None
         channels = input_shape[0]
-        full = trace_sizes(model, input_shape)
-        per_candidate = [trace_sizes(model, (channels, r, r))
-                         for r in self.resolutions]
+        full, full_costs = trace_sizes(model, input_shape)
+        traces = [trace_sizes(model, (channels, r, r))
+                  for r in self.resolutions]
+        per_candidate = [trace for trace, _ in traces]
         self.positions = [
-            {name: sum(call[2] for call in calls)
-             for name, calls in trace.items()} for trace in per_candidate]
+            _positions(trace, costs, full_costs, r)
+            for (trace, costs), r in zip(traces, self.resolutions)]
         self._plans: dict[str, dict[Size, tuple]] = {}
         self._wrapped: list[nn.Module] = []
         for name, calls in full.items():

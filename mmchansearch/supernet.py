@@ -15,6 +15,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import nn
 
+from .channel_cfg import parse_channel_cfg, same_network
 from .errors import CheckpointMismatchError, ConfigError
 from .fileio import load_checkpoint_file
 from .models.algorithms import DNAS, ChannelSupernet
@@ -174,18 +175,59 @@ def architecture_state(state: dict[str, torch.Tensor]
 
 
 def load_supernet_state(supernet: ChannelSupernet,
-                        state: dict[str, torch.Tensor], source: str) -> None:
-    """Loads a supernet or plain-classifier state dict into ``supernet``.
+                        state: dict[str, torch.Tensor], source: str,
+                        embed: bool = False) -> None:
+    """Loads a supernet or plain-classifier state dict into ``supernet``;
+    any shape mismatch is a clear error.
 
-    When the mutator grew the model (``width_cap`` > 1), the original
-    model's tensors fill the leading channels of every layer.
+    Args:
+        supernet: the model to load into.
+        state: the state dict.
+        source: names the checkpoint in errors.
+        embed: the state is the original model's, loaded into a supernet
+            the mutator grew (``width_cap`` > 1): its tensors fill the
+            leading channels of every layer. Only Network Adjustment's
+            pretrained start asks for this; everywhere else a narrower
+            tensor is a mismatch, never a partly random layer.
     """
+    if embed and supernet.mutator.width_cap <= 1:
+        raise ValueError('embed=True needs a supernet grown by width_cap > 1')
     load_state_strictly(supernet.architecture, architecture_state(state),
-                        source, embed=supernet.mutator.width_cap > 1)
+                        source, embed=embed)
 
 
-def load_supernet_weights(supernet: ChannelSupernet, checkpoint: str) -> None:
+def load_supernet_weights(supernet: ChannelSupernet, checkpoint: str,
+                          embed: bool = False) -> None:
     """Loads a supernet or plain-classifier checkpoint into ``supernet``
-    (see :func:`load_supernet_state`)."""
-    load_supernet_state(supernet, state_dict_of(read_checkpoint(checkpoint)),
-                        checkpoint)
+    (see :func:`load_supernet_state`); a checkpoint that names its
+    networks must name the model's (:func:`check_stored_channel_cfgs`)."""
+    ckpt = read_checkpoint(checkpoint)
+    check_stored_channel_cfgs(supernet, ckpt.get('meta'), checkpoint)
+    load_supernet_state(supernet, state_dict_of(ckpt), checkpoint, embed)
+
+
+def check_stored_channel_cfgs(model: nn.Module, meta: dict | None,
+                              source: str) -> None:
+    """A subnet checkpoint's meta names the network(s) it holds
+    (``channel_cfg`` of a split/exported one, ``channel_cfgs`` of a
+    retrained one); a model built with other channel_cfgs is refused.
+
+    Shapes alone cannot tell: a retrained subnet keeps the supernet's full
+    tensors, so the wrong widths would load and test without an error.
+    """
+    given = getattr(model, 'channel_cfgs', None)
+    meta = meta or {}
+    if not given or not (meta.get('channel_cfgs') or meta.get('channel_cfg')):
+        return
+    entries = meta.get('channel_cfgs') or [
+        dict(name='subnet', channel_cfg=meta['channel_cfg'])]
+    stored = [parse_channel_cfg(e['channel_cfg'], f'{source} {e["name"]}')
+              for e in entries]
+    if len(stored) != len(given) or not all(
+            same_network(a, b) for a, b in zip(stored, given)):
+        raise CheckpointMismatchError(
+            f'checkpoint {source} holds {len(stored)} network(s) of its own '
+            f'channel_cfg (meta), not the {len(given)} given in '
+            f'model.channel_cfgs ({", ".join(c.source for c in given)}); '
+            'give the channel_cfg(s) it was trained with, in order '
+            '(tools/export_subnet.py reads them from the checkpoint).')

@@ -300,6 +300,35 @@ def test_resume_with_an_empty_last_checkpoint_uses_the_newest(
         'epoch_2.pth')
 
 
+def _final_weights(work_dir: Path) -> dict:
+    return torch.load(_last_checkpoint(work_dir),
+                      weights_only=False)['state_dict']
+
+
+def test_killed_supernet_training_resumes_to_the_same_weights(
+        tmp_path, make_fashion_mnist, run_tool, kill_when):
+    """kill -9 after the first of three epochs (validating every epoch),
+    --resume: the weights are the uninterrupted run's, bit for bit. The
+    width sampler (seeded from Python's generator) and the generators are
+    in the checkpoints (RandomStateHook)."""
+    root = make_fashion_mnist(tmp_path / 'data', N_TRAIN, N_TEST)
+    options = ['--cfg-options', *_data_options(root),
+               'train_cfg.max_epochs=3', 'param_scheduler.1.end=3',
+               'train_cfg.val_interval=1', 'val_cfg.calibrate_bn_batches=1']
+    straight, killed = tmp_path / 'straight', tmp_path / 'killed'
+    run_tool('tools/train.py', SUPERNET, '--work-dir', straight, *options)
+    kill_when(lambda: (killed / 'epoch_1.pth').exists(), 'tools/train.py',
+              SUPERNET, '--work-dir', killed, *options)
+    assert not (killed / 'epoch_3.pth').exists()
+    run_tool('tools/train.py', SUPERNET, '--work-dir', killed, '--resume',
+             *options)
+    assert _last_checkpoint(killed).endswith('epoch_3.pth')
+    expected, resumed = _final_weights(straight), _final_weights(killed)
+    assert resumed.keys() == expected.keys()
+    for key, value in expected.items():
+        assert torch.equal(resumed[key], value), key
+
+
 def test_channel_cfg_of_another_model_is_refused(pipeline, tmp_path, run_tool):
     other = tmp_path / 'resnet.yaml'
     resnet = tmp_path / 'resnet18_plain.py'
@@ -350,6 +379,27 @@ def test_bad_search_options_are_refused(pipeline, tmp_path, run_tool, option,
     assert not list((tmp_path / 'bad').glob('subnet_*.yaml'))
 
 
+def test_a_diverged_supernet_stops_the_search(pipeline, tmp_path,
+                                              run_tool):
+    checkpoint = torch.load(pipeline['checkpoint'], weights_only=False)
+    conv = next(k for k, v in checkpoint['state_dict'].items()
+                if v.dim() == 4)
+    checkpoint['state_dict'][conv].fill_(float('nan'))
+    broken = tmp_path / 'nan.pth'
+    torch.save(checkpoint, broken)
+    work_dir = tmp_path / 'search'
+    result = run_tool('tools/search.py', SEARCH, broken, '--work-dir',
+                      work_dir, '--cfg-options',
+                      *_search_options(pipeline['root']), check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert 'error: greedy search step 0 (the widest subnet): non-finite ' \
+        'held-out loss = nan' in result.stderr
+    assert 'check the checkpoint' in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not list(work_dir.glob('subnet_*.yaml'))
+    assert not (work_dir / 'search_history.json').exists()
+
+
 def test_checkpoint_that_does_not_match_is_refused(pipeline, tmp_path,
                                                    run_tool):
     yamls = _search_yamls(pipeline['search_dir'])
@@ -397,3 +447,59 @@ def test_greedy_search_meets_a_latency_budget(pipeline, tmp_path, run_tool):
     assert result.meta['latency'] <= target
     assert mutator.estimate(result.channels)['latency'] == pytest.approx(
         result.meta['latency'])
+
+
+def _snapshot(folder: Path) -> dict:
+    """The search's own files (state, history, results) in ``folder``."""
+    return {p.name: p.read_bytes() for p in folder.iterdir()
+            if p.suffix in ('.json', '.yaml')}
+
+
+def test_search_without_resume_over_an_earlier_one_is_refused(
+        pipeline, tmp_path, run_tool):
+    """Forgetting --resume must not overwrite a search's state."""
+    work_dir = tmp_path / 'again'
+    command = ['tools/search.py', SEARCH, pipeline['checkpoint'],
+               '--work-dir', work_dir, '--cfg-options',
+               *_search_options(pipeline['root'])]
+    work_dir.mkdir()
+    for path in pipeline['search_dir'].glob('*.json'):
+        (work_dir / path.name).write_bytes(path.read_bytes())
+    before = _snapshot(work_dir)
+    result = run_tool(*command, check=False)
+    assert result.returncode == 2, result.stderr
+    assert 'add --resume to continue it, --force to start over' in \
+        result.stderr
+    assert 'Traceback' not in result.stderr
+    assert _snapshot(work_dir) == before
+    run_tool(*command, '--force')  # starts over on purpose
+    assert [p.name for p in _search_yamls(work_dir)] == [
+        p.name for p in _search_yamls(pipeline['search_dir'])]
+
+
+@pytest.mark.parametrize('change, named', [
+    ('config', 'config.search_loop'), ('checkpoint', 'checkpoint')])
+def test_resume_against_another_config_or_checkpoint_is_refused(
+        pipeline, tmp_path, run_tool, change, named):
+    work_dir = tmp_path / 'resumed'
+    work_dir.mkdir()
+    state = pipeline['search_dir'] / 'search_state.json'
+    (work_dir / state.name).write_bytes(state.read_bytes())
+    checkpoint, options = pipeline['checkpoint'], []
+    if change == 'config':
+        options = ['search_loop.num_batches=1']
+    else:  # the same file name, other weights
+        ckpt = torch.load(checkpoint, weights_only=False)
+        first = next(iter(ckpt['state_dict']))
+        ckpt['state_dict'][first] = ckpt['state_dict'][first] + 1
+        checkpoint = tmp_path / 'other.pth'
+        torch.save(ckpt, checkpoint)
+    before = _snapshot(work_dir)
+    result = run_tool('tools/search.py', SEARCH, checkpoint, '--work-dir',
+                      work_dir, '--resume', '--cfg-options',
+                      *_search_options(pipeline['root']), *options,
+                      check=False)
+    assert result.returncode == 2, result.stderr
+    assert f'was made with another {named}' in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert _snapshot(work_dir) == before

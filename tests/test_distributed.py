@@ -7,7 +7,10 @@ identical on both ranks.
 """
 import os
 import socket
+import time
+from datetime import timedelta
 
+import pytest
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
@@ -15,7 +18,8 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
-from mmchansearch.distributed import shared_rng
+from mmchansearch.distributed import check_finite, shared_rng
+from mmchansearch.errors import NonFiniteError
 from mmchansearch.models import DNAS, AutoSlim, ChannelSearchDDP
 from mmchansearch.optim import SeparateOptimWrapperConstructor
 from mmchansearch.registry import MODELS
@@ -156,3 +160,44 @@ def test_differentiable_search_keeps_same_weights_and_theta(tmp_path):
         'the architecture steps left theta unchanged'
     assert any(not torch.equal(start[k], rank0[k]) for k in weights), \
         'the weight steps changed nothing'
+
+
+# ------------------------------------------------------- non-finite numbers
+def test_check_finite_names_the_non_finite_values():
+    check_finite({'loss': 0.5, 'alpha': torch.zeros(3)}, 'step 1', 'Fix it')
+    with pytest.raises(NonFiniteError) as err:
+        check_finite({'loss': float('nan'), 'top-1': 50.0,
+                      'alpha': torch.tensor([0.0, float('inf'), 1.0])},
+                     'greedy search step 3', 'Lower the learning rate')
+    assert str(err.value) == (
+        'greedy search step 3: non-finite loss = nan, alpha = 1 of 3 values '
+        'NaN/inf. Lower the learning rate; nothing was written from these '
+        'numbers.')
+
+
+def _non_finite_worker(rank: int, port: int, out_dir: str) -> None:
+    torch_dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+        world_size=2, timeout=timedelta(seconds=60))
+    start = time.perf_counter()
+    loss = float('nan') if rank == 1 else 0.5  # only rank 1 diverged
+    try:
+        check_finite({'held-out loss': loss}, 'step 3', 'Fix it')
+        message = None
+    except NonFiniteError as err:
+        message = str(err)
+    torch.save(dict(message=message, seconds=time.perf_counter() - start),
+               os.path.join(out_dir, f'rank{rank}.pth'))
+    torch_dist.destroy_process_group()
+
+
+def test_every_rank_stops_when_one_rank_sees_a_nan(tmp_path):
+    mp.spawn(_non_finite_worker, args=(_free_port(), str(tmp_path)),
+             nprocs=2)
+    rank0 = torch.load(tmp_path / 'rank0.pth')
+    rank1 = torch.load(tmp_path / 'rank1.pth')
+    assert rank1['message'].startswith(
+        'step 3: non-finite held-out loss = nan. Fix it')
+    assert rank0['message'].startswith(
+        'step 3: non-finite values on another rank. Fix it')
+    assert max(rank0['seconds'], rank1['seconds']) < 10

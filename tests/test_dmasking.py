@@ -2,6 +2,7 @@
 import json
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,7 +16,8 @@ from mmchansearch.channel_cfg import (
     save_channel_cfg,
     validate_channels,
 )
-from mmchansearch.errors import BudgetError, ConfigError
+from mmchansearch.engine.dmasking_search import DMaskingSearchLoop
+from mmchansearch.errors import BudgetError, ConfigError, NonFiniteError
 from mmchansearch.export import load_static_model, save_static_checkpoint
 from mmchansearch.latency import LatencyTable, measurement_meta
 from mmchansearch.models.algorithms import DMaskingNAS
@@ -232,6 +234,81 @@ def test_search_writes_results_and_resumes(tmp_path, make_fashion_mnist,
     assert 'resumed epoch: 2' in log
     history = json.loads((work_dir / 'arch_history.json').read_text())
     assert [h['epoch'] for h in history] == [0, 1, 2]
+
+
+def _final_state(work_dir: Path) -> dict:
+    pointer = (work_dir / 'last_checkpoint').read_text().strip()
+    return torch.load(pointer, weights_only=False)['state_dict']
+
+
+def test_killed_search_resumes_to_the_same_result(
+        tmp_path, make_fashion_mnist, run_tool, kill_when,
+        gumbel_search_options):
+    """kill -9 in the last of three epochs (one warm-up), --resume: the
+    derived network, the distributions and every weight and architecture
+    parameter are the uninterrupted run's. The Gumbel noise continues from
+    the checkpoint's generator state; the architecture's split (2 batches
+    for 3 steps an epoch, so a cycle ends mid-epoch) is read from its start
+    every epoch."""
+    root = make_fashion_mnist(tmp_path / 'data', 96, 32)
+    options = ['--cfg-options',
+               *_search_options(gumbel_search_options, root, 3),
+               'train_cfg.arch_dataloader.dataset.stop=80']
+    straight, killed = tmp_path / 'straight', tmp_path / 'killed'
+    run_tool('tools/search.py', SEARCH, '--work-dir', straight, *options)
+    kill_when(lambda: (killed / 'epoch_2.pth').exists(), 'tools/search.py',
+              SEARCH, '--work-dir', killed, *options)
+    assert not (killed / 'derived.yaml').exists()
+    run_tool('tools/search.py', SEARCH, '--work-dir', killed, '--resume',
+             *options)
+    derived = load_channel_cfg(killed / 'derived.yaml')
+    expected = load_channel_cfg(straight / 'derived.yaml')
+    assert derived.channels == expected.channels
+    assert derived.meta['flops'] == expected.meta['flops']
+    for name in ('distributions.json', 'arch_history.json'):
+        assert json.loads((killed / name).read_text()) == \
+            json.loads((straight / name).read_text()), name
+    resumed, reference = _final_state(killed), _final_state(straight)
+    assert resumed.keys() == reference.keys()
+    for key, value in reference.items():
+        assert torch.equal(resumed[key], value), key
+
+
+def test_a_diverged_training_stops_before_any_result(
+        tmp_path, make_fashion_mnist, run_tool, gumbel_search_options):
+    root = make_fashion_mnist(tmp_path / 'data', 96, 32)
+    with DefaultScope.overwrite_default_scope('mmchansearch'):
+        model = MODELS.build(Config.fromfile(SEARCH).model)
+    with torch.no_grad():
+        next(model.architecture.parameters()).fill_(float('nan'))
+    broken = tmp_path / 'nan.pth'
+    torch.save(dict(state_dict=model.state_dict()), broken)
+    work_dir = tmp_path / 'search'
+    result = run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
+                      '--cfg-options',
+                      *_search_options(gumbel_search_options, root, 1),
+                      f'load_from={broken}', check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert 'error: search training, epoch 1 iteration 1: non-finite ' \
+        'loss = nan, weights_loss = nan' in result.stderr
+    assert 'check the weights of load_from' in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not (work_dir / 'derived.yaml').exists()
+    assert not list(work_dir.glob('*.pth'))
+
+
+def test_nan_architecture_parameters_derive_nothing(quarter_resnet_cfg,
+                                                    tmp_path):
+    model = _build(quarter_resnet_cfg)
+    with torch.no_grad():
+        model.arch_params[0][1] = float('nan')
+    trained = SimpleNamespace(model=model, work_dir=str(tmp_path),
+                              train=lambda: None)
+    with pytest.raises(NonFiniteError, match=r'deriving the network: '
+                       r'non-finite architecture parameters of \S+ = 1 of '
+                       r'\d+ values NaN/inf'):
+        DMaskingSearchLoop(trained).run()
+    assert not list(tmp_path.iterdir())
 
 
 def test_one_optimizer_is_refused(quarter_resnet_cfg):

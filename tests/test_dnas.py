@@ -2,6 +2,7 @@
 import json
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,11 +11,13 @@ from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
 from mmchansearch.channel_cfg import load_channel_cfg
+from mmchansearch.engine.dnas_search import DNASSearchLoop
 from mmchansearch.errors import (
     BudgetError,
     ChannelConfigError,
     ConfigError,
     LatencyTableError,
+    NonFiniteError,
 )
 from mmchansearch.latency import LatencyTable, measurement_meta
 from mmchansearch.models.backbones.fbnet import (
@@ -262,6 +265,18 @@ def test_a_table_missing_an_op_is_refused(tmp_path):
     assert 'build_latency_lut.py' in str(info.value)
 
 
+def test_nan_theta_derives_and_samples_nothing(tmp_path):
+    model = _dnas()
+    with torch.no_grad():
+        model.arch_params[0].fill_(float('nan'))
+    trained = SimpleNamespace(model=model, work_dir=str(tmp_path),
+                              train=lambda: None)
+    with pytest.raises(NonFiniteError, match='architecture parameters of '
+                       'backbone.layers.0 = .* NaN/inf'):
+        DNASSearchLoop(trained).run()
+    assert not list(tmp_path.iterdir())
+
+
 def test_architecture_must_be_an_fbnet_space():
     arch = dict(_classifier(), backbone=dict(type='MobileNetV2',
                                              widen_factor=0.25))
@@ -344,6 +359,49 @@ def test_search_resumes_after_a_kill(searched):
     history = json.loads((work_dir / 'arch_history.json').read_text())
     assert [h['epoch'] for h in history] == [0, 1, 2]
     assert history[:2] == first
+
+
+def _final_state(work_dir: Path) -> dict:
+    pointer = (work_dir / 'last_checkpoint').read_text().strip()
+    return torch.load(pointer, weights_only=False)['state_dict']
+
+
+def test_killed_search_resumes_to_the_same_result(
+        tmp_path, make_fashion_mnist, run_tool, kill_when,
+        gumbel_search_options):
+    """kill -9 in the last of three epochs (one warm-up, validation every
+    epoch), --resume: derived.yaml, the samples, the distributions and every
+    parameter (theta included) are the uninterrupted run's. The cost is
+    the FLOPs here, so no latency table is measured."""
+    root = make_fashion_mnist(tmp_path / 'data', 128, 32)
+    options = ['--cfg-options', *gumbel_search_options(root, 3),
+               'model.latency_table=None', "model.cost_metric='flops'",
+               'model.target=None', 'model.cost_weight=0.5',
+               f'val_dataloader.dataset.dataset.data_root={root}',
+               'val_dataloader.dataset.start=96',
+               'val_dataloader.dataset.stop=128', 'train_cfg.val_interval=1',
+               'train_cfg.arch_dataloader.dataset.stop=80',
+               'val_cfg.calibrate_bn_batches=1', 'search_loop.num_samples=2']
+    straight, killed = tmp_path / 'straight', tmp_path / 'killed'
+    run_tool('tools/search.py', SEARCH, '--work-dir', straight, *options)
+    kill_when(lambda: (killed / 'epoch_2.pth').exists(), 'tools/search.py',
+              SEARCH, '--work-dir', killed, *options)
+    assert not (killed / 'derived.yaml').exists()
+    run_tool('tools/search.py', SEARCH, '--work-dir', killed, '--resume',
+             *options)
+    for name in ('derived.yaml', 'samples/sample_0.yaml',
+                 'samples/sample_1.yaml'):
+        resumed = load_channel_cfg(killed / name)
+        expected = load_channel_cfg(straight / name)
+        assert resumed.blocks == expected.blocks, name
+        assert resumed.channels == expected.channels, name
+    for name in ('distributions.json', 'arch_history.json'):
+        assert json.loads((killed / name).read_text()) == \
+            json.loads((straight / name).read_text()), name
+    resumed, reference = _final_state(killed), _final_state(straight)
+    assert resumed.keys() == reference.keys()
+    for key, value in reference.items():
+        assert torch.equal(resumed[key], value), key
 
 
 def test_derived_net_retrains_and_exports_to_onnx(searched, run_tool):

@@ -16,7 +16,12 @@ from mmchansearch.engine.network_adjustment import (
     adjust_widths,
     scaled_variant,
 )
-from mmchansearch.errors import BudgetError, ChannelConfigError, ConfigError
+from mmchansearch.errors import (
+    BudgetError,
+    ChannelConfigError,
+    CheckpointMismatchError,
+    ConfigError,
+)
 from mmchansearch.models.algorithms import ChannelSupernet
 from mmchansearch.mutator import ChannelMutator
 from mmchansearch.registry import MODELS
@@ -56,7 +61,7 @@ def test_original_checkpoint_fills_the_leading_channels(
     randomize_bn(original)
     path = tmp_path / 'original.pth'
     torch.save({'state_dict': original.state_dict()}, path)
-    load_supernet_weights(grown, str(path))
+    load_supernet_weights(grown, str(path), embed=True)
     grown.mutator.set_choices(grown.mutator.original_widths)
     inputs = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
@@ -66,6 +71,18 @@ def test_original_checkpoint_fills_the_leading_channels(
         static = grown.mutator.export_static()
         assert torch.allclose(static(inputs, mode='tensor'), expected,
                               atol=1e-5)
+
+
+def test_narrower_checkpoint_is_refused_unless_embedding_is_asked(
+        grown, tmp_path, quarter_resnet_cfg):
+    """Outside Network Adjustment's pretrained start, a checkpoint of a
+    narrower network is a mismatch, not a partly random model."""
+    path = tmp_path / 'original.pth'
+    torch.save({'state_dict': MODELS.build(quarter_resnet_cfg).state_dict()},
+               path)
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'shape mismatch.*checkpoint \(16, 3, 3, 3\)'):
+        load_supernet_weights(grown, str(path))
 
 
 def test_widths_past_the_cap_are_refused(grown):
@@ -236,6 +253,31 @@ def test_killed_search_resumes_at_the_next_round(search, run_tool):
         load_channel_cfg(reference / 'final.yaml').channels
 
 
+def test_search_killed_mid_round_resumes_to_the_same_result(
+        tmp_path, make_fashion_mnist, run_tool, kill_when):
+    """kill -9 in the second epoch of round 1 (between its checkpoints),
+    --resume: round 1 continues from its epoch-1 checkpoint through
+    mmengine, and every round's held-out numbers and the final channels are
+    the uninterrupted run's."""
+    root = make_fashion_mnist(tmp_path / 'data', N_TRAIN + N_HELDOUT, N_TEST)
+    options = ['--cfg-options', *_options(root), 'train_cfg.max_epochs=2',
+               'param_scheduler.end=2']
+    straight, killed = tmp_path / 'straight', tmp_path / 'killed'
+    run_tool('tools/search.py', SEARCH, '--work-dir', straight, *options)
+    kill_when(lambda: (killed / 'round_1' / 'last_checkpoint').exists(),
+              'tools/search.py', SEARCH, '--work-dir', killed, *options)
+    assert not (killed / 'round_1' / 'fur.csv').exists()
+    run_tool('tools/search.py', SEARCH, '--work-dir', killed, '--resume',
+             *options)
+    log = '\n'.join(p.read_text() for p in
+                    (killed / 'round_1').glob('*/*.log'))
+    assert 'resumed epoch: 1' in log
+    assert load_channel_cfg(killed / 'final.yaml').channels == \
+        load_channel_cfg(straight / 'final.yaml').channels
+    for name in ('rounds.csv', 'round_1/fur.csv', 'round_2/fur.csv'):
+        assert (killed / name).read_text() == (straight / name).read_text()
+
+
 @pytest.mark.parametrize('option, needle', [
     ('search_loop.rounds=0', 'rounds must be an integer >= 1'),
     ('model.mutator.frozen_groups=[backbone.nope]', 'unknown group'),
@@ -249,6 +291,55 @@ def test_bad_settings_fail_clearly(search, run_tool, tmp_path, option,
     assert result.returncode == 2, result.stderr[-2000:]
     assert needle in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_a_diverged_round_stops_before_its_adjustment(
+        search, run_tool, tmp_path, quarter_resnet_cfg):
+    original = MODELS.build(quarter_resnet_cfg)
+    with torch.no_grad():
+        original.backbone.conv1.weight.fill_(float('nan'))
+    broken = tmp_path / 'nan.pth'
+    torch.save({'state_dict': original.state_dict()}, broken)
+    work_dir = tmp_path / 'search'
+    result = run_tool('tools/search.py', SEARCH, broken, '--work-dir',
+                      work_dir, '--cfg-options',
+                      *_options(search['root'], rounds=1), check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert 'error: network adjustment round 1: FLOPs utilization: ' \
+        'non-finite held-out loss = nan, FUR of ' in result.stderr
+    assert 'lower the learning rate' in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not list(work_dir.rglob('*.yaml'))
+    assert not list(work_dir.rglob('*.csv'))
+
+
+def test_another_checkpoint_replaces_the_converted_start(
+        search, run_tool, tmp_path, quarter_resnet_cfg):
+    """round_0/pretrained_supernet.pth is the conversion of the checkpoint
+    given now, not a stale one left by an earlier run in the work dir."""
+    original = MODELS.build(quarter_resnet_cfg)
+    paths = {}
+    for name, value in (('nan', float('nan')), ('good', None)):
+        if value is not None:
+            with torch.no_grad():
+                original.backbone.conv1.weight.fill_(value)
+        else:
+            original = MODELS.build(quarter_resnet_cfg)
+        paths[name] = tmp_path / f'{name}.pth'
+        torch.save({'state_dict': original.state_dict()}, paths[name])
+    work_dir = tmp_path / 'search'
+    command = ['tools/search.py', SEARCH, '--work-dir', work_dir,
+               '--cfg-options', *_options(search['root'], rounds=1)]
+    result = run_tool(command[0], command[1], paths['nan'], *command[2:],
+                      check=False)
+    assert 'non-finite' in result.stderr
+    converted = work_dir / 'round_0' / 'pretrained_supernet.pth'
+    assert converted.is_file()
+    run_tool(command[0], command[1], paths['good'], *command[2:], '--force')
+    meta = torch.load(converted, weights_only=False)['meta']
+    assert meta['source'] == str(paths['good'])
+    assert (work_dir / 'channels.yaml').is_file() or list(
+        work_dir.glob('*.yaml'))
 
 
 def test_scale_tool_matches_the_loops_variant(search, run_tool, tmp_path):

@@ -24,7 +24,7 @@ from mmchansearch.engine.rexnet_search import (
     split_jobs,
     stagewise_knots,
 )
-from mmchansearch.errors import BudgetError, ConfigError
+from mmchansearch.errors import BudgetError, ConfigError, NonFiniteError
 from mmchansearch.models.backbones.rexnet import ReXNet
 from mmchansearch.registry import MODELS
 
@@ -127,6 +127,21 @@ def test_infeasible_limits_name_the_smallest_network(tmp_path):
         loop.sample_candidates()
 
 
+def test_a_diverged_candidate_stops_the_search_before_best(tmp_path):
+    loop = _loop(tmp_path, num_candidates=2, seeds=1, max_flops=1.5e6,
+                 max_params=0.25e6, min_flops=1.1e6)
+    loop._train = lambda candidate, seed: \
+        float('nan') if candidate['index'] == 1 else 50.0
+    with pytest.raises(NonFiniteError,
+                       match=r'accuracy/top1 of candidate 1 seed 0 = nan.*'
+                       'lower the learning rate'):
+        loop.run()
+    assert not (tmp_path / 'best.yaml').exists()
+    assert not (tmp_path / 'candidates.csv').exists()
+    state = json.loads((tmp_path / STATE_FILE).read_text())
+    assert state['results'] == {'0/0': 50.0}  # --resume retrains job 1/0
+
+
 def test_loop_refuses_other_backbones(tmp_path):
     runner = SimpleNamespace(cfg=Config(dict(model=dict(
         MODEL, backbone=dict(type='ResNet', depth=18)))),
@@ -199,7 +214,7 @@ def test_resume_trains_only_the_missing_job(search, run_tool):
     # isolate: the retraining runs in a subprocess, as on several ranks
     run_tool('tools/search.py', SEARCH, '--work-dir', work_dir, '--resume',
              '--cfg-options', *_options(search['root']),
-             'search_loop.isolate=True', 'search_loop.num_candidates=5')
+             'search_loop.patience=1', 'search_loop.isolate=True')
     state = json.loads(state_file.read_text())
     assert state['candidates'] == candidates  # not resampled
     assert set(state['results']) == {'0/0', '1/0'}
@@ -208,6 +223,33 @@ def test_resume_trains_only_the_missing_job(search, run_tool):
     assert not (kept / 'child_result.json').exists()
     assert (work_dir / 'candidate_1' / 'seed_0' / 'child_result.json'
             ).is_file()
+
+
+def test_killed_search_resumes_to_the_same_values(tmp_path,
+                                                  make_fashion_mnist,
+                                                  run_tool, kill_when):
+    """kill -9 in the second epoch of the second job, --resume: the killed
+    job trains again from its start (the done one is kept), and every
+    job's value, the ranking and best.yaml are the uninterrupted run's."""
+    root = make_fashion_mnist(tmp_path / 'data', N_TRAIN + N_HELDOUT, N_TEST)
+    options = ['--cfg-options', *_options(root), 'train_cfg.max_epochs=2',
+               'param_scheduler.end=2']
+    straight, killed = tmp_path / 'straight', tmp_path / 'killed'
+    run_tool('tools/search.py', SEARCH, '--work-dir', straight, *options)
+    second = killed / 'candidate_1' / 'seed_0'
+    kill_when(lambda: (second / 'last_checkpoint').exists(),
+              'tools/search.py', SEARCH, '--work-dir', killed, *options)
+    assert list(json.loads((killed / STATE_FILE).read_text())[
+        'results']) == ['0/0']
+    run_tool('tools/search.py', SEARCH, '--work-dir', killed, '--resume',
+             *options)
+    resumed = json.loads((killed / STATE_FILE).read_text())
+    expected = json.loads((straight / STATE_FILE).read_text())
+    assert resumed['candidates'] == expected['candidates']
+    assert resumed['results'] == expected['results']
+    assert resumed['summary'] == expected['summary']
+    for name in ('best.yaml', 'candidates.csv'):
+        assert (killed / name).read_text() == (straight / name).read_text()
 
 
 def test_search_runs_on_two_cpu_processes(search, run_torchrun, tmp_path):
@@ -227,6 +269,18 @@ def test_search_runs_on_two_cpu_processes(search, run_torchrun, tmp_path):
         log = next(job.glob('*/*.log')).read_text()
         assert 'Distributed training: False' in log
     assert (work_dir / 'best.yaml').is_file()
+
+
+def test_a_diverging_schedule_stops_the_search(search, run_tool, tmp_path):
+    work_dir = tmp_path / 'diverged'
+    result = run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
+                      '--cfg-options', *_options(search['root']),
+                      'optim_wrapper.optimizer.lr=1e30', check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert 'error: ReXNet channel search: non-finite accuracy/top1 of ' \
+        'candidate 0 seed 0 = nan' in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not (work_dir / 'best.yaml').exists()
 
 
 def test_retrain_config_builds_the_given_widths():

@@ -7,6 +7,7 @@ import argparse
 
 from mmchansearch.channel_cfg import ChannelConfig, save_channel_cfg
 from mmchansearch.cli import add_supernet_args, run_tool, supernet_from_args
+from mmchansearch.errors import ConfigError
 
 
 def parse_args() -> argparse.Namespace:
@@ -20,6 +21,12 @@ def main() -> None:
     args = parse_args()
     _, supernet = supernet_from_args(args)
     mutator = supernet.mutator
+    if not mutator.widths:
+        raise ConfigError(
+            f'{args.config}: the model has no searchable channel group, so '
+            'there is no template to write; channels kept fixed: '
+            + ('; '.join(mutator.analysis.fixed) or 'every layer feeds the '
+               'model input or output'))
     mutator.set_max()
     usage = mutator.estimate()
     meta = dict(model=args.config, input_shape=list(mutator.input_shape),

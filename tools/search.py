@@ -25,6 +25,9 @@ def parse_args() -> argparse.Namespace:
                         '(Network Adjustment, optional)')
     parser.add_argument('--resume', action='store_true',
                         help='continue a killed search from its saved state')
+    parser.add_argument('--force', action='store_true',
+                        help='start over although the work dir holds an '
+                        'earlier search (its results are overwritten)')
     add_runner_args(parser, 'where results and state go')
     return parser.parse_args()
 
@@ -32,6 +35,9 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg = runner_config(args)
+    if args.resume and args.force:
+        raise ConfigError('--resume continues the earlier search and '
+                          '--force starts over; give one of them.')
     if cfg.get('search_loop') is None:
         raise ConfigError(f'config {args.config} has no `search_loop`; use '
                           'a search config (e.g. configs/autoslim/'
@@ -40,6 +46,7 @@ def main() -> None:
     runner = Runner.from_cfg(cfg)
     loop = LOOPS.build(cfg.search_loop, default_args=dict(
         runner=runner, checkpoint=args.checkpoint, resume=args.resume,
+        force=args.force,
         model_name=args.config))
     loop.run()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import subprocess
 import sys
@@ -50,11 +51,15 @@ def train_and_validate(cfg: Config, metric: str) -> float:
     Returns:
         The metric of the last validation (the one after the last epoch
         trained, early stopping included); validates once more when
-        training never validated.
+        training never validated. NaN when the last training loss is NaN or
+        infinite (the training diverged).
     """
     runner = Runner.from_cfg(cfg)
     runner.train()
     scalars = runner.message_hub.log_scalars
+    if 'train/loss' in scalars and not math.isfinite(
+            scalars['train/loss'].current()):
+        return math.nan
     if f'val/{metric}' in scalars:
         return float(scalars[f'val/{metric}'].current())
     metrics = runner.val()

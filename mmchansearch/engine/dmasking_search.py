@@ -19,14 +19,19 @@ from mmengine.logging import MMLogger
 from mmengine.runner import BaseLoop, EpochBasedTrainLoop
 
 from ..channel_cfg import save_channel_cfg
-from ..distributed import unwrap
+from ..distributed import check_finite, run_on_main, unwrap
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
 from ..models.algorithms import DMaskingNAS
 from ..registry import LOOPS
 from ..visualization import plot_arch_distributions
+from .search_state import check_fresh_start
 
 HISTORY_FILE = 'arch_history.json'
+DIVERGED = ('The search diverged: lower the learning rate of the weights '
+            '(optim_wrapper.architecture.optimizer.lr) or of the '
+            'architecture (optim_wrapper.arch_params.optimizer.lr), or check '
+            'the weights of load_from')
 
 
 @LOOPS.register_module()
@@ -37,7 +42,11 @@ class DMaskingTrainLoop(EpochBasedTrainLoop):
         runner: the Runner.
         dataloader: the weights' split of the training data.
         max_epochs: epochs in all.
-        arch_dataloader: the architecture's split (cycled as needed).
+        arch_dataloader: the architecture's split, read from its start
+            every epoch, reshuffled by the epoch as the weights' split is
+            (cycled when an epoch takes more of its batches), so a
+            training resumed at an epoch reads the batches an uninterrupted
+            one would have.
         warmup_epochs: first epochs with weight steps only.
         tau: Gumbel temperature of epoch 0.
         tau_decay: the temperature is multiplied by it every epoch
@@ -67,11 +76,23 @@ class DMaskingTrainLoop(EpochBasedTrainLoop):
             return next(self._arch_batches)
 
     def run_epoch(self) -> None:
-        """One epoch at this epoch's temperature; records the alphas."""
-        algorithm, epoch = unwrap(self.runner.model), self._epoch
+        """One epoch at this epoch's temperature; records the alphas
+        before the epoch's checkpoint is saved (``after_train_epoch``), so
+        no checkpoint exists without its epoch's record."""
+        runner, epoch = self.runner, self._epoch
+        algorithm = unwrap(runner.model)
         algorithm.tau = self.tau * self.tau_decay ** epoch
-        super().run_epoch()
-        _record_distributions(self.runner.work_dir, algorithm, epoch)
+        sampler = getattr(self.arch_dataloader, 'sampler', None)
+        if hasattr(sampler, 'set_epoch'):
+            sampler.set_epoch(epoch)
+        self._arch_batches = None  # the split is read from its start
+        runner.call_hook('before_train_epoch')
+        runner.model.train()
+        for idx, data_batch in enumerate(self.dataloader):
+            self.run_iter(idx, data_batch)
+        _record_distributions(runner.work_dir, algorithm, epoch)
+        runner.call_hook('after_train_epoch')
+        self._epoch += 1
 
     def run_iter(self, idx, data_batch) -> None:
         """A weight step, then (after warm-up) an architecture step."""
@@ -83,9 +104,20 @@ class DMaskingTrainLoop(EpochBasedTrainLoop):
         if self._epoch >= self.warmup_epochs:
             outputs.update(unwrap(runner.model).arch_step(
                 self._next_arch_batch(), runner.optim_wrapper))
+        check_finite({**outputs, **_named_arch_params(unwrap(runner.model))},
+                     f'search training, epoch {self._epoch + 1} iteration '
+                     f'{idx + 1}', DIVERGED)
         runner.call_hook('after_train_iter', batch_idx=idx,
                          data_batch=data_batch, outputs=outputs)
         self._iter += 1
+
+
+def _named_arch_params(algorithm) -> dict:
+    """A differentiable search's architecture parameters, named after the
+    decision each weighs (DMaskingNAS's last may be the resolution's)."""
+    names = [*algorithm.searched, 'resolution']
+    return {f'architecture parameters of {name}': alpha.detach()
+            for name, alpha in zip(names, algorithm.arch_params)}
 
 
 def _record_distributions(work_dir: str, algorithm, epoch: int) -> None:
@@ -121,13 +153,15 @@ class DifferentiableSearchLoop(BaseLoop):
         checkpoint: refused: the search trains its own supernet
             (pretrained weights go in the config's ``load_from``).
         resume: see ``runner``.
+        force: start over although the work dir holds an earlier search's
+            training checkpoints.
         model_name: written into the results' meta.
     """
     algorithm_type: type
 
     def __init__(self, runner, dataloader=None,
                  checkpoint: str | None = None, resume: bool = False,
-                 model_name: str = '') -> None:
+                 model_name: str = '', force: bool = False) -> None:
         super().__init__(runner, dataloader)
         self.algorithm = unwrap(runner.model)
         name = self.algorithm_type.__name__
@@ -139,12 +173,16 @@ class DifferentiableSearchLoop(BaseLoop):
             raise ConfigError(
                 f'{name} trains its own supernet and takes no checkpoint; '
                 'for pretrained weights pass --cfg-options load_from=CKPT.')
+        run_on_main(lambda: check_fresh_start(
+            os.path.join(runner.work_dir, 'last_checkpoint'), resume, force))
         self.model_name = model_name
         self.logger = MMLogger.get_current_instance()
 
     def run(self) -> str:
         """Trains, then writes the results; returns the derived YAML."""
         self.runner.train()
+        check_finite(_named_arch_params(self.algorithm),
+                     'search trained, deriving the network', DIVERGED)
         work_dir = self.runner.work_dir
         path = os.path.join(work_dir, 'derived.yaml')
         if dist.is_main_process():

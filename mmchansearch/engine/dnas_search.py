@@ -37,8 +37,9 @@ class DNASSearchLoop(DifferentiableSearchLoop):
     def __init__(self, runner, dataloader=None,
                  checkpoint: str | None = None, resume: bool = False,
                  model_name: str = '', num_samples: int = 5,
-                 seed: int = 0) -> None:
-        super().__init__(runner, dataloader, checkpoint, resume, model_name)
+                 seed: int = 0, force: bool = False) -> None:
+        super().__init__(runner, dataloader, checkpoint, resume, model_name,
+                         force)
         self.num_samples, self.seed = num_samples, seed
 
     def write_results(self, work_dir: str, path: str) -> str:

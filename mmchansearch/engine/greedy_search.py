@@ -23,6 +23,7 @@ from mmengine.runner import BaseLoop
 from rich.progress import BarColumn, Progress, TextColumn
 
 from ..channel_cfg import save_channel_cfg
+from ..distributed import check_finite
 from ..errors import BudgetError, ConfigError
 from ..fileio import atomic_write_text
 from ..registry import LOOPS
@@ -30,9 +31,13 @@ from ..supernet import load_supernet_weights
 from ..visualization import plot_search_trajectory
 from .batch_norm import batch_statistics, recalibrate_bn
 from .held_out import held_out_batches
+from .search_state import SearchState, search_dependencies
 
 STATE_FILE = 'search_state.json'
 HISTORY_FILE = 'search_history.json'
+DIVERGED = ('The supernet diverged or its checkpoint holds NaN/inf weights: '
+            'check the checkpoint, or retrain the supernet with a lower '
+            'learning rate')
 
 
 def format_budget(metric: str, value: float) -> str:
@@ -84,6 +89,7 @@ class GreedySlimmingLoop(BaseLoop):
             before each result's final evaluation.
         checkpoint: the trained supernet's weights (loaded here).
         resume: continue from the state file in the work dir.
+        force: start over although the work dir holds a search state.
         model_name: written into each result's meta.
 
     With several ranks (``tools/search.py --launcher pytorch`` under
@@ -100,6 +106,7 @@ class GreedySlimmingLoop(BaseLoop):
                  calibrate_bn_batches: int = 10,
                  checkpoint: str | None = None,
                  resume: bool = False,
+                 force: bool = False,
                  model_name: str = '') -> None:
         super().__init__(runner, dataloader)
         if not targets:
@@ -123,7 +130,7 @@ class GreedySlimmingLoop(BaseLoop):
         self.constraint = constraint
         self.num_batches = num_batches
         self.calibrate_bn_batches = calibrate_bn_batches
-        self.resume = resume
+        self.checkpoint, self.resume, self.force = checkpoint, resume, force
         self.model_name = model_name
         self.algorithm = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
@@ -171,29 +178,13 @@ class GreedySlimmingLoop(BaseLoop):
                 tries.append((group, {**choices, group: smaller[-1]}))
         return tries
 
-    def _state_path(self) -> str:
-        return os.path.join(self.runner.work_dir, STATE_FILE)
-
-    def _save_state(self, state: dict) -> None:
-        if dist.is_main_process():
-            atomic_write_text(self._state_path(), json.dumps(state, indent=1))
-
-    def _load_state(self) -> dict | None:
-        path = self._state_path()
-        if not (self.resume and os.path.isfile(path)):
-            return None
-        with open(path) as f:
-            state = json.load(f)
-        if state.get('targets') != self.targets or state.get(
-                'constraint') != self.constraint or set(
-                    state['choices']) != set(self.mutator.widths):
-            raise ConfigError(
-                f'{path} belongs to another search (different targets, '
-                'constraint or model); use another --work-dir or drop '
-                '--resume.')
-        self.logger.info(f'resuming the search at step {state["step"]} '
-                         f'from {path}')
-        return state
+    def _state(self) -> SearchState:
+        return SearchState(
+            os.path.join(self.runner.work_dir, STATE_FILE),
+            search_dependencies(self.runner.cfg, self.checkpoint,
+                                targets=self.targets,
+                                constraint=self.constraint),
+            self.resume, self.force)
 
     # --------------------------------------------------------------- run
     def run(self) -> dict[str, str]:
@@ -202,13 +193,21 @@ class GreedySlimmingLoop(BaseLoop):
         model = self.algorithm
         model.eval()
         batches = held_out_batches(self.dataloader, self.num_batches)
-        state = self._load_state() or dict(
+        self._store = store = self._state()
+        state = store.load()
+        if state is not None:
+            self.logger.info(f'resuming the search at step {state["step"]} '
+                             f'from {store.path}')
+        state = state or dict(
             targets=self.targets, constraint=self.constraint, step=0,
             choices=self.mutator.max_widths, reached={}, history=[])
         if not state['history']:
             with batch_statistics(model):
                 model.mutator.set_choices(state['choices'])
                 accuracy, loss = score_batches(model, batches)
+            check_finite({'held-out loss': loss},
+                         'greedy search step 0 (the widest subnet)',
+                         DIVERGED)
             state['history'].append(dict(
                 step=0, group=None, usage=self._usage(state['choices']),
                 accuracy=accuracy, loss=loss, seconds=0.0, eval_seconds=0.0))
@@ -231,22 +230,25 @@ class GreedySlimmingLoop(BaseLoop):
                     state['reached'][key] = dict(
                         target=target, choices=dict(state['choices']),
                         step=state['step'])
-            self._save_state(state)
+            self._store.save(state)
             progress.update(task, completed=start - usage,
                             usage=format_budget(self.constraint, usage),
                             accuracy=state['history'][-1]['accuracy'])
             if len(state['reached']) == len(self.targets):
                 return
             step_start = time.perf_counter()
-            eval_seconds, best = 0.0, None
+            eval_seconds, best, scores = 0.0, None, {}
             with batch_statistics(model):
                 for group, choices in self._tries(state['choices']):
                     model.mutator.set_choices(choices)
                     tick = time.perf_counter()
                     accuracy, loss = score_batches(model, batches)
                     eval_seconds += time.perf_counter() - tick
+                    scores[f'held-out loss narrowing {group}'] = loss
                     if best is None or (accuracy, -loss) > best[:2]:
                         best = (accuracy, -loss, group, choices)
+            check_finite(scores, f'greedy search step {state["step"] + 1}',
+                         DIVERGED)
             accuracy, neg_loss, group, choices = best
             state['step'] += 1
             state['history'].append(dict(
@@ -271,7 +273,9 @@ class GreedySlimmingLoop(BaseLoop):
             recalibrate_bn(model, self.runner.train_dataloader,
                            self.calibrate_bn_batches)
             model.eval()
-            accuracy, _ = score_batches(model, batches)
+            accuracy, loss = score_batches(model, batches)
+            check_finite({'held-out loss': loss}, f'greedy search result '
+                         f'{key}, after BN recalibration', DIVERGED)
             usage = model.mutator.estimate(result['choices'])
             extra = {} if self.constraint in ('flops', 'params') else {
                 self.constraint: usage[self.constraint]}

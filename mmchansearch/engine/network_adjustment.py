@@ -21,9 +21,14 @@ from mmengine.logging import MMLogger
 from mmengine.runner import BaseLoop, Runner, find_latest_checkpoint
 
 from ..channel_cfg import save_channel_cfg
-from ..distributed import unwrap
+from ..distributed import check_finite, run_on_main, unwrap
 from ..errors import BudgetError, ConfigError
-from ..fileio import atomic_torch_save, atomic_write_text
+from ..fileio import (
+    atomic_torch_save,
+    atomic_write_text,
+    file_digest,
+    load_checkpoint_file,
+)
 from ..mutator import ChannelMutator
 from ..registry import LOOPS
 from ..supernet import load_supernet_weights
@@ -37,6 +42,7 @@ from .flops_utilization import (
     group_flops,
 )
 from .held_out import held_out_batches
+from .search_state import SearchState, search_dependencies
 
 STATE_FILE = 'adjustment_state.json'
 
@@ -129,6 +135,7 @@ class NetworkAdjustmentLoop(BaseLoop):
             ``fine_tune``.
         resume: continue from the state in the work dir (and a killed
             round's latest checkpoint).
+        force: start over although the work dir holds a search state.
         model_name: written into the results' meta.
     """
 
@@ -149,6 +156,7 @@ class NetworkAdjustmentLoop(BaseLoop):
                  seed: int = 0,
                  checkpoint: str | None = None,
                  resume: bool = False,
+                 force: bool = False,
                  model_name: str = '') -> None:
         super().__init__(runner, dataloader)
         self.mutator: ChannelMutator = unwrap(runner.model).mutator
@@ -176,7 +184,8 @@ class NetworkAdjustmentLoop(BaseLoop):
         self.tolerance, self.scales = tolerance, list(scales)
         self.reuse_prefix, self.seed = reuse_prefix, seed
         self.checkpoint = checkpoint
-        self.resume, self.model_name = resume, model_name
+        self.resume, self.force = resume, force
+        self.model_name = model_name
         self.logger = MMLogger.get_current_instance()
         self.work_dir = runner.work_dir
 
@@ -193,36 +202,29 @@ class NetworkAdjustmentLoop(BaseLoop):
                     budget=self.mutator.estimate(start)['flops'],
                     history=[])
 
-    def _load_state(self) -> dict | None:
-        path = self._path(STATE_FILE)
-        if not (self.resume and os.path.isfile(path)):
-            return None
-        with open(path) as f:
-            state = json.load(f)
-        if set(state['choices']) != set(self.mutator.widths) or state[
-                'rounds'] != self.rounds:
-            raise ConfigError(
-                f'{path} belongs to another search (different model or '
-                'rounds); use another --work-dir or drop --resume.')
-        self.logger.info(f'resuming network adjustment after round '
-                         f'{state["done"]} from {path}')
-        return state
-
-    def _save_state(self, state: dict) -> None:
-        if dist.is_main_process():
-            atomic_write_text(self._path(STATE_FILE),
-                              json.dumps(state, indent=1))
+    def _state(self) -> SearchState:
+        return SearchState(
+            self._path(STATE_FILE),
+            search_dependencies(self.runner.cfg, self.checkpoint),
+            self.resume, self.force)
 
     # --------------------------------------------------------------- run
     def run(self) -> str:
         """Runs (or resumes) every round; returns the result's YAML path."""
-        state = self._load_state() or self._initial_state()
+        store = self._state()
+        state = store.load()
+        if state is None:
+            state = self._initial_state()
+            store.save(state)  # a re-run without --resume is refused
+        else:
+            self.logger.info(f'resuming network adjustment after round '
+                             f'{state["done"]} from {store.path}')
         for round_ in range(state['done'] + 1, self.rounds + 1):
             model = self._train_round(round_, state['choices'])
             record, adjusted = self._adjust(round_, model, state)
             state['history'].append(record)
             state['choices'], state['done'] = adjusted, round_
-            self._save_state(state)
+            store.save(state)
         return self._write_results(state)
 
     def _start_checkpoint(self) -> str | None:
@@ -231,14 +233,22 @@ class NetworkAdjustmentLoop(BaseLoop):
         if not self.checkpoint:
             return None
         path = self._path('round_0', 'pretrained_supernet.pth')
-        if dist.is_main_process() and not os.path.isfile(path):
-            model = unwrap(self.runner.model)
-            load_supernet_weights(model, self.checkpoint)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            atomic_torch_save(dict(state_dict=model.state_dict(),
-                                   meta=dict(source=self.checkpoint)), path)
-        dist.barrier()
+        run_on_main(lambda: self._convert_checkpoint(path))
         return path
+
+    def _convert_checkpoint(self, path: str) -> None:
+        """Writes the pretrained weights grown to the supernet's widths,
+        unless ``path`` already holds this very checkpoint's conversion."""
+        digest = file_digest(self.checkpoint)
+        if os.path.isfile(path) and (load_checkpoint_file(path).get(
+                'meta') or {}).get('source_sha256') == digest:
+            return
+        model = unwrap(self.runner.model)
+        load_supernet_weights(model, self.checkpoint,
+                              embed=self.mutator.width_cap > 1)
+        atomic_torch_save(dict(state_dict=model.state_dict(),
+                               meta=dict(source=self.checkpoint,
+                                         source_sha256=digest)), path)
 
     def _train_round(self, round_: int, choices: Mapping[str, int]):
         """Trains ``choices`` with a child Runner; returns the supernet."""
@@ -281,6 +291,14 @@ class NetworkAdjustmentLoop(BaseLoop):
         batches = held_out_batches(self.dataloader, self.num_batches)
         result = meter.measure(batches, mutator.searchable_groups, rates)
         fur = flops_utilization(result.damage, rates, choices, per_channel)
+        check_finite(
+            {'held-out loss': result.loss,
+             **{f'FUR of {g}': value for g, value in fur.items()}},
+            f'network adjustment round {round_}: FLOPs utilization',
+            f'The network trained in round {round_} diverged: lower the '
+            'learning rate (optim_wrapper.optimizer.lr) or check the '
+            f'pretrained checkpoint, and delete round_{round_} before '
+            '--resume (it would reload those weights)')
         widened, narrowed, adjusted = adjust_widths(
             self.mutator, choices, fur, state['budget'], self.num_changed,
             self.step, self.tolerance)

@@ -35,6 +35,7 @@ from mmengine.logging import MMLogger
 from mmengine.runner import BaseLoop
 
 from ..analysis import analyze_channels
+from ..distributed import check_finite, run_on_main
 from ..errors import BudgetError, ConfigError
 from ..estimators import ResourceEstimator
 from ..fileio import atomic_write_text
@@ -46,6 +47,7 @@ from .child_training import (
     train_and_validate,
     train_in_subprocess,
 )
+from .search_state import SearchState, search_dependencies
 
 STATE_FILE = 'rexnet_search_state.json'
 Knots = list[list[float]]  # [[block index, f value], ...]
@@ -248,6 +250,7 @@ class ChannelParameterizationSearchLoop(BaseLoop):
             when the search runs on several ranks.
         checkpoint: unused (tools/search.py passes it).
         resume: continue from the state in the work dir.
+        force: start over although the work dir holds a search state.
         model_name: written into the best file.
     """
 
@@ -273,6 +276,7 @@ class ChannelParameterizationSearchLoop(BaseLoop):
                  isolate: bool | None = None,
                  checkpoint: str | None = None,
                  resume: bool = False,
+                 force: bool = False,
                  model_name: str = '') -> None:
         super().__init__(runner, None)
         for name, value in (('num_candidates', num_candidates),
@@ -306,7 +310,8 @@ class ChannelParameterizationSearchLoop(BaseLoop):
         self.top_fraction = top_fraction
         self.max_tries = max_tries or 200 * num_candidates
         self.seed, self.isolate = seed, isolate
-        self.resume, self.model_name = resume, model_name
+        self.resume, self.force = resume, force
+        self.model_name = model_name
         # before the budget creates its (muted) logger
         self.logger = MMLogger.get_current_instance()
         self.budget = ReXNetBudget(runner.cfg.model.to_dict(), input_shape)
@@ -400,23 +405,23 @@ class ChannelParameterizationSearchLoop(BaseLoop):
     def _path(self, *parts: str) -> str:
         return os.path.join(self.work_dir, *parts)
 
-    def _initial_state(self) -> dict:
-        path = self._path(STATE_FILE)
-        if self.resume and os.path.isfile(path):
-            with open(path) as f:
-                state = json.load(f)
-            if state['num_blocks'] != self.num_blocks or \
-                    state['seeds'] != self._seed_list():
-                raise ConfigError(
-                    f'{path} belongs to another search (different depth or '
-                    'seeds); use another --work-dir or drop --resume.')
-            self.logger.info(f'resuming the channel search from {path}: '
-                             f'{len(state["results"])} trainings done')
+    def _load_or_sample(self) -> dict:
+        """The saved state with --resume, else fresh candidates sampled on
+        rank 0; the same on every rank."""
+        self._store = SearchState(
+            self._path(STATE_FILE),
+            search_dependencies(self.runner.cfg, seeds=self._seed_list()),
+            self.resume, self.force)
+        state = self._store.load()
+        if state is not None:
+            self.logger.info(f'resuming the channel search from '
+                             f'{self._store.path}: {len(state["results"])} '
+                             'trainings done')
             return state
-        state = dict(num_blocks=self.num_blocks,
-                     stage_blocks=self.stage_blocks, seeds=self._seed_list(),
-                     limits=self.limits, candidates=self.sample_candidates(),
-                     results={})
+        state = run_on_main(lambda: dict(
+            num_blocks=self.num_blocks, stage_blocks=self.stage_blocks,
+            seeds=self._seed_list(), limits=self.limits,
+            candidates=self.sample_candidates(), results={}))
         self._save_state(state)
         return state
 
@@ -425,17 +430,13 @@ class ChannelParameterizationSearchLoop(BaseLoop):
         return [base + s for s in range(self.seeds)]
 
     def _save_state(self, state: dict) -> None:
-        if dist.is_main_process():
-            atomic_write_text(self._path(STATE_FILE),
-                              json.dumps(state, indent=1))
+        self._store.save(state)
 
     # --------------------------------------------------------------- run
     def run(self) -> str:
         """Samples (or reloads) the candidates, trains every unfinished
         (candidate, seed) job, writes the results; returns best.yaml."""
-        state = [self._initial_state() if dist.is_main_process() else None]
-        dist.broadcast_object_list(state)
-        state = state[0]
+        state = self._load_or_sample()
         pending = [(c['index'], s) for c in state['candidates']
                    for s in state['seeds']
                    if _key(c['index'], s) not in state['results']]
@@ -445,8 +446,14 @@ class ChannelParameterizationSearchLoop(BaseLoop):
             mine = split_jobs(batch, rank, world)
             done = [(job, self._train(state['candidates'][job[0]], job[1]))
                     for job in mine]
-            for jobs in (dist.all_gather_object(done) if world > 1
-                         else [done]):
+            gathered = dist.all_gather_object(done) if world > 1 else [done]
+            check_finite(
+                {f'{self.metric} of candidate {index} seed {seed}': value
+                 for jobs in gathered for (index, seed), value in jobs},
+                'ReXNet channel search', 'That training diverged (NaN '
+                'training loss or metric; its log is in WORK_DIR/candidate_'
+                '<k>/seed_<s>): lower the learning rate of the config')
+            for jobs in gathered:
                 for (index, seed), value in jobs:
                     state['results'][_key(index, seed)] = value
             self._save_state(state)

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 from torch import nn
@@ -20,7 +21,11 @@ from ...latency import (
     OpSpec,
     channel_ops,
 )
-from ...memory_format import check_memory_format, to_memory_format
+from ...memory_format import (
+    check_memory_format,
+    runs_channels_last,
+    to_memory_format,
+)
 from ...mutator import ChannelMutator
 from ...registry import MODELS
 from ...resolution import subsample
@@ -103,8 +108,15 @@ class ChannelSupernet(BaseModel):
             channel_cfg = read_channel_cfg(channel_cfg)
             self.mutator.set_choices(channel_cfg)
             self.resolution = channel_cfg.resolution
-        self.memory_format = memory_format
         to_memory_format(self.architecture, memory_format)
+        if memory_format == 'channels_last' and not runs_channels_last(
+                self.architecture, self.mutator.input_shape):
+            MMLogger.get_current_instance().warning(
+                'the model flattens a 4-D activation with view(), which '
+                'fails on channels-last tensors; it runs contiguous.')
+            memory_format = 'contiguous'
+            to_memory_format(self.architecture, memory_format)
+        self.memory_format = memory_format
 
     def forward(self, inputs: Any, data_samples: Any = None,
                 mode: str = 'tensor') -> Any:

@@ -257,11 +257,13 @@ class DMaskingNAS(DifferentiableSearch, ChannelSupernet):
 
     def expected_positions(self, weights: torch.Tensor) -> dict:
         """Layer name -> sum_i weights_i * output positions at the i-th
-        candidate resolution."""
+        candidate resolution (fixed layers included: their FLOPs scale
+        with the resolution too)."""
         per_candidate = self.resolution_mixer.positions
+        analysis = self.mutator.analysis
         return {name: sum(w * p[name] for w, p in zip(weights,
                                                       per_candidate))
-                for name in self.mutator.analysis.layers}
+                for name in [*analysis.layers, *analysis.fixed_layers]}
 
     def cost(self, widths: Mapping, positions: Mapping | None = None
              ) -> torch.Tensor:

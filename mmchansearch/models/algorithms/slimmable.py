@@ -90,7 +90,7 @@ class SlimmableNetwork(ChannelSupernet):
         self.switch = SubnetSwitch()
         if len(self.channel_cfgs) == 1:
             self.architecture = to_memory_format(
-                self.mutator.export_static(), memory_format)
+                self.mutator.export_static(), self.memory_format)
         else:
             self._make_batch_norms_switchable()
         self.activate(0)

@@ -1,0 +1,9 @@
+# timm's regnetx_002 (random weights) through mmpretrain's
+# TIMMBackbone, for the model-zoo coverage table (docs/model_zoo.md).
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='TIMMBackbone', model_name='regnetx_002',
+                  pretrained=False),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes=1000, in_channels=368,
+              loss=dict(type='CrossEntropyLoss')))
