@@ -11,7 +11,8 @@ from mmengine.config import Config, DictAction
 
 from .errors import ChannelSearchError, ConfigError
 
-__all__ = ['DictAction', 'add_runner_args', 'add_supernet_args',
+__all__ = ['DictAction', 'add_runner_args', 'add_strict_arg',
+           'add_supernet_args',
            'load_config', 'runner_config', 'run_tool', 'supernet_from_args']
 
 
@@ -48,6 +49,16 @@ def add_supernet_args(parser: argparse.ArgumentParser) -> None:
                         "the mutator's input_shape, else 224 224)")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, xxx=yyy')
+    add_strict_arg(parser)
+
+
+def add_strict_arg(parser: argparse.ArgumentParser) -> None:
+    """--strict: a channel_cfg whose meta disagrees with the model (input
+    shape, params, FLOPs) is an error, not a warning."""
+    parser.add_argument('--strict', action='store_true',
+                        help='refuse a channel_cfg whose meta (input shape, '
+                        'params, FLOPs) disagrees with this model instead '
+                        'of warning')
 
 
 def input_shape_of(cfg: Config, hw: Sequence[int] | None
@@ -64,7 +75,9 @@ def supernet_from_args(args: argparse.Namespace):
     """(cfg, supernet) for the arguments of :func:`add_supernet_args`."""
     from .supernet import build_supernet
     cfg = load_config(args.config, args.cfg_options)
-    return cfg, build_supernet(cfg, input_shape_of(cfg, args.shape))
+    supernet = build_supernet(cfg, input_shape_of(cfg, args.shape))
+    supernet.mutator.strict_meta = getattr(args, 'strict', False)
+    return cfg, supernet
 
 
 def add_runner_args(parser: argparse.ArgumentParser,

@@ -88,7 +88,8 @@ def static_model_from_checkpoint(
         cfg: Config, checkpoint: str,
         channel_cfg: ChannelConfig | None = None,
         subnet: str | None = None,
-        input_shape: Sequence[int] | None = None
+        input_shape: Sequence[int] | None = None,
+        strict_meta: bool = False
 ) -> tuple[nn.Module, ChannelConfig, ChannelSupernet]:
     """The static subnet held by any checkpoint the pipelines write.
 
@@ -112,6 +113,8 @@ def static_model_from_checkpoint(
             checkpoints).
         subnet: which subnet of a joint checkpoint.
         input_shape: overrides the (C, H, W) the model is traced at.
+        strict_meta: a given channel_cfg whose meta disagrees with the
+            model is an error (else a warning).
 
     Returns:
         The static model (eval mode, weights loaded), its channel_cfg, and
@@ -129,6 +132,7 @@ def static_model_from_checkpoint(
                 '(a supernet or plain-model checkpoint); give the subnet\'s '
                 '--channel-cfg.')
         supernet = build_supernet(cfg, input_shape)
+        supernet.mutator.strict_meta = strict_meta
         load_supernet_state(supernet, state, checkpoint)
         return export_subnet(supernet, channel_cfg), channel_cfg, supernet
     if channel_cfg is not None and not same_network(channel_cfg, stored):

@@ -12,12 +12,13 @@ import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
+from mmengine.logging import MMLogger
 from torch import nn
 
 from .analysis import ChannelAnalysis, analyze_channels
 from .channel_cfg import ChannelConfig, parse_channel_cfg, validate_channels
 from .dynamic_ops import ChannelWidth, is_dynamic, make_dynamic
-from .errors import BudgetError, ConfigError
+from .errors import BudgetError, ChannelConfigError, ConfigError
 from .estimators import ResourceEstimator
 from .latency import ChannelLatencyModel, LatencyTable
 from .registry import MODELS
@@ -57,6 +58,8 @@ class ChannelMutator:
             'latency' (ms) as well as FLOPs and params.
         latency_device: 'cpu' or 'cuda', the device the table must have
             been measured on.
+        strict_meta: a channel_cfg whose meta disagrees with this model
+            (input shape, params, FLOPs) is an error instead of a warning.
     """
 
     def __init__(self,
@@ -67,7 +70,8 @@ class ChannelMutator:
                  frozen_groups: Iterable[str] = (),
                  width_cap: float = 1.0,
                  latency_table: str | None = None,
-                 latency_device: str = 'cpu') -> None:
+                 latency_device: str = 'cpu',
+                 strict_meta: bool = False) -> None:
         if not (isinstance(input_shape, (list, tuple)) and len(input_shape)
                 == 3 and all(_is_positive_int(s) for s in input_shape)):
             raise ConfigError(f'mutator input_shape must be (C, H, W) with '
@@ -94,6 +98,8 @@ class ChannelMutator:
         self.frozen_groups = tuple(frozen_groups)
         self.width_cap = float(width_cap)
         self.latency_table, self.latency_device = latency_table, latency_device
+        self.strict_meta = strict_meta
+        self._meta_checked: set[tuple] = set()
         self.original_widths: dict[str, int] = {}
         self.analysis: ChannelAnalysis | None = None
         self.widths: dict[str, ChannelWidth] = {}
@@ -205,12 +211,64 @@ class ChannelMutator:
         return {name: w.current for name, w in self.widths.items()}
 
     def set_choices(self, choices: Mapping[str, int] | ChannelConfig) -> None:
-        """Sets every group's width; validates like a channel_cfg file."""
+        """Sets every group's width; validates like a channel_cfg file (a
+        file's meta is compared with this model once, see
+        :meth:`meta_mismatches`)."""
         cfg = choices if isinstance(choices, ChannelConfig) else \
             parse_channel_cfg({'channels': dict(choices)}, '<choices>')
         validate_channels(cfg, self.max_widths, self.divisors)
         for name, width in cfg.channels.items():
             self.widths[name].current = int(width)
+        key = (cfg.source, tuple(cfg.channels.items()), cfg.resolution)
+        if cfg.meta and key not in self._meta_checked:
+            self.check_meta(cfg)
+            self._meta_checked.add(key)
+
+    def meta_mismatches(self, cfg: ChannelConfig) -> list[str]:
+        """Where a channel_cfg's meta (written by the tool that made it)
+        disagrees with this model: the input shape it was made for, and
+        its params/FLOPs at its widths. Group names alone cannot tell a
+        file for a sibling model (1.0x vs 1.5x, another input size) from
+        one for this model."""
+        meta, problems = cfg.meta, []
+        shape = list(self.input_shape)
+        if cfg.resolution is not None:
+            shape[1:] = [cfg.resolution, cfg.resolution]
+        if 'input_shape' in meta and list(meta['input_shape']) != shape:
+            problems.append(f'it was made for input shape '
+                            f'{list(meta["input_shape"])}, this model is '
+                            f'traced at {shape}')
+        if cfg.blocks:  # block choices: the estimator does not price them
+            return problems
+        estimate = self.estimate(cfg.channels)
+        metrics = ['params']
+        if not problems and cfg.resolution is None:
+            metrics.append('flops')  # FLOPs depend on the input shape
+        for metric in metrics:
+            value = meta.get(metric)
+            if isinstance(value, (int, float)) and not math.isclose(
+                    value, estimate[metric], rel_tol=1e-6, abs_tol=0.5):
+                problems.append(f'its meta says {metric} {value:g}, this '
+                                f'model at its widths has '
+                                f'{estimate[metric]:g}')
+        return problems
+
+    def check_meta(self, cfg: ChannelConfig) -> None:
+        """Warns (or, with ``strict_meta``, raises) when
+        :meth:`meta_mismatches` finds any."""
+        problems = self.meta_mismatches(cfg)
+        if not problems:
+            return
+        message = (f'channel_cfg {cfg.source} may be for another model '
+                   f'(meta model: {cfg.meta.get("model", "?")}): '
+                   f'{"; ".join(problems)}.')
+        if self.strict_meta:
+            raise ChannelConfigError(
+                f'{message} Use the file made for this model and input '
+                'shape, or drop --strict (mutator.strict_meta) to go on.')
+        MMLogger.get_current_instance().warning(
+            f'{message} Going on with its widths; --strict '
+            '(mutator.strict_meta=True) makes this an error.')
 
     def set_max(self) -> None:
         """Every group at its largest candidate."""

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
 import socket
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -343,12 +345,16 @@ def gumbel_search_options() -> Callable[[Path, int], list[str]]:
     return _gumbel_search_options
 
 
-def _run_tool(*args, check: bool = True,
-              **kwargs) -> subprocess.CompletedProcess:
+def _tool_env() -> dict[str, str]:
     # The tools must import this checkout's package, whatever is installed.
     path = os.pathsep.join(filter(None, [str(REPO),
                                          os.environ.get('PYTHONPATH')]))
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=path)
+    return dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=path)
+
+
+def _run_tool(*args, check: bool = True,
+              **kwargs) -> subprocess.CompletedProcess:
+    env = _tool_env()
     result = subprocess.run([sys.executable, *map(str, args)], cwd=REPO,
                             env=env, capture_output=True, text=True,
                             **kwargs)
@@ -362,6 +368,36 @@ def run_tool() -> Callable[..., subprocess.CompletedProcess]:
     """Runs ``python <script> args...`` in the repo; ``check=False`` keeps
     a failing result instead of raising."""
     return _run_tool
+
+
+def _kill_when(ready: Callable[[], bool], *args,
+               timeout: float = 300) -> None:
+    """Runs ``python <script> args...`` like :func:`_run_tool` and kills it
+    with SIGKILL (``kill -9``: no handler runs, nothing is flushed) as soon
+    as ``ready()`` is true; fails if the tool ended first."""
+    process = subprocess.Popen([sys.executable, *map(str, args)], cwd=REPO,
+                               env=_tool_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and process.poll() is None:
+            if ready():
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, \
+            f'{args[0]} ended (status {process.returncode}) before the kill'
+        assert ready(), f'{args[0]} did not get there in {timeout} s'
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture(scope='session')
+def kill_when() -> Callable[..., None]:
+    """``kill_when(ready, script, args...)``: runs a tool, ``kill -9`` once
+    ``ready()`` (e.g. a checkpoint file exists); fails if it ended first."""
+    return _kill_when
 
 
 @pytest.fixture(scope='session')

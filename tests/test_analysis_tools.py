@@ -105,6 +105,26 @@ def test_get_flops_prints_full_and_subnet(config, supernet, subnet_cfg):
         in result.stdout
 
 
+@pytest.mark.parametrize('tool', ['get_flops.py', 'export_subnet.py'])
+def test_channel_cfg_for_another_input_shape_warns_or_fails_strictly(
+        tool, config, supernet, tmp_path):
+    """A template made at 32x32 read at 48x48: same groups, other model."""
+    path = tmp_path / 'made_at_32.yaml'
+    mutator = supernet.mutator
+    save_channel_cfg(mutator.channel_config(mutator.max_widths, str(config),
+                                            'test'), path)
+    extra = ['-o', tmp_path / 'out.pth'] if tool == 'export_subnet.py' \
+        else []
+    result = _run_tool(tool, config, '--channel-cfg', path, '--shape', '48',
+                       '48', *extra)
+    assert result.returncode == 0, result.stderr
+    assert 'made for input shape [3, 32, 32], this model is traced at ' \
+        '[3, 48, 48]' in result.stdout + result.stderr
+    result = _run_tool(tool, config, '--channel-cfg', path, '--shape', '48',
+                       '48', *extra, '--strict')
+    _assert_user_error(result, 'may be for another model', 'drop --strict')
+
+
 # --------------------------------------------------------- export_subnet
 def test_export_subnet_writes_checkpoint_and_onnx(config, supernet,
                                                   subnet_cfg, tmp_path,

@@ -5,6 +5,7 @@ import random
 
 import pytest
 import torch
+from mmengine.logging import MMLogger
 from torch import nn
 
 from mmchansearch.channel_cfg import ChannelConfig
@@ -273,3 +274,40 @@ def test_uniform_for_budget_rejects_bad_input(mbv2_half_mutator, args,
                                               message):
     with pytest.raises(BudgetError, match=message):
         mbv2_half_mutator.uniform_for_budget(*args)
+
+
+# ---------------------------------------------------------- channel_cfg meta
+def _half(mutator: ChannelMutator) -> dict:
+    return {g: max(1, w // 2) for g, w in mutator.max_widths.items()}
+
+
+def test_meta_of_a_file_made_for_this_model_passes(tiny_mutator):
+    cfg = tiny_mutator.channel_config(_half(tiny_mutator), 'm.py', 'test')
+    assert tiny_mutator.meta_mismatches(cfg) == []
+    tiny_mutator.strict_meta = True
+    tiny_mutator.set_choices(cfg)  # no error
+
+
+@pytest.mark.parametrize('change, named', [
+    (dict(input_shape=[3, 32, 32]), 'made for input shape [3, 32, 32]'),
+    (dict(params=1.0), 'its meta says params 1'),
+    (dict(flops=1.0), 'its meta says flops 1'),
+])
+def test_meta_of_a_sibling_model_warns_or_fails_strictly(tiny_mutator, change,
+                                                         named, monkeypatch):
+    """Same group names, another model or input size: the meta tells."""
+    cfg = tiny_mutator.channel_config(_half(tiny_mutator), 'm.py', 'test')
+    cfg.meta.update(change)
+    assert named in '; '.join(tiny_mutator.meta_mismatches(cfg))
+    tiny_mutator.strict_meta = True
+    with pytest.raises(ChannelConfigError, match='may be for another model'):
+        tiny_mutator.set_choices(cfg)
+    tiny_mutator.strict_meta = False
+    warnings = []
+    monkeypatch.setattr(MMLogger.get_current_instance(), 'warning',
+                        warnings.append)
+    tiny_mutator.set_choices(cfg)  # a warning, widths applied
+    assert tiny_mutator.current_choices() == _half(tiny_mutator)
+    assert len(warnings) == 1 and 'may be for another model' in warnings[0]
+    tiny_mutator.set_choices(cfg)  # once per file
+    assert len(warnings) == 1

@@ -88,7 +88,8 @@ def main() -> None:
     shape = input_shape_of(cfg, args.shape)
     if args.checkpoint:
         static, channel_cfg, supernet = static_model_from_checkpoint(
-            cfg, args.checkpoint, channel_cfg, args.subnet, shape)
+            cfg, args.checkpoint, channel_cfg, args.subnet, shape,
+            strict_meta=args.strict)
     else:
         if channel_cfg is None:
             raise CheckpointMismatchError(
@@ -98,6 +99,7 @@ def main() -> None:
               'RANDOM weights (fine for counting and latency, useless for '
               'predictions).', file=sys.stderr)
         supernet = build_supernet(cfg, shape)
+        supernet.mutator.strict_meta = args.strict
         static = export_subnet(supernet, channel_cfg)
     mutator = supernet.mutator
     full = mutator.estimate(mutator.max_widths)

@@ -26,6 +26,7 @@ def main() -> None:
     max_widths = supernet.mutator.max_widths
     for cfg in configs:
         validate_channels(cfg, max_widths, supernet.mutator.divisors)
+        supernet.mutator.check_meta(cfg)
     plot_channel_configs(
         {osp.splitext(osp.basename(c.source))[0]: c.channels
          for c in configs}, max_widths, args.out)

@@ -48,6 +48,7 @@ def main() -> None:
     mutator = supernet.mutator
     searched = load_channel_cfg(args.channel_cfg)
     validate_channels(searched, mutator.max_widths, mutator.divisors)
+    mutator.check_meta(searched)
     reference = mutator.original_widths
     if args.reference:
         reference_cfg = load_channel_cfg(args.reference)

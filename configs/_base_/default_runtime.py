@@ -19,8 +19,13 @@ default_hooks = dict(
     visualization=dict(type='VisualizationHook', enable=False),
 )
 
-# a retrained subnet's checkpoint carries its channel_cfg in its meta
-custom_hooks = [dict(type='ChannelCfgMetaHook')]
+custom_hooks = [
+    # a retrained subnet's checkpoint carries its channel_cfg in its meta
+    dict(type='ChannelCfgMetaHook'),
+    # checkpoints carry the random generators' states: --resume continues
+    # with the random numbers an uninterrupted run would have drawn
+    dict(type='RandomStateHook'),
+]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -13,4 +13,5 @@ max_epochs = 5
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = dict(end=max_epochs)
 # a plain classifier: its weights go channels-last (2x faster on CPUs) here
-custom_hooks = [dict(type='MemoryFormatHook', memory_format='channels_last')]
+custom_hooks = [*_base_.custom_hooks,
+                dict(type='MemoryFormatHook', memory_format='channels_last')]

@@ -6,6 +6,7 @@ from .dnas_search import DNASSearchLoop
 from .greedy_search import GreedySlimmingLoop
 from .memory_format_hook import MemoryFormatHook
 from .network_adjustment import NetworkAdjustmentLoop
+from .random_state import RandomStateHook
 from .rexnet_search import ChannelParameterizationSearchLoop
 from .subnet_loops import SubnetTestLoop, SubnetValLoop
 
@@ -13,5 +14,6 @@ __all__ = ['ChannelCfgMetaHook', 'ChannelParameterizationSearchLoop',
            'DMaskingSearchLoop',
            'DMaskingTrainLoop', 'DNASSearchLoop', 'GreedySlimmingLoop',
            'MemoryFormatHook',
-           'NetworkAdjustmentLoop', 'SubnetTestLoop', 'SubnetValLoop',
+           'NetworkAdjustmentLoop', 'RandomStateHook', 'SubnetTestLoop',
+           'SubnetValLoop',
            'batch_statistics', 'recalibrate_bn']

@@ -3,6 +3,9 @@
 A supernet's shared running statistics were accumulated over many widths and
 fit none of them; a subnet is evaluated either after recalibrating them on a
 few training batches, or with the statistics of the evaluated batch itself.
+A validation during training recalibrates inside :func:`kept_statistics`, so
+training continues from the statistics it left (and a training resumed from
+the checkpoint saved before that validation continues from the same ones).
 """
 from __future__ import annotations
 
@@ -52,6 +55,22 @@ def recalibrate_bn(model: BaseModel, batches: Iterable[dict],
             bn.momentum = momentum
         model.train(was_training)
     return used
+
+
+@contextmanager
+def kept_statistics(model: torch.nn.Module) -> Iterator[None]:
+    """BN running statistics are put back as they were on exit (undoing a
+    :func:`recalibrate_bn` inside)."""
+    norms = _batch_norms(model)
+    saved = [{name: buffer.clone() for name, buffer in bn.named_buffers(
+        recurse=False)} for bn in norms]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for bn, buffers in zip(norms, saved):
+                for name, value in buffers.items():
+                    getattr(bn, name).copy_(value)
 
 
 @contextmanager

@@ -5,14 +5,16 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import TestLoop, ValLoop
 
 from ..registry import LOOPS
-from .batch_norm import recalibrate_bn
+from .batch_norm import kept_statistics, recalibrate_bn
 
 
 class _SubnetEvaluation:
     """Runs the loop's dataset once per subnet the algorithm reports.
 
     With one subnet the metrics keep their usual names; with several, each
-    is prefixed with the subnet's name (``max/accuracy/top1``).
+    is prefixed with the subnet's name (``max/accuracy/top1``). The BN
+    statistics recalibrated for it are put back afterwards: evaluating
+    leaves the model as it was.
     """
     phase: str
     calibrate_bn_batches: int
@@ -27,12 +29,13 @@ class _SubnetEvaluation:
         metrics = {}
         for name, activate in subnets.items():
             activate()
-            if self.calibrate_bn_batches:
-                recalibrate_bn(algorithm, runner.train_dataloader,
-                               self.calibrate_bn_batches)
-            runner.model.eval()
-            for idx, data_batch in enumerate(self.dataloader):
-                self.run_iter(idx, data_batch)
+            with kept_statistics(algorithm):
+                if self.calibrate_bn_batches:
+                    recalibrate_bn(algorithm, runner.train_dataloader,
+                                   self.calibrate_bn_batches)
+                runner.model.eval()
+                for idx, data_batch in enumerate(self.dataloader):
+                    self.run_iter(idx, data_batch)
             result = self.evaluator.evaluate(len(self.dataloader.dataset))
             prefix = f'{name}/' if len(subnets) > 1 else ''
             metrics.update({prefix + k: v for k, v in result.items()})

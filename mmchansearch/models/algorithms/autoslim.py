@@ -8,7 +8,7 @@ import torch
 from mmengine.optim import OptimWrapper
 from torch import nn
 
-from ...distributed import shared_rng
+from ...distributed import restore_rng, rng_state, shared_rng
 from ...errors import ConfigError
 from ...mutator import ChannelMutator
 from ...registry import MODELS
@@ -62,6 +62,19 @@ class AutoSlim(ChannelSupernet):
         return [('max', mutator.set_max), ('min', mutator.set_min)] + [
             (f'random{i}', lambda: mutator.sample(rng))
             for i in range(self.num_samples - 2)]
+
+    def random_state(self) -> dict:
+        """The width sampler's state, for a training checkpoint (see
+        :class:`~mmchansearch.engine.RandomStateHook`): a resumed training
+        goes on sampling the widths the uninterrupted one would have."""
+        return {} if self._rng is None else dict(
+            width_sampler=rng_state(self._rng))
+
+    def load_random_state(self, state: dict) -> None:
+        """Restores the width sampler from :meth:`random_state`."""
+        if 'width_sampler' in state:
+            self._rng = random.Random()
+            restore_rng(self._rng, state['width_sampler'])
 
     def train_step(self, data: dict,
                    optim_wrapper: OptimWrapper) -> dict[str, torch.Tensor]:
