@@ -12,7 +12,7 @@ from mmengine.config import Config, DictAction
 from .errors import ChannelSearchError, ConfigError
 
 __all__ = ['DictAction', 'add_runner_args', 'add_strict_arg',
-           'add_supernet_args',
+           'add_supernet_args', 'refuse_overwriting_inputs',
            'load_config', 'runner_config', 'run_tool', 'supernet_from_args']
 
 
@@ -34,11 +34,62 @@ def load_config(path: str, cfg_options: dict | None = None) -> Config:
         cfg = Config.fromfile(path)
     except FileNotFoundError:
         raise ConfigError(f'config {path}: no such file.') from None
+    except ModuleNotFoundError as err:
+        if err.name != 'pkg_resources':
+            raise
+        # mmengine resolves `_base_ = ['package::path']` with pkg_resources
+        raise ConfigError(
+            f'config {path}: a _base_ of the form package::file needs '
+            'pkg_resources, which setuptools >= 81 no longer has; give the '
+            "base config's file path instead, or pip install "
+            '"setuptools<81".') from None
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if cfg.get('default_scope') in _COVERED_SCOPES:
         cfg.default_scope = 'mmchansearch'
     return cfg
+
+
+def check_data_roots(cfg: Config, *dataloaders: str) -> None:
+    """Refuses a dataset of the named dataloaders whose ``data_root`` is
+    not a directory, before any dataset is built.
+
+    Without this, a wrong ``data_root`` ends in the dataset's own traceback
+    (``FileNotFoundError``), or in a download attempt (mmpretrain's CIFAR
+    and MNIST datasets).
+
+    Args:
+        cfg: the tool's config.
+        dataloaders: dotted keys of dataloader configs, e.g.
+            ``'train_dataloader'`` or ``'search_loop.dataloader'``; keys the
+            config lacks (or sets to None) are skipped.
+
+    Raises:
+        ConfigError: naming the key of the first missing ``data_root``.
+    """
+    for key in dataloaders:
+        first, *rest = key.split('.')
+        node = cfg.get(first)
+        for part in rest:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            _check_dataset_roots(node.get('dataset'), f'{key}.dataset')
+
+
+def _check_dataset_roots(dataset, key: str) -> None:
+    """The check of :func:`check_data_roots` for one dataset config and
+    the datasets it wraps (``dataset=``, ``datasets=[...]``)."""
+    if not isinstance(dataset, dict):
+        return
+    root = dataset.get('data_root')
+    if isinstance(root, str) and root and '://' not in root \
+            and not osp.isdir(root):
+        raise ConfigError(
+            f'{key}.data_root={root!r}: no such directory; point it at '
+            f'your data (--cfg-options {key}.data_root=DIR).')
+    _check_dataset_roots(dataset.get('dataset'), f'{key}.dataset')
+    for i, inner in enumerate(dataset.get('datasets') or []):
+        _check_dataset_roots(inner, f'{key}.datasets.{i}')
 
 
 def add_supernet_args(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +110,18 @@ def add_strict_arg(parser: argparse.ArgumentParser) -> None:
                         help='refuse a channel_cfg whose meta (input shape, '
                         'params, FLOPs) disagrees with this model instead '
                         'of warning')
+
+
+def refuse_overwriting_inputs(outputs: Sequence[str | None],
+                              inputs: Sequence[str | None]) -> None:
+    """An output path that is one of the command's inputs is an error (it
+    would be replaced before, or instead of, being read)."""
+    for out in filter(None, outputs):
+        for source in filter(None, inputs):
+            if os.path.exists(out) and os.path.exists(source) and \
+                    os.path.samefile(out, source):
+                raise ConfigError(f'{out} is an input of this command; '
+                                  'write to another file.')
 
 
 def input_shape_of(cfg: Config, hw: Sequence[int] | None
@@ -102,6 +165,12 @@ def runner_config(args: argparse.Namespace) -> Config:
         './work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.launcher == 'pytorch':
         _init_cpu_process_group()
+    if os.environ.get('RANK', '0') == '0' and osp.isdir(cfg.work_dir):
+        from .fileio import remove_stale_temp_files
+        removed = remove_stale_temp_files(cfg.work_dir)
+        if removed:
+            print(f'removed {len(removed)} temporary file(s) left by killed '
+                  f'writes in {cfg.work_dir}', file=sys.stderr)
     return cfg
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,35 @@ def atomic_replace_with(path: str | os.PathLike, write) -> None:
             os.remove(tmp)
         raise
     _fsync_path(path.parent, directory=True)
+
+
+# ``.NAME.XXXXXXXX.tmp``: what :func:`atomic_replace_with` writes first.
+_TEMP_NAME = re.compile(r'^\..+\.[A-Za-z0-9_]{8}\.tmp$')
+
+
+def remove_stale_temp_files(folder: str | os.PathLike,
+                            min_age_s: float = 60.0) -> list[str]:
+    """Deletes the temporary files that killed atomic writes left in
+    ``folder`` (and below): a killed checkpoint save leaves one as large as
+    the checkpoint. Files modified in the last ``min_age_s`` seconds may
+    belong to a write still running and are kept.
+
+    Returns:
+        The deleted paths.
+    """
+    removed = []
+    now = time.time()
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                if _TEMP_NAME.match(name) and \
+                        now - os.path.getmtime(path) >= min_age_s:
+                    os.remove(path)
+                    removed.append(path)
+            except FileNotFoundError:  # removed meanwhile
+                continue
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

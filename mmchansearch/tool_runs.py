@@ -4,23 +4,28 @@ The main job (``tools/demo_autoslim.py``), the comparison
 (``tools/compare.py``) and the quality benchmarks call the same tools a
 user types, each as a stage of a work dir: ``stages.json`` records every
 finished stage with its command and time, so a killed job started again
-skips what finished, and a stage asked to run with another command is
-refused instead of being silently reused. A failing tool ends the job with
-one ``error:`` line that shows the end of its log.
+skips what finished, and a stage asked to run with another command, or
+whose config or input files changed since, is refused instead of being
+silently reused. Several processes may share a work dir (e.g.
+``tools/compare.py --methods A`` and ``--methods B``): a stage runs in one
+of them while the others wait for it and then reuse it. A failing tool ends
+the job with one ``error:`` line that shows the end of its log.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from mmengine.logging import MMLogger
 
 from .errors import ConfigError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, file_digest
 
 
 class ToolRunner:
@@ -43,10 +48,24 @@ class ToolRunner:
         self.path = os.path.join(work_dir, 'stages.json')
         self.logger = MMLogger.get_current_instance()
         self.stages: dict[str, dict] = {}
+        self._reload()
+
+    def _reload(self) -> None:
         if os.path.isfile(self.path):
             with open(self.path) as f:
                 self.stages = {k: v if isinstance(v, dict) else dict(seconds=v)
                                for k, v in json.load(f).items()}
+
+    @contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        """An exclusive lock of this work dir's ``name`` across processes."""
+        os.makedirs(self.work_dir, exist_ok=True)
+        with open(os.path.join(self.work_dir, f'.{name}.lock'), 'w') as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def done(self, stage: str) -> bool:
         """Whether ``stage`` finished before."""
@@ -54,17 +73,36 @@ class ToolRunner:
 
     def run(self, stage: str, *args) -> None:
         """Runs the tool unless ``stage`` finished before with the same
-        arguments; its output goes to ``<work_dir>/<stage>.log``."""
+        arguments and inputs; its output goes to ``<work_dir>/<stage>.log``.
+        Another process running the same stage is waited for."""
         command = [str(a) for a in args]
-        if self.done(stage):
-            recorded = self.stages[stage].get('command')
-            if recorded is not None and recorded != command:
-                raise ConfigError(
-                    f'stage {stage} of {self.work_dir} finished before with '
-                    f'other arguments ({" ".join(recorded)}); use a new work '
-                    f'dir, or delete {self.path} to redo every stage.')
-            return
-        os.makedirs(self.work_dir, exist_ok=True)
+        with self._lock(f'stage-{stage}'):
+            self._reload()
+            inputs = _input_digests(command)
+            if self.done(stage):
+                self._check_same(stage, command, inputs)
+                return
+            self._run(stage, command)
+            self.record(stage, self._seconds, command, inputs)
+
+    def _check_same(self, stage: str, command: list[str],
+                    inputs: dict[str, str]) -> None:
+        recorded = self.stages[stage]
+        if recorded.get('command') not in (None, command):
+            raise ConfigError(
+                f'stage {stage} of {self.work_dir} finished before with other '
+                f'arguments ({" ".join(recorded["command"])}); use a new work '
+                f'dir, or delete {self.path} to redo every stage.')
+        changed = [path for path, digest in (recorded.get('inputs') or
+                                             {}).items()
+                   if inputs.get(path) != digest]
+        if changed:
+            raise ConfigError(
+                f'stage {stage} of {self.work_dir} finished before with '
+                f'another version of {", ".join(changed)}; use a new work '
+                f'dir, or delete {self.path} to redo every stage.')
+
+    def _run(self, stage: str, command: list[str]) -> None:
         log = os.path.join(self.work_dir, f'{stage}.log')
         self.logger.info(f'{stage}: python {" ".join(command)} '
                          f'(log: {log})')
@@ -81,15 +119,20 @@ class ToolRunner:
                 tail = ''.join(f.readlines()[-15:])
             raise ConfigError(f'{stage} failed (exit {returncode}); '
                               f'the end of {log}:\n{tail}')
-        self.record(stage, time.perf_counter() - start, command)
+        self._seconds = time.perf_counter() - start
 
     def record(self, stage: str, seconds: float,
-               command: Sequence[str] | None = None) -> None:
-        """Marks ``stage`` finished after ``seconds`` of work."""
-        self.stages[stage] = dict(seconds=round(seconds, 2),
-                                  command=None if command is None
-                                  else list(command))
-        atomic_write_text(self.path, json.dumps(self.stages, indent=1))
+               command: Sequence[str] | None = None,
+               inputs: dict[str, str] | None = None) -> None:
+        """Marks ``stage`` finished after ``seconds`` of work (merged with
+        what other processes recorded meanwhile)."""
+        with self._lock('stages'):
+            self._reload()
+            self.stages[stage] = dict(
+                seconds=round(seconds, 2),
+                command=None if command is None else list(command),
+                inputs=inputs or {})
+            atomic_write_text(self.path, json.dumps(self.stages, indent=1))
 
     def seconds(self, stage: str) -> float:
         """How long ``stage`` took."""
@@ -99,6 +142,32 @@ class ToolRunner:
         """Minutes spent in the stages whose names start with ``prefix``."""
         return sum(s['seconds'] for k, s in self.stages.items()
                    if k.startswith(prefix)) / 60
+
+
+def _input_digests(command: Sequence[str]) -> dict[str, str]:
+    """What a command reads, by content: each argument that names a file
+    (a config with everything it inherits, a channel_cfg, a checkpoint;
+    ``key=PATH`` options too), not the tool script (code is not input)."""
+    digests = {}
+    for arg in command[1:]:
+        path = arg.split('=', 1)[1] if '=' in arg else arg
+        for item in path.split(','):
+            if os.path.isfile(item) and item not in digests:
+                digests[item] = _config_digest(item) \
+                    if item.endswith('.py') else file_digest(item)
+    return digests
+
+
+def _config_digest(path: str) -> str:
+    """A config file by what it resolves to (its ``_base_`` files too)."""
+    import hashlib
+
+    from mmengine.config import Config
+    try:
+        text = Config.fromfile(path).pretty_text
+    except Exception:  # not a config: its bytes
+        return file_digest(path)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _run_teed(command: list[str], log) -> int:

@@ -503,3 +503,23 @@ def test_resume_against_another_config_or_checkpoint_is_refused(
     assert f'was made with another {named}' in result.stderr
     assert 'Traceback' not in result.stderr
     assert _snapshot(work_dir) == before
+
+
+def test_search_on_two_processes_matches_one(pipeline, run_torchrun,
+                                             tmp_path):
+    """torchrun with 2 gloo processes: each rank scores whole held-out
+    batches of the one-process order, counts are summed, BN recalibration
+    on the same training batches is averaged over the ranks; the results
+    are one process's: the same subnets, held-out accuracy within 0.01
+    points (float summation order)."""
+    work_dir = tmp_path / 'dist'
+    run_torchrun(2, 'tools/search.py', SEARCH, pipeline['checkpoint'],
+                 '--work-dir', work_dir, '--cfg-options',
+                 *_search_options(pipeline['root']))
+    single = _search_yamls(pipeline['search_dir'])
+    double = _search_yamls(work_dir)
+    assert [p.name for p in double] == [p.name for p in single]
+    for a, b in zip(double, single):
+        a, b = load_channel_cfg(a), load_channel_cfg(b)
+        assert a.channels == b.channels
+        assert abs(a.meta['heldout_top1'] - b.meta['heldout_top1']) <= 0.01

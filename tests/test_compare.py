@@ -3,6 +3,8 @@ the table, and the reduced comparison end to end on tiny data."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -228,3 +230,48 @@ def test_measure_latencies_alternates_rounds():
                               (3, ), rounds=3, warmup=1, repeats=2)
     assert set(times) == {'a', 'b'} and all(t > 0 for t in times.values())
     assert calls == (['a'] * 3 + ['b'] * 3) * 3  # a, b in turn, 3 rounds
+
+
+def test_tool_runner_refuses_a_finished_stage_whose_config_changed(
+        tmp_path):
+    """Same command, but the config (or a file it inherits) changed: the
+    finished stage is stale and is not reused."""
+    script = tmp_path / 'count.py'
+    script.write_text(f"open(r'{tmp_path / 'runs'}', 'a').write('x')\n")
+    base = tmp_path / 'base.py'
+    base.write_text('lr = 0.1\n')
+    config = tmp_path / 'config.py'
+    config.write_text("_base_ = ['./base.py']\nepochs = 3\n")
+    ToolRunner(str(tmp_path / 'w')).run('stage', script, config)
+    ToolRunner(str(tmp_path / 'w')).run('stage', script, config)  # same
+    base.write_text('lr = 0.2\n')
+    with pytest.raises(ConfigError, match='another version of .*config.py'):
+        ToolRunner(str(tmp_path / 'w')).run('stage', script, config)
+    assert (tmp_path / 'runs').read_text() == 'x'
+
+
+def test_processes_sharing_a_work_dir_run_a_stage_once(tmp_path):
+    """Two jobs on one work dir (compare.py --methods A / --methods B):
+    the shared stage runs once, the other job waits for it, and neither
+    loses the other's records."""
+    import textwrap
+    script = tmp_path / 'slow.py'
+    script.write_text(textwrap.dedent(f"""
+        import time
+        open(r'{tmp_path / 'runs'}', 'a').write('x')
+        time.sleep(2)
+    """))
+    job = tmp_path / 'job.py'
+    job.write_text(textwrap.dedent(f"""
+        import sys
+        from mmchansearch.tool_runs import ToolRunner
+        runner = ToolRunner(r'{tmp_path / 'w'}')
+        runner.run('baseline', r'{script}')
+        runner.run('method_' + sys.argv[1], r'{script}', sys.argv[1])
+    """))
+    jobs = [subprocess.Popen([sys.executable, str(job), name])
+            for name in ('a', 'b')]
+    assert [j.wait(timeout=120) for j in jobs] == [0, 0]
+    assert (tmp_path / 'runs').read_text() == 'xxx'  # baseline once
+    recorded = json.loads((tmp_path / 'w' / 'stages.json').read_text())
+    assert recorded.keys() == {'baseline', 'method_a', 'method_b'}

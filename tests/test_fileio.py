@@ -1,5 +1,6 @@
 """Checkpoint I/O: loads that run no code, opt-in mmengine patching,
 atomic writes."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,29 @@ def test_import_leaves_mmengine_unpatched():
                             text=True, cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith('ok')
+
+
+def test_stale_temporary_files_of_killed_writes_are_removed(tmp_path):
+    """A killed atomic write leaves ``.NAME.XXXXXXXX.tmp``; old ones go,
+    fresh ones (a write may still run) and other files stay."""
+    import tempfile
+    import time
+
+    from mmchansearch.fileio import remove_stale_temp_files
+    (tmp_path / 'round_1').mkdir()
+    stale = []
+    for folder in (tmp_path, tmp_path / 'round_1'):
+        fd, path = tempfile.mkstemp(dir=folder, prefix='.epoch_1.pth.',
+                                    suffix='.tmp')
+        os.close(fd)
+        os.utime(path, (time.time() - 600, ) * 2)
+        stale.append(path)
+    fd, fresh = tempfile.mkstemp(dir=tmp_path, prefix='.state.json.',
+                                 suffix='.tmp')
+    os.close(fd)
+    other = tmp_path / 'notes.tmp'
+    other.write_text('mine')
+    os.utime(other, (time.time() - 600, ) * 2)
+    assert sorted(remove_stale_temp_files(tmp_path)) == sorted(stale)
+    assert os.path.exists(fresh) and other.exists()
+    assert not any(os.path.exists(p) for p in stale)

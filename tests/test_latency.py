@@ -212,6 +212,13 @@ def test_build_latency_lut_tool_for_a_channel_search(tmp_path, run_tool,
                      'model.candidates=None', 'model.target=None')
     assert json.loads(out.read_text())['entries'] == data['entries']
     assert 'wrote' in again.stdout
+    # without --update a measured table is never replaced
+    before = out.read_bytes()
+    refused = run_tool('tools/build_latency_lut.py', config, '--device',
+                       'cpu', '-o', out, check=False)
+    assert refused.returncode == 2
+    assert 'exists (a measured table); --update keeps' in refused.stderr
+    assert out.read_bytes() == before
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         bad = run_tool('tools/build_latency_lut.py', config, '--device',

@@ -338,8 +338,7 @@ def test_another_checkpoint_replaces_the_converted_start(
     run_tool(command[0], command[1], paths['good'], *command[2:], '--force')
     meta = torch.load(converted, weights_only=False)['meta']
     assert meta['source'] == str(paths['good'])
-    assert (work_dir / 'channels.yaml').is_file() or list(
-        work_dir.glob('*.yaml'))
+    assert (work_dir / 'final.yaml').is_file()
 
 
 def test_scale_tool_matches_the_loops_variant(search, run_tool, tmp_path):
@@ -356,6 +355,13 @@ def test_scale_tool_matches_the_loops_variant(search, run_tool, tmp_path):
                       check=False)
     assert result.returncode == 2 and 'scale must be in (0, 1]' in \
         result.stderr
+    copy = tmp_path / 'final.yaml'
+    copy.write_bytes((work_dir / 'final.yaml').read_bytes())
+    result = run_tool('tools/scale_channel_cfg.py', SEARCH, copy, '--scale',
+                      '0.8', '-o', copy, check=False)
+    assert result.returncode == 2 and 'is an input of this command' in \
+        result.stderr
+    assert copy.read_bytes() == (work_dir / 'final.yaml').read_bytes()
 
 
 def test_search_runs_on_two_cpu_processes(search, run_torchrun, tmp_path):

@@ -18,6 +18,7 @@ Examples:
         --batch-size 32 -o lut_cuda.json
 """
 import argparse
+import os
 import random
 import time
 
@@ -25,6 +26,7 @@ import torch
 
 import mmchansearch.models  # noqa: F401  (registers algorithms)
 from mmchansearch.cli import DictAction, load_config, run_tool
+from mmchansearch.errors import LatencyTableError
 from mmchansearch.latency import LatencyTable, build_table, calibrate
 from mmchansearch.supernet import build_search_space
 
@@ -66,6 +68,11 @@ def main() -> None:
     cfg = load_config(args.config, args.cfg_options)
     model = build_search_space(cfg).eval()
     ops = model.latency_ops()
+    if os.path.exists(args.out) and not args.update:
+        raise LatencyTableError(
+            f'{args.out} exists (a measured table); --update keeps its '
+            'entries and measures only missing ops, or write to another '
+            '-o (delete the file to measure everything again).')
     existing = LatencyTable.load(args.out, args.device) if args.update \
         else None
     distinct = len({op.signature for op in ops})

@@ -26,6 +26,7 @@ from mmchansearch.cli import (
     add_supernet_args,
     input_shape_of,
     load_config,
+    refuse_overwriting_inputs,
     run_tool,
 )
 from mmchansearch.errors import CheckpointMismatchError, ConfigError
@@ -63,14 +64,9 @@ def parse_args() -> argparse.Namespace:
 
 
 def check_paths(args) -> None:
-    outputs = [p for p in (args.out, args.onnx) if p]
-    inputs = [p for p in (args.checkpoint, args.channel_cfg, args.config)
-              if p]
-    for out in outputs:
-        for source in inputs:
-            if os.path.exists(out) and os.path.samefile(out, source):
-                raise ConfigError(f'-o/--onnx {out} is an input of this '
-                                  'command; write to another file.')
+    refuse_overwriting_inputs(
+        [args.out, args.onnx], [args.checkpoint, args.channel_cfg,
+                                args.config])
     if args.benchmark and not args.onnx:
         raise ConfigError('--benchmark times the ONNX file; add --onnx '
                           'PATH.')

@@ -15,7 +15,12 @@ from mmchansearch.channel_cfg import (
     save_channel_cfg,
     validate_channels,
 )
-from mmchansearch.cli import add_supernet_args, run_tool, supernet_from_args
+from mmchansearch.cli import (
+    add_supernet_args,
+    refuse_overwriting_inputs,
+    run_tool,
+    supernet_from_args,
+)
 from mmchansearch.engine.network_adjustment import scaled_variant
 
 
@@ -44,6 +49,8 @@ def _save(mutator, choices, path: str, config: str, source: str) -> None:
 
 def main() -> None:
     args = parse_args()
+    refuse_overwriting_inputs([args.out, args.uniform_out],
+                              [args.channel_cfg, args.reference, args.config])
     _, supernet = supernet_from_args(args)
     mutator = supernet.mutator
     searched = load_channel_cfg(args.channel_cfg)

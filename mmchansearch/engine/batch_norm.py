@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
+from mmengine import dist
 from mmengine.model import BaseModel
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -33,8 +34,13 @@ def recalibrate_bn(model: BaseModel, batches: Iterable[dict],
         batches: dataloader batches (typically the training set).
         num_batches: how many batches to average.
 
+    With several ranks each averages its own batches and the statistics
+    are then averaged over all ranks (weighted by their batch counts), so
+    every rank holds the statistics of all batches seen: scores computed
+    after it do not depend on the number of processes.
+
     Returns:
-        The number of batches used.
+        The number of batches used (on this rank).
     """
     norms = _batch_norms(model)
     momenta = [bn.momentum for bn in norms]
@@ -54,7 +60,25 @@ def recalibrate_bn(model: BaseModel, batches: Iterable[dict],
         for bn, momentum in zip(norms, momenta):
             bn.momentum = momentum
         model.train(was_training)
+    _average_over_ranks(norms, used)
     return used
+
+
+def _average_over_ranks(norms: list[_BatchNorm], used: int) -> None:
+    """Running means and variances averaged over ranks, weighted by
+    ``used`` (each rank's batch count); nothing alone."""
+    if dist.get_world_size() == 1 or not norms:
+        return
+    stats = [t for bn in norms for t in (bn.running_mean, bn.running_var)]
+    flat = torch.cat([t.detach().double().flatten() * used for t in stats]
+                     + [torch.tensor([float(used)], dtype=torch.float64,
+                                     device=stats[0].device)])
+    dist.all_reduce(flat)
+    flat = flat[:-1] / flat[-1]
+    offset = 0
+    for tensor in stats:
+        tensor.copy_(flat[offset:offset + tensor.numel()].view_as(tensor))
+        offset += tensor.numel()
 
 
 @contextmanager

@@ -30,7 +30,7 @@ from ..registry import LOOPS
 from ..supernet import load_supernet_weights
 from ..visualization import plot_search_trajectory
 from .batch_norm import batch_statistics, recalibrate_bn
-from .held_out import held_out_batches
+from .held_out import calibration_batches, held_out_batches
 from .search_state import SearchState, search_dependencies
 
 STATE_FILE = 'search_state.json'
@@ -86,7 +86,8 @@ class GreedySlimmingLoop(BaseLoop):
             or 'latency' when the mutator has a latency table).
         num_batches: held-out batches scoring each try (None: all).
         calibrate_bn_batches: training batches used to recalibrate BN
-            before each result's final evaluation.
+            before each result's final evaluation (a seeded choice of
+            training images, the same on any number of processes).
         checkpoint: the trained supernet's weights (loaded here).
         resume: continue from the state file in the work dir.
         force: start over although the work dir holds a search state.
@@ -268,10 +269,11 @@ class GreedySlimmingLoop(BaseLoop):
         """Recalibrates BN, evaluates and writes one YAML per target."""
         model, work_dir = self.algorithm, self.runner.work_dir
         paths = {}
+        calibration = calibration_batches(self.runner.train_dataloader,
+                                          self.calibrate_bn_batches)
         for key, result in state['reached'].items():
             model.mutator.set_choices(result['choices'])
-            recalibrate_bn(model, self.runner.train_dataloader,
-                           self.calibrate_bn_batches)
+            recalibrate_bn(model, calibration, len(calibration))
             model.eval()
             accuracy, loss = score_batches(model, batches)
             check_finite({'held-out loss': loss}, f'greedy search result '

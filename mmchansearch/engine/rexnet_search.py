@@ -310,6 +310,12 @@ class ChannelParameterizationSearchLoop(BaseLoop):
         self.top_fraction = top_fraction
         self.max_tries = max_tries or 200 * num_candidates
         self.seed, self.isolate = seed, isolate
+        if isolate is False and dist.get_world_size() > 1:
+            raise ConfigError(
+                'search_loop.isolate=False trains candidates inside the '
+                'distributed processes, where each would join the others\' '
+                'collectives; with several processes leave isolate unset '
+                '(or True): each candidate trains in a subprocess.')
         self.resume, self.force = resume, force
         self.model_name = model_name
         # before the budget creates its (muted) logger
