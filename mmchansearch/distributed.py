@@ -140,3 +140,26 @@ def _describe(value: torch.Tensor) -> str:
         return f'{value.item():g}'
     return (f'{int((~torch.isfinite(value)).sum())} of {value.numel()} '
             'values NaN/inf')
+
+
+def run_on_every_rank(fn):
+    """``fn()`` on every rank, then agreement on success before anything
+    else: when any rank fails, every rank raises (the failing one its own
+    error, the others a RuntimeError naming it), so no rank waits in a
+    later collective for one that stopped.
+    """
+    if dist.get_world_size() == 1:
+        return fn()
+    try:
+        result, failure = fn(), None
+    except BaseException as err:
+        result, failure = None, err
+    reports = dist.all_gather_object(
+        None if failure is None else f'{type(failure).__name__}: {failure}')
+    if failure is not None:
+        raise failure
+    failed = [(rank, text) for rank, text in enumerate(reports) if text]
+    if failed:
+        rank, text = failed[0]
+        raise RuntimeError(f'rank {rank} failed ({text}); see its log.')
+    return result

@@ -35,7 +35,7 @@ from mmengine.logging import MMLogger
 from mmengine.runner import BaseLoop
 
 from ..analysis import analyze_channels
-from ..distributed import check_finite, run_on_main
+from ..distributed import check_finite, run_on_every_rank, run_on_main
 from ..errors import BudgetError, ConfigError
 from ..estimators import ResourceEstimator
 from ..fileio import atomic_write_text
@@ -450,8 +450,9 @@ class ChannelParameterizationSearchLoop(BaseLoop):
         for start in range(0, len(pending), world):
             batch = pending[start:start + world]
             mine = split_jobs(batch, rank, world)
-            done = [(job, self._train(state['candidates'][job[0]], job[1]))
-                    for job in mine]
+            done = run_on_every_rank(lambda: [
+                (job, self._train(state['candidates'][job[0]], job[1]))
+                for job in mine])
             gathered = dist.all_gather_object(done) if world > 1 else [done]
             check_finite(
                 {f'{self.metric} of candidate {index} seed {seed}': value
