@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from classifiers import build_classifier_supernet, models_parser
 from torch import nn
 
-from mmchansearch.export import LogitsModule
+from mmchansearch.analysis import LogitsModule
 from mmchansearch.mutator import ChannelMutator
 
 DEFAULT_MODELS = ('MobileNetV2-1.0x', 'ResNet-18')

@@ -22,7 +22,7 @@ import torch
 from classifiers import build_classifier_supernet, models_parser
 from fvcore.nn import FlopCountAnalysis
 
-from mmchansearch.export import LogitsModule
+from mmchansearch.analysis import LogitsModule
 from mmchansearch.models.algorithms import ChannelSupernet
 
 # fvcore's per-operator keys for conv and linear layers; the estimator's

@@ -495,6 +495,18 @@ def forward_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     return output
 
 
+class LogitsModule(nn.Module):
+    """Wraps a classifier (an mmengine model, run in 'tensor' mode, or a
+    plain module) so that ``forward(x)`` returns its logits."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return forward_logits(self.classifier, inputs)
+
+
 def analyze_channels(model: nn.Module,
                      input_shape: tuple[int, int, int] = (3, 224, 224),
                      logger: MMLogger | None = None) -> ChannelAnalysis:

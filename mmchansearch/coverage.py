@@ -34,9 +34,9 @@ from mmengine.registry import DefaultScope
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .analysis import forward_logits
+from .analysis import LogitsModule, forward_logits
 from .channel_cfg import ChannelConfig
-from .export import LogitsModule, export_subnet
+from .export import export_subnet
 from .models.algorithms import ChannelSupernet
 from .registry import MODELS
 from .supernet import build_supernet, supernet_model_cfg

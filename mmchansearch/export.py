@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import nn
 
-from .analysis import forward_logits
+from .analysis import LogitsModule
 from .channel_cfg import ChannelConfig, parse_channel_cfg, same_network
 from .errors import CheckpointMismatchError
 from .fileio import atomic_torch_save
@@ -26,18 +26,6 @@ from .supernet import (
     supernet_model_cfg,
 )
 from .version import __version__
-
-
-class LogitsModule(nn.Module):
-    """Wraps a classifier (an mmengine model, run in 'tensor' mode, or a
-    plain module) so that ``forward(x)`` returns its logits."""
-
-    def __init__(self, classifier: nn.Module) -> None:
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return forward_logits(self.classifier, inputs)
 
 
 def export_subnet(supernet: ChannelSupernet,

@@ -28,7 +28,7 @@ import torch
 from mmengine.utils import ProgressBar
 from torch import nn
 
-from .analysis import forward_logits
+from .analysis import LogitsModule, forward_logits
 from .errors import ConfigError, LatencyTableError
 from .fileio import atomic_write_text
 
@@ -277,7 +277,7 @@ def calibrate(table: LatencyTable, networks: Sequence[tuple],
         input_shape: one sample's shape.
         device, batch_size, warmup, repeats: as :func:`measure_latency`.
     """
-    from .export import LogitsModule  # export imports the algorithms
+
     raw = LatencyTable(table.entries, {}, table.source)
     ratios = []
     for static, predict in networks:

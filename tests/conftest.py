@@ -25,7 +25,7 @@ from mmengine.model import BaseModel
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmchansearch.export import LogitsModule
+from mmchansearch.analysis import LogitsModule
 from mmchansearch.models.algorithms import ChannelSupernet
 from mmchansearch.mutator import ChannelMutator
 from mmchansearch.registry import MODELS

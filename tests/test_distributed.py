@@ -33,7 +33,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _build_autoslim() -> AutoSlim:
+def _build_autoslim(seed: int = 0) -> AutoSlim:
+    """The same initial weights on every rank, the width sampler seeded
+    with ``seed``."""
     torch.manual_seed(0)  # different seeds per rank would be caught by DDP
     with DefaultScope.overwrite_default_scope('mmchansearch'):
         return AutoSlim(
@@ -46,7 +48,7 @@ def _build_autoslim() -> AutoSlim:
                 data_preprocessor=dict(mean=[127.5] * 3, std=[64.0] * 3)),
             mutator=dict(type='ChannelMutator', input_shape=(3, 16, 16),
                          width_ratios=[0.25, 0.5, 0.75, 1.0]),
-            num_samples=4, seed=0)
+            num_samples=4, seed=seed)
 
 
 def _random_batch(generator: torch.Generator, size: int = 4) -> dict:
@@ -62,7 +64,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
     torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
                                   rank=rank, world_size=2)
     torch.set_num_threads(1)
-    model = _build_autoslim()
+    model = _build_autoslim(seed=rank)  # rank 0's seed must win
     sampled = []
     set_choices = model.mutator.set_choices
 
@@ -201,3 +203,48 @@ def test_every_rank_stops_when_one_rank_sees_a_nan(tmp_path):
     assert rank0['message'].startswith(
         'step 3: non-finite values on another rank. Fix it')
     assert max(rank0['seconds'], rank1['seconds']) < 10
+
+
+def _failing_rank_worker(rank: int, port: int, out_dir: str) -> None:
+    from mmchansearch.distributed import run_on_every_rank, run_on_main
+    from mmchansearch.errors import ConfigError
+    torch_dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+        world_size=2, timeout=timedelta(seconds=60))
+
+    def rank0_step():  # e.g. reading a search state, converting weights
+        raise ConfigError('the state is for another search')
+
+    def every_rank_step():  # e.g. training this rank's candidate
+        if rank == 1:
+            raise OSError('disk full')
+        return rank
+
+    results = {}
+    for name, step, runner in (('main', rank0_step, run_on_main),
+                               ('every', every_rank_step,
+                                run_on_every_rank)):
+        start = time.perf_counter()
+        try:
+            runner(step)
+            results[name] = None
+        except Exception as err:  # noqa: BLE001  (what the rank saw)
+            results[name] = f'{type(err).__name__}: {err}'
+        results[f'{name}_seconds'] = time.perf_counter() - start
+    torch.save(results, os.path.join(out_dir, f'rank{rank}.pth'))
+    torch_dist.destroy_process_group()
+
+
+def test_a_failure_on_one_rank_ends_every_rank(tmp_path):
+    """A rank-0-only step or one rank's own work fails: every rank raises
+    at once instead of waiting in the next collective until the timeout."""
+    mp.spawn(_failing_rank_worker, args=(_free_port(), str(tmp_path)),
+             nprocs=2)
+    ranks = [torch.load(tmp_path / f'rank{r}.pth') for r in (0, 1)]
+    for result in ranks:  # a user error is raised as itself everywhere
+        assert result['main'] == 'ConfigError: the state is for another ' \
+            'search'
+        assert result['main_seconds'] < 10 and result['every_seconds'] < 10
+    assert ranks[1]['every'] == 'OSError: disk full'
+    assert ranks[0]['every'] == \
+        'RuntimeError: rank 1 failed (OSError: disk full); see its log.'

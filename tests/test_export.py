@@ -8,11 +8,11 @@ import onnxruntime
 import pytest
 import torch
 
+from mmchansearch.analysis import LogitsModule
 from mmchansearch.channel_cfg import ChannelConfig
 from mmchansearch.dynamic_ops import is_dynamic
 from mmchansearch.errors import CheckpointMismatchError, ConfigError
 from mmchansearch.export import (
-    LogitsModule,
     export_onnx,
     export_subnet,
     load_static_model,

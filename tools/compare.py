@@ -21,6 +21,7 @@ import torch
 from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
+from mmchansearch.analysis import LogitsModule
 from mmchansearch.cli import load_config, run_tool
 from mmchansearch.comparison import (
     ComparisonRow,
@@ -34,7 +35,6 @@ from mmchansearch.comparison import (
 )
 from mmchansearch.comparison.measure import static_network
 from mmchansearch.errors import ConfigError
-from mmchansearch.export import LogitsModule
 from mmchansearch.fileio import atomic_write_text
 from mmchansearch.latency import measure_latencies
 from mmchansearch.registry import COMPARED_METHODS

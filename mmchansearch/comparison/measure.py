@@ -11,9 +11,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import nn
 
-from ..analysis import forward_logits
+from ..analysis import LogitsModule, forward_logits
 from ..estimators import traced_macs
-from ..export import LogitsModule
 from ..latency import (
     LatencyTable,
     build_table,

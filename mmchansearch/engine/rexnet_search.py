@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import csv
 import io
-import json
 import os
 import random
 import statistics
@@ -450,9 +449,9 @@ class ChannelParameterizationSearchLoop(BaseLoop):
         for start in range(0, len(pending), world):
             batch = pending[start:start + world]
             mine = split_jobs(batch, rank, world)
-            done = run_on_every_rank(lambda: [
+            done = run_on_every_rank(lambda jobs=mine: [
                 (job, self._train(state['candidates'][job[0]], job[1]))
-                for job in mine])
+                for job in jobs])
             gathered = dist.all_gather_object(done) if world > 1 else [done]
             check_finite(
                 {f'{self.metric} of candidate {index} seed {seed}': value
