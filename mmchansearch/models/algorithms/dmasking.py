@@ -56,17 +56,17 @@ class DMaskingNAS(DifferentiableSearch, ChannelSupernet):
         alpha: the multiplicative form's factor.
         beta: the multiplicative form's exponent.
         tau: initial Gumbel-softmax temperature (the train loop anneals it).
-        cost_network: which widths the cost is computed on. 'expected':
-            sum_i w_i C_i of the Gumbel-softmax weights (FBNetV2's
-            expected cost); 'sampled': the network the Gumbel noise draws
+        cost_network: which widths the cost is computed on. 'expected'
+            (FBNetV2's, as in the paper): sum_i w_i C_i of the
+            Gumbel-softmax weights, the effective shape; toolbox variants: 'sampled': the network the Gumbel noise draws
             (one candidate per group, the argmax of the perturbed logits);
             'derived': the argmax of alpha, the network the search will
             write. The last two are one-hot in the forward with
             straight-through gradients (of the Gumbel-softmax weights,
             resp. of softmax(alpha)), so discrete networks, not only the
             expectation, are pushed to the budget. The masks stay soft.
-            'derived' (the default) is the one measured to land on the
-            budget (benchmarks/RESULTS.md, section 10).
+            'derived' (the default, a variant) is the one measured to land
+            on the budget (benchmarks/RESULTS.md, section 10).
         resolutions: candidate input sizes (square, each <= the mutator's
             input size) to search as well; None searches channels only.
         data_preprocessor: defaults to the architecture's.
