@@ -11,7 +11,12 @@ from mmengine.runner import Runner
 
 import mmchansearch.engine  # noqa: F401  (registers loops and hooks)
 import mmchansearch.models  # noqa: F401  (registers algorithms)
-from mmchansearch.cli import add_runner_args, run_tool, runner_config
+from mmchansearch.cli import (
+    add_runner_args,
+    check_data_roots,
+    run_tool,
+    runner_config,
+)
 from mmchansearch.errors import ConfigError
 from mmchansearch.registry import LOOPS
 
@@ -42,6 +47,7 @@ def main() -> None:
         raise ConfigError(f'config {args.config} has no `search_loop`; use '
                           'a search config (e.g. configs/autoslim/'
                           '*_search_*.py).')
+    check_data_roots(cfg, 'search_loop.dataloader')
     cfg.resume = args.resume  # loops that train resume through mmengine
     runner = Runner.from_cfg(cfg)
     loop = LOOPS.build(cfg.search_loop, default_args=dict(

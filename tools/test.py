@@ -13,7 +13,12 @@ from mmengine.runner import Runner
 
 import mmchansearch.engine  # noqa: F401  (registers loops and hooks)
 import mmchansearch.models  # noqa: F401  (registers algorithms)
-from mmchansearch.cli import add_runner_args, run_tool, runner_config
+from mmchansearch.cli import (
+    add_runner_args,
+    check_data_roots,
+    run_tool,
+    runner_config,
+)
 from mmchansearch.distributed import unwrap
 from mmchansearch.fileio import atomic_write_text
 from mmchansearch.models.algorithms import ChannelSupernet
@@ -38,6 +43,7 @@ def main() -> None:
     args = parse_args()
     cfg = runner_config(args)
     cfg.load_from = None  # loaded below, strictly, with clear errors
+    check_data_roots(cfg, 'test_dataloader')
     runner = Runner.from_cfg(cfg)
     model = unwrap(runner.model)
     if isinstance(model, ChannelSupernet):

@@ -15,7 +15,12 @@ from mmengine.runner import Runner
 
 import mmchansearch.engine  # noqa: F401  (registers loops and hooks)
 import mmchansearch.models  # noqa: F401  (registers algorithms)
-from mmchansearch.cli import add_runner_args, run_tool, runner_config
+from mmchansearch.cli import (
+    add_runner_args,
+    check_data_roots,
+    run_tool,
+    runner_config,
+)
 from mmchansearch.errors import ConfigError
 from mmchansearch.fileio import load_checkpoint_file
 
@@ -81,6 +86,8 @@ def main() -> None:
                 '`auto_scale_lr = dict(base_batch_size=N)` (the total batch '
                 'size its learning rate is for); add it or drop the flag.')
         cfg.auto_scale_lr.enable = True
+    check_data_roots(cfg, 'train_dataloader', *(
+        ['val_dataloader'] if cfg.get('val_cfg') is not None else []))
     Runner.from_cfg(cfg).train()
 
 

@@ -8,7 +8,7 @@
 #   python tools/export_subnet.py \
 #     configs/fbnet/fbnet-small_retrain_1xb64_fashion-mnist.py \
 #     --channel-cfg work_dirs/dnas_fmnist/derived.yaml \
-#     --checkpoint work_dirs/RETRAIN/epoch_30.pth -o fbnet.pth \
+#     --checkpoint work_dirs/fbnet_fmnist_retrain/epoch_30.pth -o fbnet.pth \
 #     --onnx fbnet.onnx \
 #     --cfg-options model.backbone.blocks=work_dirs/dnas_fmnist/derived.yaml
 _base_ = [
