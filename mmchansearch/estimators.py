@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from .analysis import ChannelAnalysis
+from .analysis import ChannelAnalysis, count_conv_linear
 from .errors import ConfigError
 
 METRICS = ('flops', 'params')
@@ -195,27 +195,21 @@ def _layer_cost(name: str, info, module: nn.Module) -> _LayerCost:
 
 
 def traced_macs(model: nn.Module, run: Callable[[], Any]) -> dict[str, int]:
-    """Multiply-accumulates of every conv and linear layer of ``model``
-    during ``run()`` (one sample's forward), by module name.
+    """Multiply-accumulates of every conv and linear computation during
+    ``run()`` (one sample's forward), by the module running it.
 
-    The convention of :class:`ResourceEstimator` for networks without
-    channel groups, e.g. each candidate block of a block-choice space.
+    The convention of :class:`ResourceEstimator` (fvcore's conv + linear
+    count) for networks without channel groups, e.g. each candidate block
+    of a block-choice space; computations outside ``nn.Conv2d`` /
+    ``nn.Linear`` modules count too, and one the counter cannot see (e.g.
+    ``nn.MultiheadAttention``) is refused.
     """
-    macs: dict[str, int] = {}
-
-    def count(name: str) -> Callable:
-        def hook(module: nn.Module, args, output) -> None:
-            per_out = module.weight[0].numel()  # in/groups x kernel
-            outputs = output.numel() // output.shape[0]
-            macs[name] = macs.get(name, 0) + per_out * outputs
-        return hook
-
-    handles = [module.register_forward_hook(count(name))
-               for name, module in model.named_modules()
-               if isinstance(module, (nn.Conv2d, nn.Linear))]
-    try:
+    with count_conv_linear(model) as counter:
         run()
-    finally:
-        for handle in handles:
-            handle.remove()
-    return macs
+    if counter.uncounted:
+        raise ConfigError(
+            f'cannot count the FLOPs of {", ".join(counter.uncounted)}: a '
+            'torch function computes a conv or matrix product inside it; '
+            'such a model is refused rather than counted low.')
+    return {name: cost.macs for name, cost in counter.costs.items()
+            if cost.macs}
