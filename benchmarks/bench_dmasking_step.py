@@ -9,10 +9,13 @@ plain step of the max-width model (per batch).
 
 With ``--resolutions`` the input resolution is searched too (every
 spatial layer runs once per candidate on its sub-sampled map).
+``--cost-network`` chooses the widths the cost is computed on (default:
+the config's, else the algorithm's).
 
 Example:
     python benchmarks/bench_dmasking_step.py --threads 1
     python benchmarks/bench_dmasking_step.py --threads 1 --resolutions 24 28 32
+    python benchmarks/bench_dmasking_step.py --threads 1 --cost-network sampled
 """
 import argparse
 import statistics
@@ -24,7 +27,9 @@ from mmengine.config import Config
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.registry import DefaultScope
 
+from mmchansearch.memory_format import to_memory_format
 from mmchansearch.models import DMaskingNAS
+from mmchansearch.models.algorithms.dmasking import COST_NETWORKS
 from mmchansearch.registry import MODELS
 
 CONFIG = 'configs/dmasking/dmasking_mbv2_1.0x_search_1xb64_fashion-mnist.py'
@@ -38,6 +43,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--resolutions', type=int, nargs='+',
                         help='candidate input sizes (resolution search)')
+    parser.add_argument('--cost-network', choices=COST_NETWORKS,
+                        help="DMaskingNAS's cost_network (default: the "
+                        "config's, else the algorithm's)")
     return parser.parse_args()
 
 
@@ -47,13 +55,20 @@ def main() -> None:
     cfg = Config.fromfile(CONFIG)
     architecture = dict(cfg.model.architecture,
                         data_preprocessor=cfg.data_preprocessor)
+    cost_network = args.cost_network or cfg.model.get('cost_network')
+    options = {} if cost_network is None else dict(
+        cost_network=cost_network)
     with DefaultScope.overwrite_default_scope('mmchansearch'):
         torch.manual_seed(0)
         plain = MODELS.build(architecture).train()
         search = DMaskingNAS(
             architecture, dict(cfg.model.mutator, input_shape=(
                 3, args.input_size, args.input_size)),
-            target=cfg.model.target, resolutions=args.resolutions).train()
+            target=cfg.model.target, resolutions=args.resolutions,
+            **options).train()
+    # the plain step runs in the search's memory format (channels-last by
+    # default: about 2x faster on CPUs), so the ratio is the masks' cost
+    to_memory_format(plain, search.memory_format)
     plain_opt = OptimWrapper(torch.optim.SGD(plain.parameters(), lr=0.01,
                                              momentum=0.9))
     optimizers = OptimWrapperDict(
@@ -75,7 +90,8 @@ def main() -> None:
     median = {name: statistics.median(t) for name, t in times.items()}
     print(f'MobileNetV2 1.0x, batch {args.batch_size} at {args.input_size}x'
           f'{args.input_size}, {args.threads} thread(s), {args.repeats} '
-          f'steps each, medians, resolutions {args.resolutions or "-"}')
+          f'steps each, medians, resolutions {args.resolutions or "-"}, '
+          f'cost_network {search.cost_network!r}, {search.memory_format}')
     print('| step | seconds | / plain step |')
     print('|---|---|---|')
     for name in steps:

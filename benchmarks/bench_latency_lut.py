@@ -24,9 +24,9 @@ import time
 import numpy as np
 import torch
 
+from mmchansearch.analysis import LogitsModule
 from mmchansearch.cli import load_config
 from mmchansearch.estimators import traced_macs
-from mmchansearch.export import LogitsModule
 from mmchansearch.latency import (
     LatencyTable,
     build_table,
@@ -64,6 +64,12 @@ def fidelity(predicted: np.ndarray, measured: np.ndarray) -> str:
             f'{errors.mean():.1f}% (max {errors.max():.1f}%)')
 
 
+def network_flops(static: torch.nn.Module, shape: tuple) -> int:
+    """Traced conv + linear MACs of one sample through ``static``."""
+    return sum(traced_macs(static, lambda: static(
+        torch.zeros(1, *shape), mode='tensor')).values())
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -75,7 +81,9 @@ def main() -> None:
     build_seconds = time.perf_counter() - start
     rng = random.Random(args.seed)
     archs = [model.sample_network(rng) for _ in range(args.archs)]
-    calibration = [model.sample_network(random.Random(args.seed + 1000))
+    # one generator for all of them, so the calibration networks differ
+    calibration_rng = random.Random(args.seed + 1000)
+    calibration = [model.sample_network(calibration_rng)
                    for _ in range(args.calibrate)]
     tables, timings = [table], [[] for _ in archs]
     for round_index in range(args.rounds):
@@ -95,14 +103,17 @@ def main() -> None:
               args.repeats * args.rounds)
     raw.save(args.out)
     predicted = np.array([predict(raw) for _, predict in archs])
-    flops = [sum(traced_macs(static, lambda s=static: s(
-        torch.zeros(1, *shape), mode='tensor')).values())
-        for static, _ in archs]
+    flops = [network_flops(static, shape) for static, _ in archs]
+    calibration_flops = [network_flops(static, shape)
+                         for static, _ in calibration]
     print(f'\n{args.config}: {len(ops)} ops, {len(raw.entries)} distinct, '
           f'table built in {build_seconds:.1f} s on {args.device} '
           f'({raw.meta["device_name"]}, {args.threads} thread(s), batch '
           f'{args.batch_size}, torch {torch.__version__}); scale '
           f'{raw.scale:.3f} from {args.calibrate} other networks')
+    print('calibration networks: MFLOPs '
+          f'{[round(f / 1e6, 1) for f in calibration_flops]}, measured / '
+          f'sum of ops {raw.meta["calibration_ratios"]}')
     print('| arch | MFLOPs | LUT ms (calibrated) | measured ms | error % |')
     print('|---|---|---|---|---|')
     for i, (f, p, m) in enumerate(zip(flops, predicted, measured)):

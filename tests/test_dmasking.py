@@ -9,16 +9,23 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.registry import DefaultScope
+from mmpretrain.models import ImageClassifier
 from mmpretrain.structures import DataSample
+from torch import nn
 
 from mmchansearch.channel_cfg import (
+    ChannelConfig,
     load_channel_cfg,
     save_channel_cfg,
     validate_channels,
 )
 from mmchansearch.engine.dmasking_search import DMaskingSearchLoop
 from mmchansearch.errors import BudgetError, ConfigError, NonFiniteError
-from mmchansearch.export import load_static_model, save_static_checkpoint
+from mmchansearch.export import (
+    export_subnet,
+    load_static_model,
+    save_static_checkpoint,
+)
 from mmchansearch.latency import LatencyTable, measurement_meta
 from mmchansearch.models.algorithms import DMaskingNAS
 from mmchansearch.mutator import ChannelMutator
@@ -72,13 +79,87 @@ def test_one_hot_masks_equal_the_static_subnet(model):
     model.mutator.set_choices(model.mutator.max_widths)
 
 
-def test_cost_of_one_hot_widths_is_the_estimate(model):
+def test_cost_of_one_hot_widths_is_fvcores_count_of_the_subnet(
+        model, count_flops):
+    """The differentiable cost at one candidate per group is what fvcore
+    counts on the exported static subnet (conv + linear MACs)."""
     rng = random.Random(1)
-    for _ in range(5):
-        choices = {g: rng.choice(c) for g, c in model.options.items()}
-        soft = {g: torch.tensor(float(w)) for g, w in choices.items()}
-        assert float(model.cost(soft)) == pytest.approx(
-            model.mutator.estimate(choices)['flops'])
+    inputs = torch.randn(1, 3, 32, 32)
+    model.masks.clear()
+    try:
+        for _ in range(3):
+            choices = {g: rng.choice(c) for g, c in model.options.items()}
+            soft = {g: torch.tensor(float(w)) for g, w in choices.items()}
+            static = export_subnet(model, ChannelConfig(dict(choices)))
+            assert float(model.cost(soft)) == count_flops(static, inputs)
+    finally:
+        model.mutator.set_choices(model.mutator.max_widths)
+
+
+class TwoConvs(nn.Module):
+    """conv1 3->16 (3x3, 8x8 out), conv2 16->24 (3x3, stride 2, 4x4 out),
+    no biases: the tiny backbone of the hand-counted soft cost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.conv2 = nn.Conv2d(16, 24, 3, stride=2, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(24)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        return (torch.relu(self.bn2(self.conv2(x))), )
+
+
+TWO_CONVS_CANDIDATES = {'backbone.conv1': [4, 8, 16],
+                        'backbone.conv2': [8, 16, 24]}
+
+
+def _hand_cost(c1: float, c2: float) -> dict[str, float]:
+    """TwoConvs + GAP + a 10-class linear head at 3x8x8 by hand, for
+    (expected) widths c1 of conv1 and c2 of conv2."""
+    flops = (3 * 3 * 3 * c1 * 8 * 8        # conv1
+             + 3 * 3 * c1 * c2 * 4 * 4     # conv2
+             + c2 * 10)                     # head fc
+    params = (3 * 3 * 3 * c1 + 2 * c1      # conv1, bn1
+              + 3 * 3 * c1 * c2 + 2 * c2   # conv2, bn2
+              + c2 * 10 + 10)               # head fc, its bias
+    return dict(flops=flops, params=params)
+
+
+@pytest.mark.parametrize('cost_metric', ['flops', 'params'])
+def test_cost_of_soft_masks_is_bilinear_in_expected_widths(
+        monkeypatch, cost_metric):
+    """With the masks' weights softmax(alpha / tau) (the Gumbel noise
+    taken out), the expected cost is the hand count at the expected widths
+    sum_i w_i C_i: FLOPs and params are bilinear in the widths of the two
+    groups, which are independent, so E[c1 c2] = E[c1] E[c2]."""
+    torch.manual_seed(0)
+    architecture = ImageClassifier(
+        backbone=TwoConvs(), neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=10, in_channels=24))
+    model = DMaskingNAS(
+        architecture, dict(type='ChannelMutator', input_shape=(3, 8, 8)),
+        candidates=TWO_CONVS_CANDIDATES, cost_metric=cost_metric,
+        cost_network='expected', tau=2.0)
+    assert model.searched == list(TWO_CONVS_CANDIDATES)
+    alphas = {'backbone.conv1': [0.3, -1.0, 1.2],
+              'backbone.conv2': [-0.4, 0.9, 0.1]}
+    with torch.no_grad():
+        for group, alpha in zip(model.searched, model.arch_params):
+            alpha.copy_(torch.tensor(alphas[group]))
+    monkeypatch.setattr(torch.nn.functional, 'gumbel_softmax',
+                        lambda logits, tau: torch.softmax(logits / tau, -1))
+    expected = {}
+    for group, widths in TWO_CONVS_CANDIDATES.items():
+        weights = torch.softmax(torch.tensor(alphas[group]) / 2.0, -1)
+        expected[group] = sum(float(w) * c for w, c in zip(weights, widths))
+    assert not any(e in TWO_CONVS_CANDIDATES[g] for g, e in expected.items())
+    cost = model.sample_architecture()
+    model.clear_architecture()
+    assert float(cost) == pytest.approx(_hand_cost(*expected.values())[
+        cost_metric], rel=1e-6)
 
 
 def _batch(size: int = 8) -> dict:

@@ -65,5 +65,3 @@ test_cfg = dict(type='SubnetTestLoop', calibrate_bn_batches=16)
 max_epochs = 50
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = dict(end=max_epochs)
-default_hooks = dict(
-    checkpoint=dict(save_best='max/accuracy/top1', rule='greater'))

@@ -20,5 +20,7 @@ param_scheduler = dict(type='StepLR', by_epoch=True, step_size=1,
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
-default_hooks = dict(checkpoint=dict(save_best='auto', max_keep_ckpts=2))
+# the last checkpoints are kept; none is chosen by its validation (test)
+# accuracy
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=2))
 auto_scale_lr = dict(base_batch_size=256)

@@ -14,5 +14,6 @@ search_loop = None
 max_epochs = 30
 train_cfg = dict(max_epochs=max_epochs, val_interval=1)
 param_scheduler = dict(end=max_epochs)
-default_hooks = dict(
-    checkpoint=dict(save_best='auto', max_keep_ckpts=1))
+# the last checkpoint is kept; none is chosen by its validation (test)
+# accuracy
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
