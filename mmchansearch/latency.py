@@ -154,8 +154,15 @@ class LatencyTable:
                     'its latencies may not hold here.', stacklevel=2)
 
 
+def _require_device(device: str) -> None:
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise ConfigError('--device cuda: no CUDA device is available here; '
+                          'measure on the device the model will run on.')
+
+
 def measurement_meta(device: str) -> dict[str, Any]:
     """What a measurement depends on: device, its name, threads, torch."""
+    _require_device(device)
     name = torch.cuda.get_device_name() if device == 'cuda' \
         else platform.processor() or platform.machine()
     return dict(device=device, device_name=name,
@@ -242,9 +249,7 @@ def build_table(ops: Iterable[OpSpec], device: str = 'cpu',
         repeats: timed runs per op (median).
         table: an existing table to extend (its entries are kept).
     """
-    if device == 'cuda' and not torch.cuda.is_available():
-        raise ConfigError('--device cuda: no CUDA device is available here; '
-                          'measure on the device the model will run on.')
+    _require_device(device)
     distinct = {op.signature: op for op in ops}
     entries = dict(table.entries) if table else {}
     todo = [op for s, op in distinct.items() if s not in entries]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from mmchansearch.errors import LatencyTableError
+from mmchansearch.errors import ConfigError, LatencyTableError
 from mmchansearch.estimators import traced_macs
 from mmchansearch.latency import (
     ChannelLatencyModel,
@@ -241,3 +241,12 @@ def test_calibration_scales_every_lookup():
     assert table.scale == pytest.approx(sorted(ratios)[1], abs=1e-4)
     assert table['b'] == pytest.approx(3.0 * table.scale)
     assert table.latency(['a', 'b']) == pytest.approx(4.0 * table.scale)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a CPU-only host')
+def test_a_cuda_table_on_a_cpu_only_host_is_a_clear_error(tmp_path):
+    path = tmp_path / 'lut.json'
+    path.write_text(json.dumps(dict(meta=dict(device='cuda'),
+                                    entries={'a': 1.0})))
+    with pytest.raises(ConfigError, match='no CUDA device is available'):
+        LatencyTable.load(path, 'cuda')
