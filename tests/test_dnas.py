@@ -1,6 +1,8 @@
 """FBNet's search space, the DNAS algorithm and its search loop."""
+import csv
 import json
 import random
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -273,7 +275,7 @@ def test_nan_theta_derives_and_samples_nothing(tmp_path):
                               train=lambda: None)
     with pytest.raises(NonFiniteError, match='architecture parameters of '
                        'backbone.layers.0 = .* NaN/inf'):
-        DNASSearchLoop(trained).run()
+        DNASSearchLoop(trained, num_candidates=0).run()
     assert not list(tmp_path.iterdir())
 
 
@@ -298,6 +300,7 @@ def _search_options(gumbel_search_options, root, lut,
         'val_dataloader.dataset.start=96', 'val_dataloader.dataset.stop=128',
         f'train_cfg.val_interval={epochs}',
         'val_cfg.calibrate_bn_batches=1', 'search_loop.num_samples=3',
+        'search_loop.num_candidates=0',  # trained in their own tests
     ]
 
 
@@ -381,7 +384,8 @@ def test_killed_search_resumes_to_the_same_result(
                'val_dataloader.dataset.start=96',
                'val_dataloader.dataset.stop=128', 'train_cfg.val_interval=1',
                'train_cfg.arch_dataloader.dataset.stop=80',
-               'val_cfg.calibrate_bn_batches=1', 'search_loop.num_samples=2']
+               'val_cfg.calibrate_bn_batches=1', 'search_loop.num_samples=2',
+               'search_loop.num_candidates=0']
     straight, killed = tmp_path / 'straight', tmp_path / 'killed'
     run_tool('tools/search.py', SEARCH, '--work-dir', straight, *options)
     kill_when(lambda: (killed / 'epoch_2.pth').exists(), 'tools/search.py',
@@ -402,6 +406,151 @@ def test_killed_search_resumes_to_the_same_result(
     assert resumed.keys() == reference.keys()
     for key, value in reference.items():
         assert torch.equal(resumed[key], value), key
+
+
+# ------------------------------------ FBNet's last step: the candidates
+def _candidate_options(searched, gumbel_search_options,
+                       epochs: int = 1) -> list[str]:
+    """The finished search's options, with 3 candidates of ``epochs``
+    epochs (one of 3 iterations) scored on held-out images [96, 128)."""
+    _, root, lut, _, _ = searched
+    return ['--cfg-options',
+            *_search_options(gumbel_search_options, root, lut, 3),
+            'search_loop.num_candidates=3',
+            f'search_loop.candidate_epochs={epochs}']
+
+
+def _trainings(work_dir: Path) -> dict[str, list[str]]:
+    """Candidate -> the timestamped run folders of its trainings."""
+    return {d.name: sorted(r.name for r in d.iterdir() if r.is_dir())
+            for d in sorted((work_dir / 'candidates').iterdir())}
+
+
+@pytest.fixture(scope='module')
+def candidates(searched, run_tool, gumbel_search_options):
+    """The finished search resumed with the candidate step on: only the
+    candidates train."""
+    tmp, _, _, work_dir, _ = searched
+    copy = tmp / 'candidates'
+    shutil.copytree(work_dir, copy)
+    out = run_tool('tools/search.py', SEARCH, '--work-dir', copy, '--resume',
+                   *_candidate_options(searched, gumbel_search_options))
+    return copy, out
+
+
+def test_candidates_train_and_the_best_is_written(searched, candidates):
+    _, _, _, work_dir, _ = searched
+    copy, out = candidates
+    state = json.loads((copy / 'candidates_state.json').read_text())
+    assert len(state['candidates']) == 3
+    assert set(state['results']) == {'0', '1', '2'}
+    assert _trainings(copy).keys() == {'candidate_0', 'candidate_1',
+                                       'candidate_2'}
+    assert all(len(runs) == 1 for runs in _trainings(copy).values())
+    derived = load_channel_cfg(copy / 'derived.yaml')
+    assert derived.blocks == load_channel_cfg(
+        work_dir / 'derived.yaml').blocks  # the search did not train on
+    assert state['candidates'][0]['blocks'] == derived.blocks  # the argmax
+    assert len({json.dumps(c['blocks']) for c in state['candidates']}) == 3
+    rows = list(csv.DictReader(
+        (copy / 'candidates.csv').read_text().splitlines()))
+    assert list(rows[0]) == ['rank', 'index', 'source', 'blocks', 'flops',
+                             'params', 'latency', 'held_out_accuracy/top1']
+    accuracies = [float(r['held_out_accuracy/top1']) for r in rows]
+    assert accuracies == sorted(accuracies, reverse=True)
+    assert sorted(accuracies) == pytest.approx(sorted(
+        state['results'].values()), abs=1e-4)
+    best = load_channel_cfg(copy / 'best.yaml')
+    winner = state['candidates'][int(rows[0]['index'])]
+    assert best.blocks == winner['blocks']
+    assert rows[0]['blocks'] == ' '.join(winner['blocks'].values())
+    assert best.channels['backbone.last.conv'] == 256
+    assert best.meta['held_out_accuracy'] == pytest.approx(accuracies[0],
+                                                           abs=1e-4)
+    assert best.meta['latency'] == pytest.approx(winner['latency'])
+    assert 'best: ' in out.stderr + out.stdout
+    # each candidate trained as its static network on the weights' split
+    # and was scored on the held-out images, not the test files
+    run = _trainings(copy)['candidate_1'][0]
+    child = Config.fromfile(copy / 'candidates' / 'candidate_1' / run /
+                            'vis_data' / 'config.py')
+    assert child.model.backbone.blocks == state['candidates'][1]['blocks']
+    assert child.train_dataloader.dataset.stop == 48
+    assert (child.val_dataloader.dataset.start,
+            child.val_dataloader.dataset.stop) == (96, 128)
+    assert child.train_cfg.max_epochs == 1
+    assert child.get('test_dataloader') is None
+
+
+def test_resumed_candidates_train_only_the_missing_ones(
+        searched, candidates, run_tool, gumbel_search_options, tmp_path):
+    copy, _ = candidates
+    work_dir = tmp_path / 'resumed'
+    shutil.copytree(copy, work_dir)
+    before = _trainings(work_dir)
+    best = (work_dir / 'best.yaml').read_text()
+    options = _candidate_options(searched, gumbel_search_options)
+    out = run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
+                   '--resume', *options)
+    assert _trainings(work_dir) == before  # nothing trained again
+    assert 'resuming the candidate training' in out.stdout + out.stderr
+    assert (work_dir / 'best.yaml').read_text() == best
+    assert (work_dir / 'derived.yaml').is_file()
+    # as after a kill -9 in candidate 2's training: only it trains
+    state_file = work_dir / 'candidates_state.json'
+    state = json.loads(state_file.read_text())
+    del state['results']['2']
+    state_file.write_text(json.dumps(state))
+    run_tool('tools/search.py', SEARCH, '--work-dir', work_dir, '--resume',
+             *options)
+    after = _trainings(work_dir)
+    assert {k: v for k, v in after.items() if k != 'candidate_2'} == \
+        {k: v for k, v in before.items() if k != 'candidate_2'}
+    assert len(after['candidate_2']) == 2
+    assert set(json.loads(state_file.read_text())['results']) == \
+        {'0', '1', '2'}
+    # another candidate schedule does not mix with the saved results
+    result = run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
+                      '--resume', *_candidate_options(
+                          searched, gumbel_search_options, epochs=2),
+                      check=False)
+    assert result.returncode != 0
+    assert 'candidates_state.json was made with another candidate ' \
+        'config.param_scheduler, candidate config.train_cfg' in \
+        result.stderr
+
+
+def test_candidates_train_on_two_cpu_processes(
+        searched, candidates, run_torchrun, gumbel_search_options,
+        tmp_path):
+    """torchrun with 2 gloo processes: each rank trains one of the 2
+    candidates (in a subprocess), rank 0 writes the results."""
+    _, _, _, work_dir, _ = searched
+    copy = tmp_path / 'dist'
+    shutil.copytree(work_dir, copy)
+    options = _candidate_options(searched, gumbel_search_options)
+    run_torchrun(2, 'tools/search.py', SEARCH, '--work-dir', copy,
+                 '--resume', *options, 'search_loop.num_candidates=2')
+    state = json.loads((copy / 'candidates_state.json').read_text())
+    assert set(state['results']) == {'0', '1'}
+    for k in (0, 1):  # trained in a subprocess each
+        assert (copy / 'candidates' / f'candidate_{k}' /
+                'child_result.json').is_file()
+    # the same candidates as on one process, scored alike
+    single = json.loads((candidates[0] / 'candidates_state.json'
+                         ).read_text())
+    assert state['candidates'] == single['candidates'][:2]
+    assert state['results'] == pytest.approx(
+        {k: single['results'][k] for k in ('0', '1')}, abs=1e-6)
+    assert load_channel_cfg(copy / 'best.yaml').blocks in \
+        [c['blocks'] for c in state['candidates']]
+
+
+def test_candidates_need_a_retrain_config(tmp_path):
+    runner = SimpleNamespace(model=_dnas(), work_dir=str(tmp_path),
+                             cfg=Config(dict(val_dataloader=dict())))
+    with pytest.raises(ConfigError, match='retrain_config'):
+        DNASSearchLoop(runner, retrain_config=str(tmp_path / 'none.py'))
 
 
 def test_derived_net_retrains_and_exports_to_onnx(searched, run_tool):

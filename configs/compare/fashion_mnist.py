@@ -145,7 +145,10 @@ methods = dict(
                                dataset=dict(start=10000, stop=12500))),
             max_epochs=3,
             param_scheduler=dict(architecture=dict(end=3)),
-            val_dataloader=dict(**_loader, dataset=dict(stop=51000))),
+            val_dataloader=dict(**_loader, dataset=dict(stop=51000)),
+            # the derived (argmax) network is compared: FBNet's training
+            # of candidates of P_theta is skipped
+            search_loop=dict(num_candidates=0)),
         retrain_overrides=dict(model=dict(backbone=_fbnet_mbv2,
                                           head=dict(in_channels=1280)))),
 )

@@ -12,11 +12,13 @@
 # trains weights only. The loss is CE + cost_weight * |LAT / target - 1|:
 # FBNet's CE * 0.2 * log(LAT)^0.6 needs latencies well above 1 ms, and this
 # space runs in about 1-3 ms on a CPU core. `target` is in ms of the
-# device the table was measured on: set it for yours. derived.yaml
-# retrains with
+# device the table was measured on: set it for yours. Then 4 candidates
+# of P_theta train briefly and the best is written as best.yaml (FBNet's
+# last step; search_loop.num_candidates=0 skips it). best.yaml (or
+# derived.yaml) retrains with
 #   python tools/train.py \
 #     configs/fbnet/fbnet-small_retrain_1xb64_fashion-mnist.py \
-#     --cfg-options model.backbone.blocks=work_dirs/dnas_fmnist/derived.yaml
+#     --cfg-options model.backbone.blocks=work_dirs/dnas_fmnist/best.yaml
 _base_ = [
     '../_base_/models/fbnet-small_fashion_mnist.py',
     '../_base_/datasets/fashion_mnist_bs64.py',
@@ -66,4 +68,13 @@ param_scheduler = dict(architecture=dict(end=max_epochs))
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
 auto_scale_lr = dict(base_batch_size=64)
 
-search_loop = dict(type='DNASSearchLoop', num_samples=5)
+# FBNet's last step: the argmax and 3 other architectures of P_theta train
+# 3 epochs each (the retrain recipe, its cosine compressed to 3 epochs) on
+# the weights' split; the best on the held-out images (val_dataloader) is
+# written as best.yaml
+search_loop = dict(
+    type='DNASSearchLoop',
+    num_samples=5,
+    num_candidates=4,
+    retrain_config='configs/fbnet/fbnet-small_retrain_1xb64_fashion-mnist.py',
+    candidate_epochs=3)

@@ -9,11 +9,13 @@
 #       configs/fbnet/dnas_fbnet_search_8xb32_in1k.py \
 #       --launcher pytorch --work-dir work_dirs/dnas_in1k
 # (tools/train.py and tools/dist_train.sh skip the search_loop and write
-# no derived.yaml). Following FBNet: weights on 80% of the training images
-# and theta on the other 20% (a fixed random split), Gumbel temperature 5.0
-# decayed by 0.956 every epoch, loss CE * 0.2 * log(LAT ms)^0.6, theta
-# with Adam (lr 0.01, weight decay 5e-4), 90 epochs: the schedule is
-# _base_/schedules/gumbel_search.py unchanged.
+# no derived.yaml). After the search, 6 candidates of P_theta train
+# briefly and the best is written as best.yaml (below). Following FBNet:
+# weights on 80% of the training images and theta on the other 20% (a
+# fixed random split), Gumbel temperature 5.0 decayed by 0.956 every
+# epoch, loss CE * 0.2 * log(LAT ms)^0.6, theta with Adam (lr 0.01, weight
+# decay 5e-4), 90 epochs: the schedule is _base_/schedules/gumbel_search.py
+# unchanged.
 _base_ = [
     '../_base_/models/fbnet_imagenet.py',
     '../_base_/datasets/imagenet_bs32.py',
@@ -55,4 +57,24 @@ train_cfg = dict(
             dataset=_base_.train_dataloader.dataset)))
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=2))
 
-search_loop = dict(type='DNASSearchLoop', num_samples=6)
+# FBNet's last step: 6 architectures of P_theta (the argmax and 5 draws),
+# one per GPU, each trained 10 epochs with the retrain recipe (its lr
+# scaled to one GPU's batch of 32) on the weights' 80%, scored on 50000
+# images of the architecture's 20% (the ImageNet val set stays the test
+# set); the best is written as best.yaml
+search_loop = dict(
+    type='DNASSearchLoop',
+    num_samples=6,
+    num_candidates=6,
+    retrain_config='configs/fbnet/fbnet_retrain_8xb32_in1k.py',
+    candidate_epochs=10,
+    dataloader=dict(
+        batch_size=64,
+        num_workers=5,
+        persistent_workers=False,
+        dataset=dict(
+            type='SubsetDataset', start=weights_images,
+            stop=weights_images + 50000, permute_seed=split_seed,
+            dataset=dict(_base_.train_dataloader.dataset,
+                         pipeline=_base_.test_pipeline)),
+        sampler=dict(type='DefaultSampler', shuffle=False)))

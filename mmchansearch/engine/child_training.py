@@ -1,12 +1,18 @@
-"""Trains one child config of a search and returns its validation metric.
+"""Trains child configs of a search and returns their validation metric.
 
 Searches that train many candidate networks (ReXNet's channel
-parameterization search) build each candidate's config from the search
-config and train it here, either in the search's own process or, when the
+parameterization search, FBNet's candidates sampled from P_theta) build
+each candidate's config (:func:`fresh_child_config`) and train it here
+(:func:`train_child`), either in the search's own process or, when the
 search runs on several ranks, in a fresh subprocess: a child Runner built
 inside a distributed process would join its collectives (timestamp
 broadcast, sampler sharding, metric gathering) and deadlock or train on a
 fraction of the data, since every rank trains a different candidate.
+
+:func:`train_jobs` deals the jobs out to the ranks, a round of one job per
+rank at a time, gathers the results on every rank and hands every round's
+to the search, which saves them in its state: a killed search loses at most
+the round in progress, and a failure on one rank ends all.
 
 The subprocess runs :func:`main` on a dumped config.
 """
@@ -18,10 +24,15 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import torch
+from mmengine import dist
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from ..distributed import check_finite, run_on_every_rank
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
 
@@ -39,6 +50,119 @@ def child_config(cfg: Config, work_dir: str, name: str) -> Config:
     child.work_dir = work_dir
     child.experiment_name = name
     return child
+
+
+def fresh_child_config(cfg: Config, work_dir: str, name: str) -> Config:
+    """:func:`child_config` for a network trained from scratch in one
+    process (every rank trains its own): no model wrapper, no launcher,
+    nothing loaded or resumed."""
+    child = child_config(cfg, work_dir, name)
+    child.pop('model_wrapper_cfg', None)
+    child.launcher = 'none'
+    child.load_from, child.resume = None, False
+    return child
+
+
+def shorten_schedule(cfg: Config, epochs: int) -> None:
+    """Makes an epoch-based training config train ``epochs`` epochs and
+    validate once, after the last.
+
+    Every ``param_scheduler``'s ``begin``, ``end`` and ``T_max`` are scaled
+    by ``epochs / train_cfg.max_epochs`` (an end at least one past its
+    begin), so a warm-up, cosine or linear decay runs its whole course in
+    the shorter training; a per-epoch step (``StepLR``) keeps its step.
+
+    Args:
+        cfg: the config, changed in place.
+        epochs: the new number of epochs.
+
+    Raises:
+        ConfigError: ``cfg`` does not train by epochs.
+    """
+    train_cfg = cfg.get('train_cfg') or {}
+    total = train_cfg.get('max_epochs')
+    if not total or train_cfg.get('by_epoch') is False:
+        raise ConfigError(
+            'the child training config must train by epochs '
+            '(train_cfg.max_epochs); it has train_cfg '
+            f'{dict(train_cfg)!r}.')
+    ratio = epochs / total
+    schedulers = cfg.get('param_scheduler') or []
+    for scheduler in ([schedulers] if isinstance(schedulers, dict)
+                      else schedulers):
+        begin = round(scheduler.get('begin', 0) * ratio)
+        if 'begin' in scheduler:
+            scheduler['begin'] = begin
+        if scheduler.get('end', math.inf) != math.inf:
+            scheduler['end'] = max(begin + 1, round(scheduler['end'] * ratio))
+        if 'T_max' in scheduler:
+            scheduler['T_max'] = max(1, round(scheduler['T_max'] * ratio))
+    cfg.train_cfg = dict(train_cfg, max_epochs=epochs, val_begin=epochs,
+                         val_interval=epochs)
+    cfg.max_epochs = epochs
+
+
+def check_isolate(isolate: bool | None) -> None:
+    """Refuses ``isolate=False`` (children trained inside the search's
+    processes) when the search runs on several ranks."""
+    if isolate is False and dist.get_world_size() > 1:
+        raise ConfigError(
+            'search_loop.isolate=False trains candidates inside the '
+            'distributed processes, where each would join the others\' '
+            'collectives; with several processes leave isolate unset '
+            '(or True): each candidate trains in a subprocess.')
+
+
+def train_child(cfg: Config, metric: str, isolate: bool | None) -> float:
+    """Trains ``cfg`` in this process or, with ``isolate`` (None: when the
+    search runs on several ranks), in a subprocess that sees this rank's
+    GPU alone; returns the metric of its last validation."""
+    if isolate is None:
+        isolate = dist.get_world_size() > 1
+    if not isolate:
+        return train_and_validate(cfg, metric)
+    device = None
+    if torch.cuda.is_available():
+        visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+        local = int(os.environ.get('LOCAL_RANK', 0))
+        device = visible.split(',')[local] if visible else str(local)
+    return train_in_subprocess(cfg, metric, device)
+
+
+def split_jobs(jobs: Sequence, rank: int, world_size: int) -> list:
+    """The share of ``jobs`` that ``rank`` trains: every
+    ``world_size``-th, starting at ``rank``."""
+    return list(jobs[rank::world_size])
+
+
+def train_jobs(pending: Sequence, train: Callable[[Any], float],
+               record: Callable[[list[tuple[Any, float]]], None],
+               name: Callable[[Any], str], step: str, fix: str) -> None:
+    """Trains ``pending`` jobs over the ranks, one per rank a round.
+
+    Every rank must call it with the same jobs. After each round the
+    results are gathered on every rank, checked (a NaN or infinite value
+    stops the search on every rank before it is recorded) and passed to
+    ``record``, which saves them.
+
+    Args:
+        pending: the jobs not trained yet (picklable, e.g. indices).
+        train: trains one job, returns its metric.
+        record: receives each round's ``[(job, value), ...]``, all ranks'.
+        name: a job's description in error messages.
+        step: what is training, for error messages.
+        fix: what the user can do about a diverged training.
+    """
+    rank, world = dist.get_rank(), dist.get_world_size()
+    for start in range(0, len(pending), world):
+        mine = split_jobs(pending[start:start + world], rank, world)
+        done = run_on_every_rank(
+            lambda jobs=mine: [(job, train(job)) for job in jobs])
+        gathered = dist.all_gather_object(done) if world > 1 else [done]
+        results = [pair for jobs in gathered for pair in jobs]
+        check_finite({name(job): value for job, value in results}, step,
+                     fix)
+        record(results)
 
 
 def train_and_validate(cfg: Config, metric: str) -> float:

@@ -34,17 +34,19 @@ from mmengine.logging import MMLogger
 from mmengine.runner import BaseLoop
 
 from ..analysis import analyze_channels
-from ..distributed import check_finite, run_on_every_rank, run_on_main
+from ..distributed import run_on_main
 from ..errors import BudgetError, ConfigError
 from ..estimators import ResourceEstimator
 from ..fileio import atomic_write_text
 from ..models.backbones.rexnet import STAGE_BLOCKS
 from ..registry import LOOPS, MODELS
 from ..visualization import plot_channel_curves
-from .child_training import (
-    child_config,
-    train_and_validate,
-    train_in_subprocess,
+from .child_training import (  # noqa: F401  (split_jobs: tests import it)
+    check_isolate,
+    fresh_child_config,
+    split_jobs,
+    train_child,
+    train_jobs,
 )
 from .search_state import SearchState, search_dependencies
 
@@ -172,12 +174,6 @@ def fit_line(channel_lists: Sequence[Sequence[int]]) -> tuple[float, float]:
     slope = sum((x - mean_x) * (y - mean_y)
                 for x, y in zip(xs, ys)) / var if var else 0.0
     return slope, mean_y - slope * mean_x
-
-
-def split_jobs(jobs: Sequence, rank: int, world_size: int) -> list:
-    """The share of ``jobs`` that ``rank`` trains: every
-    ``world_size``-th, starting at ``rank``."""
-    return list(jobs[rank::world_size])
 
 
 # ----------------------------------------------------------------- budget
@@ -309,12 +305,7 @@ class ChannelParameterizationSearchLoop(BaseLoop):
         self.top_fraction = top_fraction
         self.max_tries = max_tries or 200 * num_candidates
         self.seed, self.isolate = seed, isolate
-        if isolate is False and dist.get_world_size() > 1:
-            raise ConfigError(
-                'search_loop.isolate=False trains candidates inside the '
-                'distributed processes, where each would join the others\' '
-                'collectives; with several processes leave isolate unset '
-                '(or True): each candidate trains in a subprocess.')
+        check_isolate(isolate)
         self.resume, self.force = resume, force
         self.model_name = model_name
         # before the budget creates its (muted) logger
@@ -445,34 +436,26 @@ class ChannelParameterizationSearchLoop(BaseLoop):
         pending = [(c['index'], s) for c in state['candidates']
                    for s in state['seeds']
                    if _key(c['index'], s) not in state['results']]
-        rank, world = dist.get_rank(), dist.get_world_size()
-        for start in range(0, len(pending), world):
-            batch = pending[start:start + world]
-            mine = split_jobs(batch, rank, world)
-            done = run_on_every_rank(lambda jobs=mine: [
-                (job, self._train(state['candidates'][job[0]], job[1]))
-                for job in jobs])
-            gathered = dist.all_gather_object(done) if world > 1 else [done]
-            check_finite(
-                {f'{self.metric} of candidate {index} seed {seed}': value
-                 for jobs in gathered for (index, seed), value in jobs},
-                'ReXNet channel search', 'That training diverged (NaN '
-                'training loss or metric; its log is in WORK_DIR/candidate_'
-                '<k>/seed_<s>): lower the learning rate of the config')
-            for jobs in gathered:
-                for (index, seed), value in jobs:
-                    state['results'][_key(index, seed)] = value
+
+        def record(done: list) -> None:
+            for (index, seed), value in done:
+                state['results'][_key(index, seed)] = value
             self._save_state(state)
+
+        train_jobs(
+            pending, lambda job: self._train(state['candidates'][job[0]],
+                                             job[1]),
+            record, lambda job: f'{self.metric} of candidate {job[0]} seed '
+            f'{job[1]}', 'ReXNet channel search', 'That training diverged '
+            '(NaN training loss or metric; its log is in WORK_DIR/candidate_'
+            '<k>/seed_<s>): lower the learning rate of the config')
         return self._write_results(state)
 
     def _child_cfg(self, candidate: dict, seed: int) -> Config:
-        cfg = child_config(
+        cfg = fresh_child_config(
             self.runner.cfg,
             self._path(f'candidate_{candidate["index"]}', f'seed_{seed}'),
             f'candidate_{candidate["index"]}_seed_{seed}')
-        cfg.pop('model_wrapper_cfg', None)
-        cfg.launcher = 'none'
-        cfg.load_from, cfg.resume = None, False
         cfg.model.backbone.block_channels = list(candidate['channels'])
         cfg.randomness = dict(cfg.get('randomness', {}), seed=seed)
         if self.patience:
@@ -489,16 +472,7 @@ class ChannelParameterizationSearchLoop(BaseLoop):
             f'({candidate["flops"] / 1e6:.2f}M FLOPs, '
             f'{candidate["params"] / 1e6:.3f}M params, widths '
             f'{candidate["channels"]}) in {cfg.work_dir}')
-        isolate = self.isolate if self.isolate is not None else \
-            dist.get_world_size() > 1
-        if not isolate:
-            return train_and_validate(cfg, self.metric)
-        device = None
-        if torch.cuda.is_available():
-            visible = os.environ.get('CUDA_VISIBLE_DEVICES')
-            local = int(os.environ.get('LOCAL_RANK', 0))
-            device = visible.split(',')[local] if visible else str(local)
-        return train_in_subprocess(cfg, self.metric, device)
+        return train_child(cfg, self.metric, self.isolate)
 
     # ----------------------------------------------------------- outputs
     def _write_results(self, state: dict) -> str:
