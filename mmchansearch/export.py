@@ -88,7 +88,9 @@ def static_model_from_checkpoint(
     - a retrained subnet or a joint retraining (``tools/train.py`` with a
       ``SlimmableNetwork`` config): ``meta['channel_cfgs']``, one per
       subnet; a joint checkpoint needs ``subnet`` (a name or an index);
-    - a supernet or a plain model: ``channel_cfg`` must be given.
+    - a supernet: ``channel_cfg`` must be given;
+    - a plain model (a config without ``architecture``, e.g. a retrained
+      ReXNet): the network as trained, or ``channel_cfg``'s subnet of it.
 
     A ``channel_cfg`` given for a checkpoint that names its own must be the
     same network.
@@ -114,14 +116,17 @@ def static_model_from_checkpoint(
     input_shape = input_shape or meta.get('input_shape')
     stored, joint = _stored_channel_cfgs(meta, checkpoint, subnet)
     if stored is None:
-        if channel_cfg is None:
+        plain = 'architecture' not in cfg.model
+        if channel_cfg is None and not plain:
             raise CheckpointMismatchError(
                 f'checkpoint {checkpoint} holds no channel_cfg in its meta '
-                '(a supernet or plain-model checkpoint); give the subnet\'s '
-                '--channel-cfg.')
+                '(a supernet checkpoint); give the subnet\'s --channel-cfg.')
         supernet = build_supernet(cfg, input_shape)
         supernet.mutator.strict_meta = strict_meta
         load_supernet_state(supernet, state, checkpoint)
+        if channel_cfg is None:  # a plain network (e.g. a retrained ReXNet)
+            channel_cfg = ChannelConfig(dict(supernet.mutator.max_widths),
+                                        source=f'{checkpoint} (as trained)')
         return export_subnet(supernet, channel_cfg), channel_cfg, supernet
     if channel_cfg is not None and not same_network(channel_cfg, stored):
         raise CheckpointMismatchError(

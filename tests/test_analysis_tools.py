@@ -126,6 +126,31 @@ def test_channel_cfg_for_another_input_shape_warns_or_fails_strictly(
 
 
 # --------------------------------------------------------- export_subnet
+def test_a_plain_trained_network_exports_as_trained(config, tmp_path,
+                                                     classifier_cfg,
+                                                     randomize_bn):
+    """A plain classifier's checkpoint (e.g. a retrained ReXNet) needs no
+    channel_cfg: the network exports as it was trained."""
+    from mmengine.registry import DefaultScope
+
+    from mmchansearch.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmchansearch'):
+        model = MODELS.build(classifier_cfg('mobilenet_v3_small')).eval()
+    randomize_bn(model)
+    weights = tmp_path / 'trained.pth'
+    torch.save({'state_dict': model.state_dict()}, weights)
+    out, onnx = tmp_path / 'static.pth', tmp_path / 'static.onnx'
+    result = _run_tool('export_subnet.py', config, '--checkpoint', weights,
+                       '-o', out, '--onnx', onnx, *SHAPE_ARGS)
+    assert result.returncode == 0, result.stderr
+    static = load_static_model(str(config), str(out))
+    inputs = torch.randn(2, *INPUT_SHAPE)
+    with torch.no_grad():
+        assert torch.allclose(static(inputs, mode='tensor'),
+                              model(inputs, mode='tensor'), atol=1e-5)
+    assert onnx.stat().st_size > 0
+
+
 def test_export_subnet_writes_checkpoint_and_onnx(config, supernet,
                                                   subnet_cfg, tmp_path,
                                                   randomize_bn):
