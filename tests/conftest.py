@@ -20,12 +20,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from fvcore.nn import FlopCountAnalysis
-from mmengine.model import BaseModel
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmchansearch.analysis import LogitsModule
+from mmchansearch.coverage import conv_linear_flops, randomize_batch_norms
 from mmchansearch.models.algorithms import ChannelSupernet
 from mmchansearch.mutator import ChannelMutator
 from mmchansearch.registry import MODELS
@@ -33,8 +30,6 @@ from mmchansearch.registry import MODELS
 REPO = Path(__file__).resolve().parents[1]
 INPUT_SHAPE = (3, 32, 32)
 NUM_CLASSES = 10
-# fvcore operator names that are conv or linear multiply-accumulates.
-CONV_LINEAR_OPS = ('conv', 'linear', 'addmm', 'matmul')
 
 
 def _classifier(backbone: dict, in_channels: int,
@@ -68,29 +63,11 @@ CLASSIFIER_CFGS = {
 }
 
 
-def _randomize_batch_norms(model: nn.Module, seed: int = 0) -> None:
-    """Gives every batch norm non-trivial statistics and affine params.
-
-    Freshly built models have mean 0, var 1, weight 1, bias 0, which would
-    hide a batch norm that slices the wrong channels.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if not isinstance(module, _BatchNorm):
-                continue
-            n = module.num_features
-            module.running_mean.copy_(torch.randn(n, generator=gen) * 0.2)
-            module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-            module.weight.copy_(torch.rand(n, generator=gen) + 0.5)
-            module.bias.copy_(torch.randn(n, generator=gen) * 0.2)
-
-
 def _build_classifier(name: str, seed: int = 0) -> nn.Module:
     """An mmpretrain classifier of CLASSIFIER_CFGS, BN randomized, eval."""
     torch.manual_seed(seed)
     model = MODELS.build(copy.deepcopy(CLASSIFIER_CFGS[name]))
-    _randomize_batch_norms(model, seed)
+    randomize_batch_norms(model, seed)
     return model.eval()
 
 
@@ -101,17 +78,6 @@ def _make_supernet(model: nn.Module, memory_format: str = 'channels_last',
     supernet = ChannelSupernet(model, ChannelMutator(**mutator_kwargs),
                                memory_format=memory_format)
     return supernet.eval()
-
-
-def _conv_linear_flops(model: nn.Module, inputs: torch.Tensor) -> int:
-    """fvcore's conv + linear count (multiply-accumulates) of one forward."""
-    if isinstance(model, BaseModel):
-        model = LogitsModule(model)
-    counter = FlopCountAnalysis(model.eval(), inputs)
-    counter.unsupported_ops_warnings(False)
-    counter.uncalled_modules_warnings(False)
-    by_operator = counter.by_operator()
-    return sum(by_operator.get(op, 0) for op in CONV_LINEAR_OPS)
 
 
 # ------------------------------------------------------------ tiny models
@@ -201,7 +167,7 @@ def quarter_resnet_cfg() -> dict:
 @pytest.fixture(scope='session')
 def randomize_bn() -> Callable[..., None]:
     """``randomize_bn(model, seed=0)``: non-trivial batch-norm state."""
-    return _randomize_batch_norms
+    return randomize_batch_norms
 
 
 @pytest.fixture
@@ -226,7 +192,7 @@ def make_supernet() -> Callable[..., ChannelSupernet]:
 @pytest.fixture
 def count_flops() -> Callable[[nn.Module, torch.Tensor], int]:
     """``count_flops(model, inputs)``: fvcore's conv + linear count."""
-    return _conv_linear_flops
+    return conv_linear_flops
 
 
 @pytest.fixture
@@ -234,7 +200,7 @@ def tiny_net() -> TinyNet:
     """TinyNet with randomized batch norms, in eval mode."""
     torch.manual_seed(0)
     model = TinyNet()
-    _randomize_batch_norms(model)
+    randomize_batch_norms(model)
     return model.eval()
 
 
