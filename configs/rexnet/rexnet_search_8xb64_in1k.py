@@ -1,5 +1,7 @@
-# ReXNet channel parameterization search on ImageNet-1k (the paper's
-# Section 4 setting): an 18-block network whose block widths are sampled
+# ReXNet channel parameterization search on ImageNet-1k with the ReXNet
+# backbone itself (a toolbox setting: the paper searched on CIFAR-style data
+# with a plain inverted-bottleneck network): an 18-block network whose
+# block widths are sampled
 # as a * f(i) + b (f piecewise linear in the block index, or stage-wise
 # steps) within 0.36-0.40G FLOPs and 5.5M params, each trained briefly.
 #   torchrun --nproc_per_node 8 tools/search.py \
@@ -13,7 +15,10 @@
 # seeds and the epochs per candidate are our choices, not the paper's.
 _base_ = [
     '../_base_/datasets/imagenet_bs64_rexnet.py',
-    '../_base_/default_runtime.py',
+    # + the ChannelSearchDDP wrapper: it wraps the search's own (untrained)
+    # model under --launcher pytorch, also on CPUs; every candidate trains
+    # unwrapped, one per rank
+    '../_base_/search_runtime.py',
 ]
 
 model = dict(
@@ -49,10 +54,6 @@ train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
-
-# wraps the search's own (untrained) model under --launcher pytorch, also
-# on CPUs; every candidate trains unwrapped, one per rank
-model_wrapper_cfg = dict(type='ChannelSearchDDP')
 
 search_loop = dict(
     type='ChannelParameterizationSearchLoop',
