@@ -4,8 +4,10 @@ import random
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.registry import DefaultScope
@@ -19,6 +21,7 @@ from mmchansearch.channel_cfg import (
     save_channel_cfg,
     validate_channels,
 )
+from mmchansearch.engine.batch_norm import recalibrate_bn
 from mmchansearch.engine.dmasking_search import DMaskingSearchLoop
 from mmchansearch.errors import BudgetError, ConfigError, NonFiniteError
 from mmchansearch.export import (
@@ -353,6 +356,77 @@ def test_killed_search_resumes_to_the_same_result(
     assert resumed.keys() == reference.keys()
     for key, value in reference.items():
         assert torch.equal(resumed[key], value), key
+
+
+def _calibrated_checkpoint(root: Path, path: Path) -> Path:
+    """The search config's initial DMaskingNAS, its BN running statistics
+    recalibrated on the first 48 training images under ``root`` (those of
+    the weights' split); saved for ``load_from``."""
+    with DefaultScope.overwrite_default_scope('mmchansearch'):
+        torch.manual_seed(0)
+        model = MODELS.build(Config.fromfile(SEARCH).model)
+    raw = (root / 'train-images-idx3-ubyte').read_bytes()[16:]
+    images = torch.from_numpy(np.frombuffer(raw, np.uint8).copy())
+    images = F.interpolate(images.view(-1, 1, 28, 28)[:48].float(), size=32,
+                           mode='bilinear').round().to(torch.uint8)
+    images = images.repeat(1, 3, 1, 1)
+    recalibrate_bn(model, [dict(inputs=list(images[i:i + 16]))
+                           for i in range(0, 48, 16)], 3)
+    torch.save(dict(state_dict=model.state_dict()), path)
+    return path
+
+
+def test_search_on_two_processes_matches_one(
+        tmp_path, make_fashion_mnist, run_tool, run_torchrun,
+        gumbel_search_options):
+    """torchrun with 2 gloo processes at 8 images a rank vs 1 process at
+    16: each step sees the same 16 images (the distributed sampler deals
+    the one-process order out to the ranks), every rank draws the one
+    process's Gumbel noise (the same seed on every rank) and the weight and
+    architecture gradients are averaged over the ranks.
+
+    Batch norm in training mode cannot match by design: each rank
+    normalizes with its own 8 images' statistics (mmengine's DDP without
+    SyncBN; the search config's default). Measured with the options below
+    but BN training: max total-variation distance (TV) 0.076 between the
+    two runs' distributions of a group, as far as the distributions moved
+    from uniform in all (0.067), 20 of 25 derived widths differ, 2.04M vs
+    2.67M FLOPs: Adam's first steps follow the sign of the gradient, which
+    the per-rank statistics flip. So this test freezes BN (``norm_eval``,
+    statistics recalibrated on the weights' split, from ``load_from``):
+    then the runs differ by float summation order only. Measured: the
+    same derived widths and FLOPs, max TV 8.7e-4 (Adam turns float noise
+    in near-zero gradients into steps of its learning rate); required:
+    the same derived.yaml and TV <= 5e-3 in every group. Broken on
+    purpose, the 2-process run moved away by far more: architecture
+    gradients not averaged, TV 0.023 (6 widths differ); each rank its own
+    Gumbel noise, TV 0.041 (9 widths differ); ``randomness.diff_rank_seed
+    =True``, TV 0.048 (22 widths differ)."""
+    root = make_fashion_mnist(tmp_path / 'data', 96, 32)
+    checkpoint = _calibrated_checkpoint(root, tmp_path / 'bn.pth')
+    options = [*_search_options(gumbel_search_options, root, 2),
+               'model.architecture.backbone.norm_eval=True',
+               f'load_from={checkpoint}']
+
+    def per_rank(batch: int) -> list[str]:
+        return [*options, f'train_dataloader.batch_size={batch}',
+                f'train_cfg.arch_dataloader.batch_size={batch}']
+
+    one, two = tmp_path / 'one', tmp_path / 'two'
+    run_tool('tools/search.py', SEARCH, '--work-dir', one, '--cfg-options',
+             *per_rank(16))
+    run_torchrun(2, 'tools/search.py', SEARCH, '--work-dir', two,
+                 '--cfg-options', *per_rank(8))
+    assert (two / 'derived.yaml').read_text() == \
+        (one / 'derived.yaml').read_text()
+    single, double = (json.loads((d / 'distributions.json').read_text())
+                      for d in (one, two))
+    assert double.keys() == single.keys()
+    for group, entry in single.items():
+        assert double[group]['candidates'] == entry['candidates']
+        tv = sum(abs(p - q) for p, q in zip(
+            double[group]['probabilities'], entry['probabilities'])) / 2
+        assert tv <= 5e-3, group
 
 
 def test_a_diverged_training_stops_before_any_result(
