@@ -173,6 +173,12 @@ class DifferentiableSearchLoop(BaseLoop):
             raise ConfigError(
                 f'{name} trains its own supernet and takes no checkpoint; '
                 'for pretrained weights pass --cfg-options load_from=CKPT.')
+        if (runner.cfg.get('randomness') or {}).get('diff_rank_seed') and \
+                dist.get_world_size() > 1:
+            raise ConfigError(
+                'randomness.diff_rank_seed=True gives every rank its own '
+                'Gumbel noise, so the ranks would train different '
+                'architectures; leave it False for a differentiable search.')
         run_on_main(lambda: check_fresh_start(
             os.path.join(runner.work_dir, 'last_checkpoint'), resume, force))
         self.model_name = model_name
