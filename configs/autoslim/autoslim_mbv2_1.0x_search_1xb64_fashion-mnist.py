@@ -13,11 +13,8 @@ search_loop = dict(
     dataloader=dict(
         batch_size=500,
         num_workers=2,
-        dataset=dict(
-            type='SubsetDataset',
-            start=50000,
-            stop=60000,
-            dataset=dict(
-                _base_.train_dataloader.dataset.dataset,
-                pipeline=_base_.test_pipeline)),
+        # held-out images (the supernet trains on [0, 50000)), in order
+        dataset=dict(type='SubsetDataset', start=50000, stop=60000,
+                     dataset=dict(_base_.train_dataloader.dataset.dataset,
+                                  pipeline=_base_.test_pipeline)),
         sampler=dict(type='DefaultSampler', shuffle=False)))

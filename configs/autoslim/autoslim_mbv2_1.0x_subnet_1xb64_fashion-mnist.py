@@ -7,7 +7,7 @@ _base_ = [
     '../_base_/models/mobilenet_v2_fashion_mnist.py',
     '../_base_/datasets/fashion_mnist_bs64.py',
     '../_base_/schedules/fashion_mnist_sgd.py',
-    '../_base_/default_runtime.py',
+    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
 model = dict(
@@ -17,7 +17,6 @@ model = dict(
     mutator=dict(type='ChannelMutator', input_shape=(3, 32, 32)),
     channel_cfgs=None,  # set on the command line
     distill=False)
-model_wrapper_cfg = dict(type='ChannelSearchDDP')
 
 val_cfg = dict(type='SubnetValLoop')
 test_cfg = dict(type='SubnetTestLoop')

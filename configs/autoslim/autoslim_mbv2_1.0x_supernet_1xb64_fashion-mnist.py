@@ -1,13 +1,14 @@
 # AutoSlim supernet of MobileNetV2 1.0x on Fashion-MNIST (32x32, 1 device).
 # Sandwich rule (max, min, 2 random widths per step) with in-place
 # distillation; validation reports the max and min widths after BN
-# recalibration. The last 10000 training images are held out for the
-# greedy search (see the search config).
+# recalibration. The supernet trains on the first 50000 training images;
+# the last 10000 are held out for the greedy search (see the search
+# config).
 _base_ = [
     '../_base_/models/mobilenet_v2_fashion_mnist.py',
-    '../_base_/datasets/fashion_mnist_bs64.py',
+    '../_base_/datasets/fashion_mnist_bs64_heldout.py',  # [0, 50000)
     '../_base_/schedules/fashion_mnist_sgd.py',
-    '../_base_/default_runtime.py',
+    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
 model = dict(
@@ -23,15 +24,6 @@ model = dict(
         min_width=8),
     num_samples=4,
     distill=True)
-model_wrapper_cfg = dict(type='ChannelSearchDDP')
-
-train_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='SubsetDataset',
-        start=0,
-        stop=50000,
-        dataset=_base_.train_dataloader.dataset))
 
 val_cfg = dict(type='SubnetValLoop', calibrate_bn_batches=10)
 test_cfg = dict(type='SubnetTestLoop', calibrate_bn_batches=10)

@@ -16,7 +16,7 @@ _base_ = [
     '../_base_/models/mobilenet_v2_1.5x_imagenet.py',
     '../_base_/datasets/imagenet_bs256_autoslim.py',
     '../_base_/schedules/imagenet_bs2048_autoslim.py',
-    '../_base_/default_runtime.py',
+    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
 model = dict(
@@ -31,7 +31,6 @@ model = dict(
         'configs/autoslim/autoslim_mbv2_1.5x_flops-220M.yaml',
     ],
     distill=False)
-model_wrapper_cfg = dict(type='ChannelSearchDDP')
 
 # Each subnet has its own BN statistics, accumulated while it trained.
 val_cfg = dict(type='SubnetValLoop')

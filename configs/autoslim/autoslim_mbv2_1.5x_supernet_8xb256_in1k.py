@@ -26,7 +26,7 @@ _base_ = [
     '../_base_/models/mobilenet_v2_1.5x_imagenet.py',
     '../_base_/datasets/imagenet_bs256_autoslim.py',
     '../_base_/schedules/imagenet_bs2048_autoslim.py',
-    '../_base_/default_runtime.py',
+    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
 model = dict(
@@ -44,7 +44,6 @@ model = dict(
         min_width=8),
     num_samples=4,
     distill=True)
-model_wrapper_cfg = dict(type='ChannelSearchDDP')
 
 # The supernet trains on the training set minus the held-out images.
 train_dataloader = dict(

@@ -13,9 +13,9 @@
 #     --cfg-options model.channel_cfgs=work_dirs/dmasking/derived.yaml
 _base_ = [
     '../_base_/models/mobilenet_v2_fashion_mnist.py',
-    '../_base_/datasets/fashion_mnist_bs64.py',
+    '../_base_/datasets/fashion_mnist_bs64_heldout.py',  # [0, 50000)
     '../_base_/schedules/gumbel_search.py',
-    '../_base_/default_runtime.py',
+    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
 model = dict(
@@ -38,12 +38,10 @@ model = dict(
     # widths or the Gumbel-sampled network it landed 6-14% off in short
     # runs: benchmarks/RESULTS.md, section 10)
     cost_network='derived')
-model_wrapper_cfg = dict(type='ChannelSearchDDP')
 
-weights_split = dict(
-    type='SubsetDataset', start=0, stop=40000,
-    dataset=_base_.train_dataloader.dataset)
-train_dataloader = dict(dataset=dict(_delete_=True, **weights_split))
+# the dataset config's [0, 50000) split 40000 / 10000
+weights_split = dict(_base_.train_dataloader.dataset, stop=40000)
+train_dataloader = dict(dataset=weights_split)
 
 max_epochs = 8
 train_cfg = dict(
@@ -56,9 +54,7 @@ train_cfg = dict(
     arch_dataloader=dict(
         batch_size=64,
         num_workers=2,
-        dataset=dict(
-            type='SubsetDataset', start=40000, stop=50000,
-            dataset=_base_.train_dataloader.dataset)))
+        dataset=dict(weights_split, start=40000, stop=50000)))
 val_cfg = dict(calibrate_bn_batches=10)
 test_cfg = dict(calibrate_bn_batches=10)
 

@@ -28,7 +28,7 @@ _base_ = [
     '../_base_/models/mobilenet_v2_1.5x_imagenet.py',
     '../_base_/datasets/imagenet_bs32.py',
     '../_base_/schedules/gumbel_search.py',
-    '../_base_/default_runtime.py',
+    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
 model = dict(
@@ -52,7 +52,6 @@ model = dict(
     target=300e6,
     tau=5.0,
     cost_network='derived')  # cost on the argmax network
-model_wrapper_cfg = dict(type='ChannelSearchDDP')
 
 train_set = _base_.train_dataloader.dataset
 num_train = 1281167  # ImageNet-1k training images

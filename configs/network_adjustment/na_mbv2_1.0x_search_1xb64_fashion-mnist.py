@@ -1,6 +1,7 @@
 # Network Adjustment of MobileNetV2 1.0x (6.12M FLOPs at 32x32) on
 # Fashion-MNIST: the ResNet config's rounds, dropout and data with the
-# MobileNetV2 of configs/_base_/models/mobilenet_v2_fashion_mnist.py. Set
+# MobileNetV2 of configs/_base_/models/mobilenet_v2_fashion_mnist.py (the
+# ResNet's backbone replaced, its head given 1280 inputs). Set
 # `search_loop.budget` to adjust at a smaller FLOPs budget (the original
 # widths are first rescaled to it), e.g. 3M as in configs/compare/:
 #   python tools/search.py configs/network_adjustment/\
@@ -16,13 +17,5 @@ _base_ = ['./na_resnet18-cifar-0.25x_search_1xb64_fashion-mnist.py']
 
 model = dict(
     architecture=dict(
-        _delete_=True,
-        type='ImageClassifier',
-        backbone=dict(type='MobileNetV2', widen_factor=1.0),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(
-            type='LinearClsHead',
-            num_classes=10,
-            in_channels=1280,
-            loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-            topk=(1, 5))))
+        backbone=dict(_delete_=True, type='MobileNetV2', widen_factor=1.0),
+        head=dict(in_channels=1280)))

@@ -10,9 +10,9 @@
 # training images and moves 2 groups up and 2 down by 20%.
 _base_ = [
     '../_base_/models/resnet18_cifar_0.25x_fashion_mnist.py',
-    '../_base_/datasets/fashion_mnist_bs64.py',
+    '../_base_/datasets/fashion_mnist_bs64_heldout.py',  # [0, 50000)
     '../_base_/schedules/fashion_mnist_sgd.py',
-    '../_base_/default_runtime.py',
+    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
 model = dict(
@@ -26,15 +26,6 @@ model = dict(
         width_cap=2.0,
         divisor=8,
         min_width=8))
-model_wrapper_cfg = dict(type='ChannelSearchDDP')
-
-train_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='SubsetDataset',
-        start=0,
-        stop=50000,
-        dataset=_base_.train_dataloader.dataset))
 
 # epochs of training per round
 max_epochs = 2
@@ -54,11 +45,8 @@ search_loop = dict(
     dataloader=dict(
         batch_size=500,
         num_workers=0,
-        dataset=dict(
-            type='SubsetDataset',
-            start=50000,
-            stop=52000,
-            dataset=dict(
-                _base_.train_dataloader.dataset,
-                pipeline=_base_.test_pipeline)),
+        # held-out images (training is on [0, 50000)), in order
+        dataset=dict(type='SubsetDataset', start=50000, stop=52000,
+                     dataset=dict(_base_.train_dataloader.dataset.dataset,
+                                  pipeline=_base_.test_pipeline)),
         sampler=dict(type='DefaultSampler', shuffle=False)))

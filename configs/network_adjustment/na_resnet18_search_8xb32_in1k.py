@@ -17,7 +17,7 @@
 _base_ = [
     '../_base_/models/resnet18_imagenet.py',
     '../_base_/datasets/imagenet_bs32.py',
-    '../_base_/default_runtime.py',
+    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
 model = dict(
@@ -30,7 +30,6 @@ model = dict(
         width_cap=2.0,
         divisor=8,
         min_width=8))
-model_wrapper_cfg = dict(type='ChannelSearchDDP')
 
 train_dataloader = dict(
     dataset=dict(ann_file='meta/train_autoslim_supernet.txt'))

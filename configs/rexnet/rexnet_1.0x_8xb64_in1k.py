@@ -15,39 +15,6 @@
 _base_ = [
     '../_base_/models/rexnet_1.0x_imagenet.py',
     '../_base_/datasets/imagenet_bs64_rexnet.py',
+    '../_base_/schedules/imagenet_bs512_rexnet.py',
     '../_base_/default_runtime.py',
 ]
-
-max_epochs = 400
-warmup_epochs = 5
-
-optim_wrapper = dict(
-    optimizer=dict(
-        type='SGD', lr=0.5, momentum=0.9, nesterov=True, weight_decay=1e-5),
-    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
-)
-
-# linear warmup, then cosine to 1e-5, stepped every iteration
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-3,
-        by_epoch=True,
-        begin=0,
-        end=warmup_epochs,
-        convert_to_iter_based=True),
-    dict(
-        type='CosineAnnealingLR',
-        eta_min=1e-5,
-        by_epoch=True,
-        begin=warmup_epochs,
-        end=max_epochs,
-        convert_to_iter_based=True),
-]
-
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
-val_cfg = dict()
-test_cfg = dict()
-
-# `--auto-scale-lr` scales lr by (total batch size / 512)
-auto_scale_lr = dict(base_batch_size=512)

@@ -10,9 +10,12 @@
 # seed and ranks them on 2000 held-out training images (the test files
 # stay untouched).
 _base_ = [
-    '../_base_/datasets/fashion_mnist_bs64.py',
+    '../_base_/datasets/fashion_mnist_bs64_heldout.py',  # [0, 50000)
     '../_base_/schedules/fashion_mnist_sgd.py',
-    '../_base_/default_runtime.py',
+    # + the ChannelSearchDDP wrapper: it wraps the search's own (untrained)
+    # model under --launcher pytorch, also on CPUs; every candidate trains
+    # unwrapped, one per rank
+    '../_base_/search_runtime.py',
 ]
 
 widen_factor = 0.25
@@ -31,33 +34,18 @@ model = dict(
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
         topk=(1, 5)))
 
-train_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='SubsetDataset',
-        start=0,
-        stop=5000,
-        dataset=_base_.train_dataloader.dataset))
+train_dataloader = dict(dataset=dict(stop=5000))
 # candidates are ranked on held-out training images
 val_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='SubsetDataset',
-        start=50000,
-        stop=52000,
-        dataset=dict(
-            _base_.train_dataloader.dataset,
-            pipeline=_base_.test_pipeline)))
+    dataset=dict(_delete_=True, type='SubsetDataset', start=50000, stop=52000,
+                 dataset=dict(_base_.train_dataloader.dataset.dataset,
+                              pipeline=_base_.test_pipeline)))
 
 # the short schedule every candidate trains for
 max_epochs = 2
 train_cfg = dict(max_epochs=max_epochs, val_interval=1)
 param_scheduler = dict(end=max_epochs)
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
-
-# wraps the search's own (untrained) model under --launcher pytorch, also
-# on CPUs; every candidate trains unwrapped, one per rank
-model_wrapper_cfg = dict(type='ChannelSearchDDP')
 
 search_loop = dict(
     type='ChannelParameterizationSearchLoop',

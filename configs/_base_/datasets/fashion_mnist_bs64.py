@@ -8,17 +8,9 @@
 # `test_mode`, not by `split`: val/test need test_mode=True, or they
 # silently evaluate on the training images.
 #
-# Held-out split for searches: evaluate subnets on training images the
-# supernet never saw, keeping the test files for the final numbers. The
-# training files are in random class order: [50000, 60000) holds 955 to
-# 1050 images of every class. E.g.
-#   train_dataloader = dict(dataset=dict(
-#       _delete_=True, type='SubsetDataset', start=0, stop=50000,
-#       dataset=_base_.train_dataloader.dataset))
-#   heldout_dataset = dict(  # what the search evaluates subnets on
-#       type='SubsetDataset', start=50000, stop=60000,
-#       dataset=dict(_base_.train_dataloader.dataset,
-#                    pipeline=_base_.test_pipeline))
+# Searches hold out the last 10000 training images (never trained on) to
+# score subnets on, keeping the test files for the final numbers:
+# fashion_mnist_bs64_heldout.py.
 dataset_type = 'FashionMNIST'
 data_root = 'data/fashion_mnist'
 
@@ -54,16 +46,14 @@ train_dataloader = dict(
         pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
+# The test files, loaded like the training ones but with the test pipeline
+# and in order.
 val_dataloader = dict(
-    batch_size=64,
-    num_workers=2,
-    persistent_workers=True,
+    train_dataloader,
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
+        train_dataloader['dataset'],
         split='test',
         test_mode=True,
-        download=False,
         pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
