@@ -159,9 +159,29 @@ def test_recipe_of_the_paper():
     assert cfg.model.head.loss.label_smooth_val == 0.1
     assert cfg.train_dataloader.dataset.type == 'ImageNet'
     assert cfg.train_dataloader.dataset.data_root == 'data/imagenet'
+    assert cfg.model.head.dropout_rate == 0.2  # the official --drop 0.2
     for pipeline in (cfg.train_pipeline, cfg.test_pipeline):
         for transform in pipeline:
             TRANSFORMS.build(transform)
+
+
+def test_head_drops_features_in_training_only():
+    with DefaultScope.overwrite_default_scope('mmchansearch'):
+        head = MODELS.build(dict(type='DropoutLinearClsHead',
+                                 dropout_rate=0.5, num_classes=4,
+                                 in_channels=64))
+    feats = (torch.ones(8, 64), )
+    head.eval()
+    assert torch.equal(head(feats), head(feats))
+    assert torch.equal(head.pre_logits(feats), feats[0])
+    head.train()
+    dropped = head.pre_logits(feats)
+    assert 0 < (dropped == 0).float().mean() < 1
+    assert torch.allclose(dropped[dropped != 0], torch.tensor(2.0))
+    assert sum(p.numel() for p in head.parameters()) == 64 * 4 + 4
+    with pytest.raises(Exception, match='dropout_rate'):
+        MODELS.build(dict(type='DropoutLinearClsHead', dropout_rate=1.0,
+                          num_classes=4, in_channels=64))
 
 
 # ------------------------------------------------------- channel analysis

@@ -7,7 +7,9 @@ from .algorithms import (
                          SlimmableNetwork,
 )
 from .backbones import FBNetSearchSpace, ReXNet
+from .heads import DropoutLinearClsHead
 from .wrappers import ChannelSearchDDP
 
 __all__ = ['AutoSlim', 'ChannelSupernet', 'ChannelSearchDDP', 'DMaskingNAS',
-           'DNAS', 'FBNetSearchSpace', 'ReXNet', 'SlimmableNetwork']
+           'DNAS', 'DropoutLinearClsHead', 'FBNetSearchSpace', 'ReXNet',
+           'SlimmableNetwork']

@@ -58,8 +58,9 @@ class DMaskingNAS(DifferentiableSearch, ChannelSupernet):
         tau: initial Gumbel-softmax temperature (the train loop anneals it).
         cost_network: which widths the cost is computed on. 'expected'
             (FBNetV2's, as in the paper): sum_i w_i C_i of the
-            Gumbel-softmax weights, the effective shape; toolbox variants: 'sampled': the network the Gumbel noise draws
-            (one candidate per group, the argmax of the perturbed logits);
+            Gumbel-softmax weights, the effective shape; toolbox variants:
+            'sampled': the network the Gumbel noise draws (one candidate
+            per group, the argmax of the perturbed logits);
             'derived': the argmax of alpha, the network the search will
             write. The last two are one-hot in the forward with
             straight-through gradients (of the Gumbel-softmax weights,
