@@ -173,7 +173,8 @@ class DifferentiableSearchLoop(BaseLoop):
             raise ConfigError(
                 f'{name} trains its own supernet and takes no checkpoint; '
                 'for pretrained weights pass --cfg-options load_from=CKPT.')
-        if (runner.cfg.get('randomness') or {}).get('diff_rank_seed') and \
+        cfg = getattr(runner, 'cfg', None) or {}
+        if (cfg.get('randomness') or {}).get('diff_rank_seed') and \
                 dist.get_world_size() > 1:
             raise ConfigError(
                 'randomness.diff_rank_seed=True gives every rank its own '
