@@ -584,9 +584,14 @@ def test_derived_net_retrains_and_exports_to_onnx(searched, run_tool):
 
 
 def test_missing_blocks_file_is_a_clear_error(tmp_path, run_tool):
+    # the data roots exist (a clean clone has no data/fashion_mnist), so
+    # the error is the blocks file's
     result = run_tool('tools/train.py', RETRAIN, '--work-dir', tmp_path,
                       '--cfg-options',
                       f'model.backbone.blocks={tmp_path / "none.yaml"}',
+                      *(f'{loader}.dataset.data_root={tmp_path}' for loader
+                        in ('train_dataloader', 'val_dataloader',
+                            'test_dataloader')),
                       check=False)
     assert result.returncode != 0
     assert 'none.yaml: no such file' in result.stderr
