@@ -248,3 +248,68 @@ def test_a_failure_on_one_rank_ends_every_rank(tmp_path):
     assert ranks[1]['every'] == 'OSError: disk full'
     assert ranks[0]['every'] == \
         'RuntimeError: rank 1 failed (OSError: disk full); see its log.'
+
+
+# ------------------------------------------------- FURs on several ranks
+_QUARTER_RESNET = dict(
+    type='ImageClassifier',
+    backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=16,
+                  base_channels=16),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes=10, in_channels=128))
+
+
+def _fur_setup():
+    """The same supernet, batches and rates in every process."""
+    from mmchansearch.coverage import randomize_batch_norms
+    from mmchansearch.engine.flops_utilization import (
+        ChannelDropout,
+        UtilizationMeter,
+        dropout_rates,
+        group_flops,
+    )
+    from mmchansearch.models.algorithms import ChannelSupernet
+    from mmchansearch.mutator import ChannelMutator
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmchansearch'):
+        model = ChannelSupernet(_QUARTER_RESNET, ChannelMutator(
+            input_shape=(3, 32, 32), divisor=8, min_width=8)).eval()
+    randomize_batch_norms(model)
+    gen = torch.Generator().manual_seed(1)
+    batches = [dict(inputs=[torch.randint(0, 255, (3, 32, 32), generator=gen,
+                                          dtype=torch.uint8)
+                            for _ in range(8)],
+                    data_samples=[DataSample().set_gt_label(i % 10)
+                                  for i in range(8)]) for _ in range(4)]
+    mutator = model.mutator
+    dropout = ChannelDropout(repeats=2)
+    _, share = group_flops(mutator, mutator.current_choices())
+    meter = UtilizationMeter(model, mutator, dropout, 'loss')
+    return meter, batches, mutator.searchable_groups, dropout_rates(dropout,
+                                                                   share)
+
+
+def _fur_worker(rank: int, port: int, out_dir: str) -> None:
+    torch_dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+        world_size=2, timeout=timedelta(seconds=60))
+    meter, batches, groups, rates = _fur_setup()
+    # the held-out batches as held_out_batches deals them: r, r + 2, ...
+    result = meter.measure(batches[rank::2], groups, rates)
+    torch.save(result.damage, os.path.join(out_dir, f'rank{rank}.pth'))
+    torch_dist.destroy_process_group()
+
+
+def test_flops_utilization_does_not_depend_on_the_number_of_ranks(tmp_path):
+    """Network Adjustment's dropout damage on 2 gloo processes equals one
+    process's: the masks of a batch follow its place in the one-process
+    order, not the rank."""
+    meter, batches, groups, rates = _fur_setup()
+    single = meter.measure(batches, groups, rates).damage
+    mp.spawn(_fur_worker, args=(_free_port(), str(tmp_path)), nprocs=2)
+    for rank in (0, 1):
+        double = torch.load(tmp_path / f'rank{rank}.pth')
+        assert double.keys() == single.keys()
+        for group, value in single.items():
+            assert double[group] == pytest.approx(value, rel=1e-9,
+                                                  abs=1e-12), group

@@ -264,14 +264,18 @@ class UtilizationMeter:
         """
         arch = self.model.architecture
         widths = self.mutator.current_choices()
-        generator = torch.Generator().manual_seed(
-            self.seed + 1000003 * dist.get_rank())
+        rank, world = dist.get_rank(), dist.get_world_size()
+        generator = torch.Generator()
         base = torch.zeros(3, dtype=torch.float64)
         dropped = {g: torch.zeros(2, dtype=torch.float64) for g in groups}
         cache = PrefixCache(arch)
         first: dict[str, int] = {}
         with GroupMasks(arch, self.mutator.analysis, groups) as masks:
-            for batch in batches:
+            for i, batch in enumerate(batches):
+                # the masks of a batch follow its place in the one-process
+                # order (held_out_batches deals batch r + i * W to rank r),
+                # so FURs do not depend on the number of processes
+                generator.manual_seed(self.seed + 1000003 * (rank + i * world))
                 data = self.model.data_preprocessor(batch, False)
                 inputs = data['inputs']
                 labels = torch.cat([s.gt_label for s in data['data_samples']])
