@@ -16,7 +16,7 @@ import torch
 from mmengine import dist
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-from .errors import NonFiniteError
+from .errors import ChannelSearchError, NonFiniteError
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -80,7 +80,6 @@ def run_on_main(fn):
     naming it on the others, so no rank waits in the next collective for a
     rank that has stopped.
     """
-    from .errors import ChannelSearchError
     if dist.get_world_size() == 1:
         return fn()
     box = [None, None, None]  # result, user error, other failure's text

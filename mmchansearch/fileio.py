@@ -55,7 +55,8 @@ def atomic_replace_with(path: str | os.PathLike, write) -> None:
     _fsync_path(path.parent, directory=True)
 
 
-# ``.NAME.XXXXXXXX.tmp``: what :func:`atomic_replace_with` writes first.
+# ``.<name>.<8 random characters>.tmp``: what :func:`atomic_replace_with`
+# writes first.
 _TEMP_NAME = re.compile(r'^\..+\.[A-Za-z0-9_]{8}\.tmp$')
 
 
@@ -182,6 +183,11 @@ def install_checkpoint_io() -> None:
         prefixes='', force=True,
         loader=lambda filename, map_location=None: load_checkpoint_file(
             filename, map_location))
+
+
+def text_digest(text: str) -> str:
+    """SHA-256 of a text's UTF-8 bytes (hex)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def file_digest(path: str | os.PathLike) -> str:

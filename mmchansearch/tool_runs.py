@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from mmengine.logging import MMLogger
 
 from .errors import ConfigError
-from .fileio import atomic_write_text, file_digest
+from .fileio import atomic_write_text, file_digest, text_digest
 
 
 class ToolRunner:
@@ -160,14 +160,12 @@ def _input_digests(command: Sequence[str]) -> dict[str, str]:
 
 def _config_digest(path: str) -> str:
     """A config file by what it resolves to (its ``_base_`` files too)."""
-    import hashlib
-
     from mmengine.config import Config
     try:
         text = Config.fromfile(path).pretty_text
     except Exception:  # not a config: its bytes
         return file_digest(path)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return text_digest(text)
 
 
 def _run_teed(command: list[str], log) -> int:

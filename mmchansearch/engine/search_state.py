@@ -16,7 +16,6 @@ same step and a bad state ends all ranks with the same error.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -27,7 +26,7 @@ from mmengine.logging import MMLogger
 
 from ..distributed import run_on_main
 from ..errors import ConfigError
-from ..fileio import atomic_write_text, file_digest
+from ..fileio import atomic_write_text, file_digest, text_digest
 
 # Config sections a search's numbers depend on (absent ones are skipped).
 CONFIG_SECTIONS = ('model', 'search_loop', 'train_dataloader', 'optim_wrapper',
@@ -44,7 +43,7 @@ def config_fingerprint(value: Any) -> str:
     settings that only change speed."""
     text = json.dumps(_without_speed_settings(value), sort_keys=True,
                       default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return text_digest(text)[:16]
 
 
 def search_dependencies(cfg: Mapping, checkpoint: str | None = None,
