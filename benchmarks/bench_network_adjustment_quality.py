@@ -5,9 +5,15 @@ network, the adjusted one, the uniform x0.8 network and the searched x0.8
 variant are retrained from scratch with the same recipe and seed
 (tools/train.py) and tested (tools/test.py). Prints top-1 mean +- std.
 
+``--protocol paper`` (the search config's default) trains every round
+from scratch with channel dropout and adjusts the uniform x0.8 network
+itself for "searched x0.8"; ``--protocol finetune`` is the toolbox's first
+protocol with the settings of RESULTS sections 8 and 8b (adjusting rate
+0.2, FUR dropout rate 0.1).
+
 Example (a CPU-sized recipe; the defaults):
     python benchmarks/bench_network_adjustment_quality.py --seeds 0 1 2 \
-        --work-dir work_dirs/na_quality
+        --work-dir work_dirs/na_quality_paper --protocol paper
 """
 import argparse
 import os.path as osp
@@ -36,7 +42,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--rounds', type=int, default=4)
     parser.add_argument('--round-epochs', type=int, default=1)
     parser.add_argument('--retrain-epochs', type=int, default=4)
+    parser.add_argument('--protocol', choices=('paper', 'finetune'),
+                        default='paper')
     return parser.parse_args()
+
+
+# the search settings each protocol was benchmarked with
+PROTOCOL_OPTIONS = {
+    'paper': ['search_loop.protocol=paper'],
+    'finetune': ['search_loop.protocol=finetune', 'search_loop.step=0.2',
+                 'search_loop.dropout.rate=0.1'],
+}
 
 
 def common(args, seed: int, epochs: int) -> list[str]:
@@ -52,7 +68,8 @@ def run_seed(args, seed: int) -> dict:
     if not osp.isfile(osp.join(search_dir, 'final.yaml')):
         tool('tools/search.py', SEARCH, '--work-dir', search_dir, '--resume',
              '--cfg-options', *common(args, seed, args.round_epochs),
-             f'search_loop.rounds={args.rounds}', f'search_loop.seed={seed}')
+             f'search_loop.rounds={args.rounds}', f'search_loop.seed={seed}',
+             *PROTOCOL_OPTIONS[args.protocol])
     result = {}
     for name in NETWORKS:
         cfg = osp.join(search_dir, f'{name}.yaml')
@@ -69,10 +86,14 @@ def main() -> None:
     args = parse_args()
     runs = [seed_result(args.work_dir, seed, partial(run_seed, args, seed))
             for seed in args.seeds]
-    print(f'seeds {args.seeds}: {args.rounds} rounds x {args.round_epochs} '
-          f'epoch(s), retrain {args.retrain_epochs} epochs on '
+    print(f'seeds {args.seeds}, protocol {args.protocol}: {args.rounds} '
+          f'rounds x {args.round_epochs} epoch(s), retrain {args.retrain_epochs} epochs on '
           f'{args.train_images} images')
     print_table(runs, NETWORKS)
+    print('per seed (top-1): ' + '; '.join(
+        f'seed {seed}: ' + ', '.join(f'{n} {r[n]["top1"]:.2f}'
+                                     for n in NETWORKS)
+        for seed, r in zip(args.seeds, runs)))
     for better, worse in (('final', 'original'),
                           ('final_x0.8', 'uniform_x0.8')):
         gaps = [r[better]['top1'] - r[worse]['top1'] for r in runs]

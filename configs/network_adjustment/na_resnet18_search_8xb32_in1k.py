@@ -1,15 +1,22 @@
 # Network Adjustment of ResNet-18 on ImageNet, 10 rounds as in the paper
 # (ResNet-18 70.31 -> 71.22 top-1 at 1.81G FLOPs; "0.8x" 69.41 at 1.17G).
-# The paper starts from a pretrained network; pass its checkpoint (e.g.
-# mmpretrain's resnet18_8xb32_in1k) and it fills the leading channels of
-# the 2x-wide supernet. On 8 GPUs:
+# The paper's protocol (its authors' code): every round trains the current
+# network from scratch with channel dropout (rate 0.05) as a regulariser,
+# measures FURs on the 50000 held-out training images (channels dropped at
+# the layers' outputs, rate 0.05, 5 repeats), moves the 2 groups of
+# highest FUR up and the 2 of lowest down by 0.1 of their starting width
+# and rescales every group to the starting FLOPs. On 8 GPUs:
 #   python -m torch.distributed.run --nproc_per_node=8 tools/search.py \
 #       configs/network_adjustment/na_resnet18_search_8xb32_in1k.py \
-#       resnet18_8xb32_in1k.pth --launcher pytorch --work-dir work_dirs/na_r18
-# Every round fine-tunes the current network for 5 epochs (cosine from lr
-# 0.01; our choice, the paper's per-round schedule is not reproduced
-# here), measures FURs on the 50000 held-out training images, and moves the
-# 2 groups of highest FUR up and the 2 of lowest down by 10%.
+#       --launcher pytorch --work-dir work_dirs/na_r18
+# The per-round schedule (5 epochs, cosine) is our choice for cost, the
+# paper's is not reproduced here; lr 0.1 and weight decay 1e-5 follow the
+# authors' ImageNet command (lr 0.2 at batch 512). "searched 0.8x" is the same
+# adjustment of the uniform 0.8x network (work dir x0.8/).
+# search_loop.protocol=finetune (the toolbox's first protocol) fine-tunes
+# the previous round's weights instead and can start from a pretrained
+# checkpoint (e.g. mmpretrain's resnet18_8xb32_in1k, given after the
+# config), which fills the leading channels of the 2x-wide supernet.
 #
 # Held-out images: the split of configs/autoslim/README.md (the first 50
 # images of every class in meta/train_autoslim_heldout.txt, the rest in
@@ -34,10 +41,10 @@ model = dict(
 train_dataloader = dict(
     dataset=dict(ann_file='meta/train_autoslim_supernet.txt'))
 
-# epochs of fine-tuning per round
+# epochs of training per round
 max_epochs = 5
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4))
+    optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-5))
 param_scheduler = dict(
     type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
     convert_to_iter_based=True)
@@ -49,13 +56,14 @@ default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
 
 search_loop = dict(
     type='NetworkAdjustmentLoop',
+    protocol='paper',
     rounds=10,
     num_changed=2,
     step=0.1,
-    dropout=dict(kind='bernoulli', rate=0.1, scale_by_flops=True, repeats=4),
+    dropout=dict(kind='bernoulli', rate=0.05, scale_by_flops=True, repeats=5),
+    train_dropout=dict(rate=0.05),
     metric='loss',
     num_batches=None,
-    fine_tune=True,
     scales=[0.8],
     dataloader=dict(
         batch_size=100,

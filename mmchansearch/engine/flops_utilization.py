@@ -2,12 +2,26 @@
 
 FUR_g = (dAcc / dc_g) / (dFLOPs / dc_g): how much accuracy a group's
 channels buy per FLOP they cost. The accuracy derivative is estimated by
-channel-wise dropout of the group on held-out batches: every conv / linear
-layer that reads the group sees a random channel mask on its input (the same
-mask for all of them, so a residual channel disappears everywhere at once),
-and the increase of the loss (or drop of top-1) is divided by the expected
-number of dropped channels. The FLOPs derivative is the analytic
-estimator's.
+channel-wise dropout of the group on held-out batches, and the increase of
+the loss (or drop of top-1) is divided by the expected number of dropped
+channels. The FLOPs derivative is the analytic estimator's.
+
+Where the group's channels are dropped (``drop_at``):
+
+* ``'outputs'`` (the paper's protocol): at the output of every layer that
+  writes the group (:func:`group_outputs`: the batch norm after a producing
+  conv, else the conv), each with its own random mask. A group inside a
+  residual branch (conv1 of a BasicBlock, whose width is its own group) is
+  dropped where the layer's output leaves it; a residual-stream group is
+  dropped at the branch outputs (and the stem), before the additions, so
+  the identity path still carries the channel, as the paper's per-layer
+  dropout does.
+* ``'readers'``: at the input of every conv / linear layer that reads the
+  group, all with the same mask, so a residual channel disappears
+  everywhere at once.
+
+The same output sites carry :class:`TrainingDropout`, the paper's channel
+dropout regulariser during each round's training.
 
 Everything computed before the first layer that reads a group is the same
 with and without its dropout, so those modules' outputs are cached in the
@@ -16,7 +30,7 @@ undisturbed pass of every batch and replayed in the dropout passes.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import product
@@ -26,12 +40,14 @@ import torch.nn.functional as F
 from mmengine import dist
 from torch import nn
 
-from ..channel_masks import GroupMasks, group_readers
+from ..analysis import ChannelAnalysis
+from ..channel_masks import GroupMasks, group_readers, mask_input
 from ..errors import ConfigError
 from ..mutator import ChannelMutator
 
 DROPOUT_KINDS = ('bernoulli', 'gaussian')
 METRICS = ('loss', 'accuracy')
+DROP_SITES = ('outputs', 'readers')
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,171 @@ class ChannelDropout:
             return keep.float() / (1 - rate)
         noise = torch.randn(shape, generator=generator)
         return 1 + math.sqrt(rate / (1 - rate)) * noise
+
+
+def group_outputs(analysis: ChannelAnalysis, group: str) -> list[str]:
+    """Where a group's channels leave the layers that write them.
+
+    For every producer of ``group`` (in execution order): the batch norm
+    that directly follows it on the same channels, or the producer itself.
+    For a residual-stream group these are the stem's and the branches'
+    outputs before the additions; for a group inside a branch, its one
+    layer's output.
+
+    Args:
+        analysis: the model's channel analysis.
+        group: a searchable group.
+
+    Returns:
+        module names, in execution order.
+    """
+    names = list(analysis.layers)
+    sites = []
+    for producer in analysis.groups[group].producers:
+        index = names.index(producer)
+        after = analysis.layers[names[index + 1]] if index + 1 < len(
+            names) else None
+        sites.append(after.name if after is not None and after.kind == 'bn'
+                     and after.in_group == group else producer)
+    return sites
+
+
+def _site_kind(analysis: ChannelAnalysis, name: str) -> str:
+    """How a site's output holds its channels ('linear': last dim)."""
+    return 'linear' if analysis.layers[name].kind == 'linear' else 'conv'
+
+
+class OutputMasks:
+    """Per-sample masks on the outputs of a group's writers
+    (:func:`group_outputs`), one independent mask per site: set
+    ``masks[group]`` to a list of (N, C) tensors, one per
+    ``sites[group]``, or None. As a context manager, the hooks are removed
+    at its end.
+
+    Args:
+        model: the analyzed model (the mutator's).
+        analysis: its channel analysis.
+        groups: the groups that can be masked.
+    """
+
+    def __init__(self, model: nn.Module, analysis: ChannelAnalysis,
+                 groups: Sequence[str]) -> None:
+        self.sites = {g: group_outputs(analysis, g) for g in groups}
+        self.masks: dict[str, list[torch.Tensor] | None] = dict.fromkeys(
+            groups)
+        self._handles = [
+            model.get_submodule(name).register_forward_hook(
+                self._hook(group, i, _site_kind(analysis, name)))
+            for group, names in self.sites.items()
+            for i, name in enumerate(names)]
+
+    def _hook(self, group: str, index: int, kind: str):
+        def hook(_, __, output):
+            masks = self.masks[group]
+            if masks is None:
+                return None
+            return mask_input(output, masks[index], kind)
+        return hook
+
+    def clear(self) -> None:
+        """No group masked."""
+        self.masks = dict.fromkeys(self.masks)
+
+    def remove(self) -> None:
+        """Removes the hooks."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self) -> OutputMasks:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.remove()
+
+
+class TrainingDropout:
+    """Channel dropout as a regulariser while a network trains (the
+    paper's protocol): in training mode, the output of every writer of a
+    searchable group (:func:`group_outputs`) has each sample's channels
+    zeroed with probability p and the rest scaled by 1/(1 - p); in eval
+    mode nothing changes.
+
+    As in the authors' code, p can ramp up linearly with the training
+    progress (here per iteration: p * i / n at iteration i of n) and with
+    the site's place in the network (p * (k + 1) / L for the k-th of L
+    sites). The masks of an iteration are seeded by (``seed``, rank,
+    iteration, site), so a training resumed from a checkpoint draws the
+    same masks as an uninterrupted one.
+
+    Args:
+        model: the analyzed model (the mutator's).
+        analysis: its channel analysis.
+        groups: the groups whose writers are dropped.
+        rate: the largest dropout probability p, in [0, 1).
+        ramp_progress: scale p by the training progress.
+        ramp_layers: scale p by the site's place in the network.
+        clock: returns (iterations done, total iterations).
+        seed: seeds the masks.
+    """
+
+    def __init__(self, model: nn.Module, analysis: ChannelAnalysis,
+                 groups: Sequence[str], rate: float,
+                 ramp_progress: bool = True, ramp_layers: bool = True,
+                 clock: Callable[[], tuple[int, int]] = lambda: (1, 1),
+                 seed: int = 0) -> None:
+        if not 0 <= rate < 1:
+            raise ConfigError(f'training dropout rate must be in [0, 1), '
+                              f'got {rate!r}.')
+        order = list(analysis.layers)
+        sites = sorted({name for g in groups
+                        for name in group_outputs(analysis, g)},
+                       key=order.index)
+        self.clock, self.seed = clock, seed
+        self.ramp_progress = ramp_progress
+        self.rates = {name: rate * ((k + 1) / len(sites) if ramp_layers
+                                    else 1.0)
+                      for k, name in enumerate(sites)}
+        self._generator = torch.Generator()
+        self._handles = [] if rate == 0 else [
+            model.get_submodule(name).register_forward_hook(
+                self._hook(name, k, _site_kind(analysis, name)))
+            for k, name in enumerate(sites)]
+
+    def site_rate(self, name: str) -> float:
+        """The dropout probability of site ``name`` now."""
+        done, total = self.clock()
+        scale = min(max(done / max(total, 1), 0.0), 1.0) \
+            if self.ramp_progress else 1.0
+        return self.rates[name] * scale
+
+    def _hook(self, name: str, index: int, kind: str):
+        def hook(module, _, output):
+            if not module.training:
+                return None
+            rate = self.site_rate(name)
+            if rate <= 0:
+                return None
+            channels = output.shape[-1 if kind == 'linear' else 1]
+            self._generator.manual_seed(
+                self.seed + 1000003 * dist.get_rank()
+                + 7919 * self.clock()[0] + index)
+            keep = torch.rand(output.shape[0], channels,
+                              generator=self._generator) >= rate
+            return mask_input(output, keep.float() / (1 - rate), kind)
+        return hook
+
+    def remove(self) -> None:
+        """Removes the hooks."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self) -> TrainingDropout:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.remove()
 
 
 def group_flops(mutator: ChannelMutator, widths: Mapping[str, int]
@@ -224,20 +405,27 @@ class UtilizationMeter:
         dropout: the channel dropout.
         metric: 'loss' (increase of cross-entropy) or 'accuracy' (drop of
             top-1, %).
-        reuse_prefix: replay modules that run before a group's first reader
-            instead of recomputing them.
+        reuse_prefix: replay modules that run before a group's first
+            dropped layer instead of recomputing them.
         seed: seeds the dropout masks.
+        drop_at: 'readers' (the inputs of the group's readers, one mask)
+            or 'outputs' (the outputs of its writers, one mask each).
     """
 
     def __init__(self, model: nn.Module, mutator: ChannelMutator,
                  dropout: ChannelDropout, metric: str = 'loss',
-                 reuse_prefix: bool = True, seed: int = 0) -> None:
+                 reuse_prefix: bool = True, seed: int = 0,
+                 drop_at: str = 'readers') -> None:
         if metric not in METRICS:
             raise ConfigError(f'FUR metric {metric!r} is unknown; use one of '
                               f'{METRICS}.')
+        if drop_at not in DROP_SITES:
+            raise ConfigError(f'FUR drop_at {drop_at!r} is unknown; use one '
+                              f'of {DROP_SITES}.')
         self.model, self.mutator = model, mutator
         self.dropout, self.metric = dropout, metric
         self.reuse_prefix, self.seed = reuse_prefix, seed
+        self.drop_at = drop_at
 
     def _scores(self, logits: torch.Tensor, labels: torch.Tensor
                 ) -> torch.Tensor:
@@ -246,11 +434,14 @@ class UtilizationMeter:
             float(F.cross_entropy(logits, labels, reduction='sum'))],
             dtype=torch.float64)
 
-    def _first_readers(self, cache: PrefixCache, groups: Sequence[str]
+    def _first_dropped(self, cache: PrefixCache, groups: Sequence[str]
                        ) -> dict[str, int]:
-        return {group: min(cache.start_of(name) for name, _ in
-                           group_readers(self.mutator.analysis, group))
-                for group in groups}
+        """Call number of the first module each group's dropout touches."""
+        analysis = self.mutator.analysis
+        return {group: min(cache.start_of(name) for name in (
+            [n for n, _ in group_readers(analysis, group)]
+            if self.drop_at == 'readers'
+            else group_outputs(analysis, group))) for group in groups}
 
     @torch.no_grad()
     def measure(self, batches: Sequence[dict], groups: Sequence[str],
@@ -270,7 +461,8 @@ class UtilizationMeter:
         dropped = {g: torch.zeros(2, dtype=torch.float64) for g in groups}
         cache = PrefixCache(arch)
         first: dict[str, int] = {}
-        with GroupMasks(arch, self.mutator.analysis, groups) as masks:
+        masking = GroupMasks if self.drop_at == 'readers' else OutputMasks
+        with masking(arch, self.mutator.analysis, groups) as masks:
             for i, batch in enumerate(batches):
                 # the masks of a batch follow its place in the one-process
                 # order (held_out_batches deals batch r + i * W to rank r),
@@ -286,15 +478,19 @@ class UtilizationMeter:
                                    torch.tensor([labels.numel()],
                                                 dtype=torch.float64)])
                 if not first:
-                    first = self._first_readers(cache, groups)
+                    first = self._first_dropped(cache, groups)
                     if self.reuse_prefix:
                         cache.plan(list(first.values()))
                         with cache.record():  # now with the outputs cached
                             arch(inputs, mode='tensor')
                 for group, _ in product(groups, range(self.dropout.repeats)):
                     masks.clear()
+                    shape = (len(labels), widths[group])
                     masks.masks[group] = self.dropout.mask(
-                        rates[group], (len(labels), widths[group]), generator)
+                        rates[group], shape, generator) \
+                        if self.drop_at == 'readers' else [
+                            self.dropout.mask(rates[group], shape, generator)
+                            for _ in masks.sites[group]]
                     with (cache.replay(first[group]) if self.reuse_prefix
                           else nullcontext()):
                         logits = arch(inputs, mode='tensor')
