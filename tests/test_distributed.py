@@ -259,7 +259,7 @@ _QUARTER_RESNET = dict(
     head=dict(type='LinearClsHead', num_classes=10, in_channels=128))
 
 
-def _fur_setup():
+def _fur_setup(drop_at: str = 'readers'):
     """The same supernet, batches and rates in every process."""
     from mmchansearch.coverage import randomize_batch_norms
     from mmchansearch.engine.flops_utilization import (
@@ -284,29 +284,32 @@ def _fur_setup():
     mutator = model.mutator
     dropout = ChannelDropout(repeats=2)
     _, share = group_flops(mutator, mutator.current_choices())
-    meter = UtilizationMeter(model, mutator, dropout, 'loss')
+    meter = UtilizationMeter(model, mutator, dropout, 'loss', drop_at=drop_at)
     return meter, batches, mutator.searchable_groups, dropout_rates(dropout,
                                                                    share)
 
 
-def _fur_worker(rank: int, port: int, out_dir: str) -> None:
+def _fur_worker(rank: int, port: int, out_dir: str, drop_at: str) -> None:
     torch_dist.init_process_group(
         'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
         world_size=2, timeout=timedelta(seconds=60))
-    meter, batches, groups, rates = _fur_setup()
+    meter, batches, groups, rates = _fur_setup(drop_at)
     # the held-out batches as held_out_batches deals them: r, r + 2, ...
     result = meter.measure(batches[rank::2], groups, rates)
     torch.save(result.damage, os.path.join(out_dir, f'rank{rank}.pth'))
     torch_dist.destroy_process_group()
 
 
-def test_flops_utilization_does_not_depend_on_the_number_of_ranks(tmp_path):
+@pytest.mark.parametrize('drop_at', ['readers', 'outputs'])
+def test_flops_utilization_does_not_depend_on_the_number_of_ranks(
+        tmp_path, drop_at):
     """Network Adjustment's dropout damage on 2 gloo processes equals one
-    process's: the masks of a batch follow its place in the one-process
-    order, not the rank."""
-    meter, batches, groups, rates = _fur_setup()
+    process's (either dropout site): the masks of a batch follow its place
+    in the one-process order, not the rank."""
+    meter, batches, groups, rates = _fur_setup(drop_at)
     single = meter.measure(batches, groups, rates).damage
-    mp.spawn(_fur_worker, args=(_free_port(), str(tmp_path)), nprocs=2)
+    mp.spawn(_fur_worker, args=(_free_port(), str(tmp_path), drop_at),
+             nprocs=2)
     for rank in (0, 1):
         double = torch.load(tmp_path / f'rank{rank}.pth')
         assert double.keys() == single.keys()
