@@ -16,6 +16,7 @@ Example (a CPU-sized recipe; the defaults):
         --work-dir work_dirs/na_quality_paper --protocol paper
 """
 import argparse
+import os
 import os.path as osp
 from functools import partial
 
@@ -44,6 +45,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--retrain-epochs', type=int, default=4)
     parser.add_argument('--protocol', choices=('paper', 'finetune'),
                         default='paper')
+    parser.add_argument(
+        '--networks', nargs='+', choices=NETWORKS, default=list(NETWORKS),
+        help='the networks retrained; without the x0.8 ones the search '
+        'writes no x0.8 variants (search_loop.scales=[])')
     return parser.parse_args()
 
 
@@ -63,15 +68,21 @@ def common(args, seed: int, epochs: int) -> list[str]:
             f'param_scheduler.end={epochs}']
 
 
+def scaled(args) -> bool:
+    """Whether an x0.8 network is retrained."""
+    return any('x0.8' in name for name in args.networks)
+
+
 def run_seed(args, seed: int) -> dict:
     search_dir = osp.join(args.work_dir, f'seed{seed}', 'search')
     if not osp.isfile(osp.join(search_dir, 'final.yaml')):
         tool('tools/search.py', SEARCH, '--work-dir', search_dir, '--resume',
              '--cfg-options', *common(args, seed, args.round_epochs),
              f'search_loop.rounds={args.rounds}', f'search_loop.seed={seed}',
-             *PROTOCOL_OPTIONS[args.protocol])
+             *PROTOCOL_OPTIONS[args.protocol],
+             *([] if scaled(args) else ['search_loop.scales=[]']))
     result = {}
-    for name in NETWORKS:
+    for name in args.networks:
         cfg = osp.join(search_dir, f'{name}.yaml')
         train_dir = osp.join(args.work_dir, f'seed{seed}', name)
         options = common(args, seed, args.retrain_epochs) + [
@@ -84,18 +95,24 @@ def run_seed(args, seed: int) -> dict:
 
 def main() -> None:
     args = parse_args()
-    runs = [seed_result(args.work_dir, seed, partial(run_seed, args, seed))
+    networks = args.networks
+    results = args.work_dir if networks == list(NETWORKS) else osp.join(
+        args.work_dir, 'results_' + '_'.join(networks))
+    os.makedirs(results, exist_ok=True)
+    runs = [seed_result(results, seed, partial(run_seed, args, seed))
             for seed in args.seeds]
     print(f'seeds {args.seeds}, protocol {args.protocol}: {args.rounds} '
-          f'rounds x {args.round_epochs} epoch(s), retrain {args.retrain_epochs} epochs on '
-          f'{args.train_images} images')
-    print_table(runs, NETWORKS)
+          f'rounds x {args.round_epochs} epoch(s), retrain '
+          f'{args.retrain_epochs} epochs on {args.train_images} images')
+    print_table(runs, networks)
     print('per seed (top-1): ' + '; '.join(
         f'seed {seed}: ' + ', '.join(f'{n} {r[n]["top1"]:.2f}'
-                                     for n in NETWORKS)
+                                     for n in networks)
         for seed, r in zip(args.seeds, runs)))
     for better, worse in (('final', 'original'),
                           ('final_x0.8', 'uniform_x0.8')):
+        if not {better, worse} <= set(networks):
+            continue
         gaps = [r[better]['top1'] - r[worse]['top1'] for r in runs]
         print(f'{better} - {worse}: {mean_std(gaps)}')
 

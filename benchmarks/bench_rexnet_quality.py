@@ -24,6 +24,14 @@ at equal FLOPs on Fashion-MNIST, same depth and training recipe:
 
 Every finished piece is kept in --work-dir and skipped on a re-run.
 
+--search-config/--retrain-config pick the search space: by default the
+8-block ReXNet of configs/rexnet/rexnet_search_1xb64_fashion-mnist.py;
+the paper's setting (plain inverted bottlenecks, stem 16) is
+rexnet_search_plain-ib-stem16_1xb64_fashion-mnist.py with its retrain
+config. --search-options change the search, e.g.
+``search_loop.max_breakpoints=0`` (straight lines only) or a longer
+candidate schedule.
+
 Example (a CPU-sized recipe; the defaults):
     OMP_NUM_THREADS=1 python benchmarks/bench_rexnet_quality.py \
         --seeds 0 1 2 --work-dir work_dirs/rexnet_quality
@@ -56,6 +64,11 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--work-dir', default='work_dirs/rexnet_quality')
+    parser.add_argument('--search-config', default=SEARCH,
+                        help='the search config (its model is the search '
+                        'space)')
+    parser.add_argument('--retrain-config', default=RETRAIN,
+                        help='the retraining config of that search space')
     parser.add_argument('--search-dir',
                         help='an existing search result dir (with '
                         'candidates.csv); default: search into '
@@ -82,7 +95,8 @@ def search(args) -> str:
         if args.search_dir:
             sys.exit(f'{search_dir}/candidates.csv: no such file')
         ToolRunner(args.work_dir).run(
-            'search', 'tools/search.py', SEARCH, '--work-dir', search_dir,
+            'search', 'tools/search.py', args.search_config, '--work-dir',
+            search_dir,
             '--resume', *(['--cfg-options', *args.search_options]
                           if args.search_options else []))
     return search_dir
@@ -150,9 +164,9 @@ def match_stagewise(budget, target: float, stage_blocks, divisor: int,
                 **budget.estimate(channels))
 
 
-def write_network(path: str, net: dict, source: str) -> None:
+def write_network(path: str, net: dict, source: str, model: str) -> None:
     data = dict(
-        meta=dict(model=RETRAIN, input_shape=[3, 32, 32],
+        meta=dict(model=model, input_shape=[3, 32, 32],
                   flops=net['flops'], params=net['params'], source=source),
         stage_blocks=net['stage_blocks'],
         block_channels=net['channels'],
@@ -173,9 +187,13 @@ def networks(args, search_dir: str) -> dict:
 
     import mmchansearch.models  # noqa: F401  (registers ReXNet)
     from mmchansearch.engine.rexnet_search import ReXNetBudget
-    cfg = Config.fromfile(SEARCH)
+    cfg = Config.fromfile(args.search_config)
     init_default_scope(cfg.default_scope)
     stage_blocks = list(cfg.model.backbone.stage_blocks)
+    if len(stage_blocks) != len(MBV2_STAGE_WIDTHS):
+        sys.exit(f'{args.search_config}: {len(stage_blocks)} stages; the '
+                 f'stage-wise network needs {len(MBV2_STAGE_WIDTHS)} '
+                 '(MobileNetV2\'s first six)')
     loop = cfg.search_loop
     budget = ReXNetBudget(cfg.model.to_dict(), loop.input_shape)
 
@@ -193,12 +211,13 @@ def networks(args, search_dir: str) -> dict:
         osp.join(args.work_dir, 'linear.yaml'), linear,
         f'{search_dir}/candidates.csv rank {linear["rank"]} of '
         f'{linear["count"]} (the best of kind {linear["kind"]}), '
-        f'candidate {linear["index"]}')
+        f'candidate {linear["index"]}', args.retrain_config)
     write_network(
         osp.join(args.work_dir, 'stagewise.yaml'), stagewise,
         f'MobileNetV2 stage widths {list(MBV2_STAGE_WIDTHS)} x '
         f'{stagewise["scale"]:g}, rounded ({stagewise["rounding"]}) to '
-        f'multiples of {loop.divisor}, at the FLOPs of linear.yaml')
+        f'multiples of {loop.divisor}, at the FLOPs of linear.yaml',
+        args.retrain_config)
     result = dict(linear=linear, stagewise=stagewise)
     with open(out, 'w') as f:
         json.dump(result, f, indent=1)
@@ -209,7 +228,7 @@ def networks(args, search_dir: str) -> dict:
 def retrain(args, seed: int, name: str, net: dict) -> float:
     """Trains and tests one network with one seed; returns the top-1."""
     epochs = args.epochs
-    return retrain_and_test(RETRAIN, osp.join(
+    return retrain_and_test(args.retrain_config, osp.join(
         args.work_dir, f'seed{seed}', name), [
         f'randomness.seed={seed}',
         f'train_dataloader.dataset.stop={args.train_images}',
@@ -231,12 +250,17 @@ def main() -> None:
     nets = networks(args, search_dir)
     top1 = {name: [] for name in NETWORKS}
     for seed in args.seeds:
+        seed_start = time.perf_counter()
         for name in NETWORKS:
             top1[name].append(retrain(args, seed, name, nets[name]))
             print(f'seed {seed} {name}: top-1 {top1[name][-1]:.2f}',
                   flush=True)
+        print(f'seed {seed}: {time.perf_counter() - seed_start:.0f} s in '
+              'this run (0 if done before)', flush=True)
     linear = nets['linear']
-    print(f'\nsearch: {search_dir}; linear = rank {linear["rank"]} of '
+    print(f'\nsearch config {args.search_config}, options '
+          f'{args.search_options}; retrain config {args.retrain_config}')
+    print(f'search: {search_dir}; linear = rank {linear["rank"]} of '
           f'{linear["count"]} (kind {linear["kind"]}, held-out top-1 '
           f'{linear["search_mean"]:.2f} +- {linear["search_std"]:.2f} in '
           'the search)')

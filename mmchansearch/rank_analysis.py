@@ -2,7 +2,9 @@
 
 Han et al. (CVPR 2021, arXiv:2007.00992, Sec. 3) measure how much of its
 output space a layer can reach: the rank of the output features
-``f(WX)`` over the number of output channels ``d_out``. A linear layer
+``f(WX)`` over the number of output channels ``d_out``, ``f`` being BN and
+the nonlinearity after the conv, an inverted bottleneck measured after its
+shortcut add. A linear layer
 with ``d_in < d_out`` inputs cannot exceed ``d_in / d_out``; a
 nonlinearity lifts that bound, the more the larger ``d_in / d_out``.
 
@@ -33,11 +35,14 @@ ACTIVATIONS = ('Identity', 'ReLU', 'ReLU6', 'LeakyReLU', 'ELU', 'Softplus',
 # Module types of the nonlinearities, for :func:`feature_spectra`.
 ACTIVATION_TYPES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.Softplus,
                     nn.Hardswish, nn.SiLU, nn.GELU, nn.Hardtanh, nn.Mish)
-# Single layers of the study:
-#   conv1x1, conv3x3: one conv, then the nonlinearity;
+# Single layers of the study, each conv followed by BN and the
+# nonlinearity (the paper's f):
+#   conv1x1, conv3x3: one conv;
 #   ib_conv, ib_dwconv: inverted bottleneck (1x1 expansion, 3x3 full or
-#   depthwise conv, 1x1 projection), the nonlinearity after every conv.
+#   depthwise conv, 1x1 projection), measured after its shortcut add (the
+#   input added to the first d_in output channels).
 KINDS = ('conv1x1', 'conv3x3', 'ib_conv', 'ib_dwconv')
+BOTTLENECK_KINDS = ('ib_conv', 'ib_dwconv')
 
 
 def feature_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -284,9 +289,35 @@ def make_activation(name: str) -> nn.Module:
     return getattr(nn, name)()
 
 
+class ShortcutBlock(nn.Module):
+    """A body whose input is added to the first channels of its output
+    (ReXNet's partial residual; the plain residual when the widths are
+    equal).
+
+    Args:
+        body: the layers; they must not narrow the input.
+    """
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(x)
+        c = x.shape[1]
+        if c > out.shape[1]:
+            raise ValueError(f'shortcut: {c} input channels do not fit '
+                             f'{out.shape[1]} output channels')
+        if c == out.shape[1]:
+            return out + x
+        return torch.cat([out[:, :c] + x, out[:, c:]], dim=1)
+
+
 def make_layer(kind: str, d_in: int, d_out: int, activation: str,
-               expand_ratio: int = 6) -> nn.Sequential:
-    """One layer of the study; the nonlinearity follows every conv.
+               expand_ratio: int = 6, batch_norm: bool = True,
+               shortcut: bool = True) -> nn.Module:
+    """One layer of the study: every conv followed by BN (batch
+    statistics, unit weight, zero bias) and the nonlinearity.
 
     Args:
         kind: one of :data:`KINDS`.
@@ -295,6 +326,11 @@ def make_layer(kind: str, d_in: int, d_out: int, activation: str,
         activation: one of :data:`ACTIVATIONS`.
         expand_ratio: hidden channels over ``d_in`` in inverted
             bottlenecks.
+        batch_norm: BN after every conv (False: the conv feeds the
+            nonlinearity directly).
+        shortcut: an inverted bottleneck adds its input to the first
+            ``d_in`` output channels (needs ``d_in <= d_out``); ignored by
+            single convs.
 
     Returns:
         The layer, with torch's default initialization.
@@ -315,8 +351,20 @@ def make_layer(kind: str, d_in: int, d_out: int, activation: str,
                          f'{", ".join(KINDS)}')
     layers = []
     for conv in convs:
-        layers += [conv, make_activation(activation)]
-    return nn.Sequential(*layers)
+        layers.append(conv)
+        if batch_norm:
+            # batch statistics also in eval mode: the layer normalizes
+            # the batch it is measured on, as in training
+            layers.append(nn.BatchNorm2d(conv.out_channels,
+                                         track_running_stats=False))
+        layers.append(make_activation(activation))
+    body = nn.Sequential(*layers)
+    if shortcut and kind in BOTTLENECK_KINDS:
+        if d_in > d_out:
+            raise ValueError(f'{kind} with a shortcut needs d_in <= d_out, '
+                             f'got {d_in} > {d_out}; pass shortcut=False')
+        return ShortcutBlock(body)
+    return body
 
 
 def _init_normal(layer: nn.Module, generator: torch.Generator) -> None:
@@ -334,7 +382,8 @@ def layer_rank_ratio(kind: str, d_in: int, d_out: int, activation: str,
                      generator: torch.Generator | None = None,
                      size: int = 8, rows_per_channel: int = 4,
                      rtol: float | None = None,
-                     expand_ratio: int = 6) -> float:
+                     expand_ratio: int = 6, batch_norm: bool = True,
+                     shortcut: bool = True) -> float:
     """``rank(f(WX)) / d_out`` of one random layer on random input.
 
     Args:
@@ -352,13 +401,16 @@ def layer_rank_ratio(kind: str, d_in: int, d_out: int, activation: str,
             :func:`default_rtol` when None.
         expand_ratio: hidden channels over ``d_in`` in inverted
             bottlenecks.
+        batch_norm: BN after every conv (see :func:`make_layer`).
+        shortcut: inverted bottlenecks measured after their shortcut add.
 
     Returns:
         The rank ratio, in [0, 1].
     """
     if generator is None:
         generator = torch.Generator().manual_seed(0)
-    layer = make_layer(kind, d_in, d_out, activation, expand_ratio).eval()
+    layer = make_layer(kind, d_in, d_out, activation, expand_ratio,
+                       batch_norm, shortcut).eval()
     _init_normal(layer, generator)
     batch = math.ceil(rows_per_channel * d_out / (size * size))
     inputs = torch.randn(batch, d_in, size, size, generator=generator)
@@ -375,8 +427,9 @@ def rank_ratio_sweep(kinds: Sequence[str] = KINDS,
                      d_out_range: tuple[int, int] = (32, 96),
                      seed: int = 0,
                      rtol: float | None = None,
-                     progress: Callable[[], None] | None = None
-                     ) -> list[dict]:
+                     progress: Callable[[], None] | None = None,
+                     batch_norm: bool = True,
+                     shortcut: bool = True) -> list[dict]:
     """Average rank ratio of random layers per kind, nonlinearity and
     input/output ratio (the paper's Fig. 1).
 
@@ -393,6 +446,8 @@ def rank_ratio_sweep(kinds: Sequence[str] = KINDS,
         seed: seeds the sizes, weights and inputs.
         rtol: rank tolerance (see :func:`layer_rank_ratio`).
         progress: called after each (kind, activation, ratio) cell.
+        batch_norm: BN after every conv (see :func:`make_layer`).
+        shortcut: inverted bottlenecks measured after their shortcut add.
 
     Returns:
         One row per (kind, activation, ratio): ``kind``, ``activation``,
@@ -418,7 +473,8 @@ def rank_ratio_sweep(kinds: Sequence[str] = KINDS,
                     d_in = max(1, round(ratio * d_out))
                     values.append(layer_rank_ratio(
                         kind, d_in, d_out, activation, generator,
-                        rtol=rtol))
+                        rtol=rtol, batch_norm=batch_norm,
+                        shortcut=shortcut))
                 mean = sum(values) / len(values)
                 std = math.sqrt(sum((v - mean) ** 2 for v in values)
                                 / len(values))

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.registry import DefaultScope
 from torch import nn
 
@@ -19,9 +20,12 @@ from mmchansearch.rank_analysis import (
     ACTIVATION_TYPES,
     ACTIVATIONS,
     GramAccumulator,
+    ShortcutBlock,
     cumulative_singular_values,
+    default_rtol,
     feature_spectra,
     layer_rank_ratio,
+    make_layer,
     nuclear_norm,
     numerical_rank,
     rank_ratio_sweep,
@@ -118,6 +122,99 @@ def test_sweep_has_one_row_per_cell():
                 if r['activation'] == 'Identity'}
     assert identity[0.25] == pytest.approx(0.25, abs=0.05)
     assert identity[1.0] == 1.0
+
+
+# f = conv + BN + nonlinearity, written out with torch.nn.functional
+def _bn(y: torch.Tensor) -> torch.Tensor:
+    """BN over the batch, unit weight, zero bias."""
+    mean = y.mean((0, 2, 3), keepdim=True)
+    var = y.var((0, 2, 3), unbiased=False, keepdim=True)
+    return (y - mean) / torch.sqrt(var + 1e-5)
+
+
+def _hand_built(kind: str, d_in: int, d_out: int, act, seed: int,
+                size: int = 8, expand: int = 6) -> torch.Tensor:
+    """The output of one study layer from the same random draws: He-normal
+    weights of the convs in order, then the input batch."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def weight(shape):
+        fan_in = shape[1] * shape[2] * shape[3]
+        return torch.randn(shape, generator=gen) * (2.0 / fan_in) ** 0.5
+
+    if kind == 'conv1x1':
+        shapes = [((d_out, d_in, 1, 1), 1)]
+    else:  # ib_dwconv
+        hidden = d_in * expand
+        shapes = [((hidden, d_in, 1, 1), 1), ((hidden, 1, 3, 3), hidden),
+                  ((d_out, hidden, 1, 1), 1)]
+    weights = [(weight(shape), groups) for shape, groups in shapes]
+    batch = -(-4 * d_out // (size * size))
+    x = torch.randn(batch, d_in, size, size, generator=gen)
+    y = x
+    for w, groups in weights:
+        y = act(_bn(F.conv2d(y, w, padding=w.shape[-1] // 2,
+                             groups=groups)))
+    if kind == 'ib_dwconv':  # measured after the shortcut add
+        y = torch.cat([y[:, :d_in] + x, y[:, d_in:]], dim=1)
+    return y.permute(0, 2, 3, 1).reshape(-1, d_out).double()
+
+
+@pytest.mark.parametrize('kind, d_in, d_out, act, name', [
+    ('conv1x1', 8, 32, torch.relu, 'ReLU'),
+    ('conv1x1', 12, 24, F.silu, 'SiLU'),
+    ('ib_dwconv', 4, 16, F.relu6, 'ReLU6'),
+    ('ib_dwconv', 6, 12, F.silu, 'SiLU'),
+])
+@pytest.mark.parametrize('rtol', [None, 0.01, 0.1])
+def test_layer_rank_matches_a_hand_built_layer(kind, d_in, d_out, act, name,
+                                               rtol):
+    """layer_rank_ratio against torch.linalg.matrix_rank of the same
+    layer built from functional ops: conv, BN on the batch, nonlinearity,
+    and for a bottleneck the shortcut add."""
+    features = _hand_built(kind, d_in, d_out, act, seed=3)
+    tol = rtol if rtol is not None else default_rtol(*features.shape)
+    expected = int(torch.linalg.matrix_rank(features, rtol=tol))
+    ratio = layer_rank_ratio(kind, d_in, d_out, name,
+                             torch.Generator().manual_seed(3), rtol=rtol)
+    assert ratio * d_out == expected
+    # the spectra agree, not just the ranks
+    layer = make_layer(kind, d_in, d_out, name)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in layer.modules())
+    gen = torch.Generator().manual_seed(3)
+    hand = torch.linalg.svdvals(features)
+    values = _layer_spectrum(kind, d_in, d_out, name, gen)
+    torch.testing.assert_close(values, hand, rtol=1e-4,
+                               atol=1e-4 * float(hand[0]))
+
+
+def _layer_spectrum(kind, d_in, d_out, name, gen) -> torch.Tensor:
+    from mmchansearch.rank_analysis import _init_normal
+    layer = make_layer(kind, d_in, d_out, name).eval()
+    _init_normal(layer, gen)
+    x = torch.randn(-(-4 * d_out // 64), d_in, 8, 8, generator=gen)
+    with torch.no_grad():
+        return spectrum(layer(x)).values
+
+
+def test_bn_and_shortcut_change_what_is_measured():
+    """Without BN or without the shortcut the features differ from the
+    study's (the hand-built reference would catch either missing)."""
+    x = torch.randn(2, 4, 8, 8)
+    full = make_layer('ib_dwconv', 4, 16, 'ReLU6').eval()
+    assert isinstance(full, ShortcutBlock)
+    no_bn = make_layer('ib_dwconv', 4, 16, 'ReLU6', batch_norm=False)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in no_bn.modules())
+    body = make_layer('ib_dwconv', 4, 16, 'ReLU6', shortcut=False).eval()
+    body.load_state_dict(full.body.state_dict())
+    with torch.no_grad():
+        out, inner = full(x), body(x)
+    torch.testing.assert_close(out[:, :4], inner[:, :4] + x)
+    torch.testing.assert_close(out[:, 4:], inner[:, 4:])
+    # single convs have no shortcut; a narrowing bottleneck cannot add
+    assert isinstance(make_layer('conv1x1', 4, 16, 'ReLU'), nn.Sequential)
+    with pytest.raises(ValueError, match='d_in <= d_out'):
+        make_layer('ib_conv', 16, 8, 'ReLU')
 
 
 def test_unknown_names_are_refused():

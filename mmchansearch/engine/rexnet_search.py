@@ -5,6 +5,10 @@ fixed-depth network as ``c_i = a * f(i) + b``, ``f`` piecewise linear in the
 block index ``i``, train every sampled network briefly and look at how the
 channels of the best and worst ones grow: the best grow linearly.
 
+The paper searched a plain inverted-bottleneck network on CIFAR-style data
+(``PlainInvertedBottleneckNet``); the loop also searches a ReXNet backbone
+of fixed depth.
+
 Here ``f`` rises from 0 at the first block to 1 at the last through a few
 knots (block index, value), values non-decreasing, so ``b`` is the first
 block's width and ``a`` what the widths grow by. A one-block segment is a
@@ -38,6 +42,7 @@ from ..distributed import run_on_main
 from ..errors import BudgetError, ConfigError
 from ..estimators import ResourceEstimator
 from ..fileio import atomic_write_text
+from ..models.backbones.plain_inverted_bottleneck import DEFAULT_STAGE_BLOCKS
 from ..models.backbones.rexnet import STAGE_BLOCKS
 from ..registry import LOOPS, MODELS
 from ..visualization import plot_channel_curves
@@ -51,6 +56,9 @@ from .child_training import (  # noqa: F401  (split_jobs: tests import it)
 from .search_state import SearchState, search_dependencies
 
 STATE_FILE = 'rexnet_search_state.json'
+# backbones with a ``block_channels`` argument, one width per block:
+# ReXNet itself and the paper's search network (plain inverted bottlenecks)
+SEARCHABLE_BACKBONES = ('ReXNet', 'PlainInvertedBottleneckNet')
 Knots = list[list[float]]  # [[block index, f value], ...]
 
 
@@ -182,7 +190,8 @@ class ReXNetBudget:
     block widths (one trace per new width list, cached).
 
     Args:
-        model_cfg: the classifier config with a ReXNet backbone.
+        model_cfg: the classifier config with a backbone of
+            ``SEARCHABLE_BACKBONES``.
         input_shape: (C, H, W) of one input.
     """
 
@@ -217,7 +226,8 @@ class ChannelParameterizationSearchLoop(BaseLoop):
 
     Args:
         runner: the Runner of the search config; its ``model`` (an
-            ImageClassifier with a ReXNet backbone) fixes the depth, and
+            ImageClassifier with a ReXNet or PlainInvertedBottleneckNet
+            backbone) fixes the depth, and
             its config (schedule, data, ``val_evaluator``) trains every
             candidate.
         num_candidates: networks to sample and train.
@@ -289,11 +299,13 @@ class ChannelParameterizationSearchLoop(BaseLoop):
                               f'got {top_fraction!r}.')
         backbone = runner.cfg.model.get('backbone', {})
         kind = backbone.get('type')
-        if kind != 'ReXNet':
-            raise ConfigError('ChannelParameterizationSearchLoop searches '
-                              'a ReXNet backbone; the config\'s '
-                              f'model.backbone.type is {kind!r}.')
-        self.stage_blocks = list(backbone.get('stage_blocks') or STAGE_BLOCKS)
+        if kind not in SEARCHABLE_BACKBONES:
+            raise ConfigError(
+                'ChannelParameterizationSearchLoop searches the block '
+                f'widths of a {" or ".join(SEARCHABLE_BACKBONES)} backbone; '
+                f'the config\'s model.backbone.type is {kind!r}.')
+        self.stage_blocks = list(backbone.get('stage_blocks') or (
+            STAGE_BLOCKS if kind == 'ReXNet' else DEFAULT_STAGE_BLOCKS))
         self.num_blocks = sum(self.stage_blocks)
         self.num_candidates, self.seeds = num_candidates, seeds
         self.limits = dict(max_flops=max_flops, max_params=max_params,

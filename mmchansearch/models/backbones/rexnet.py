@@ -91,7 +91,9 @@ class SqueezeExcite(nn.Module):
 
 
 class LinearBottleneck(nn.Module):
-    """ReXNet's inverted bottleneck with a partial residual.
+    """ReXNet's inverted bottleneck with a partial residual, or (with
+    ``expand_act=nn.ReLU6``, no squeeze-excitation and
+    ``partial_residual=False``) MobileNetV2's plain one.
 
     Args:
         in_channels: input channels.
@@ -101,23 +103,32 @@ class LinearBottleneck(nn.Module):
         stride: stride of the depthwise conv.
         se_hidden_channels: bottleneck of the squeeze-excitation; 0 for
             none.
+        expand_act: activation class after the expansion conv (ReXNet:
+            SiLU; MobileNetV2: ReLU6).
+        partial_residual: a stride-1 block adds its input to the first
+            ``in_channels`` of a wider output (ReXNet); False adds it only
+            when the widths are equal (MobileNetV2).
     """
 
     def __init__(self, in_channels: int, out_channels: int,
                  expand_ratio: int, stride: int,
-                 se_hidden_channels: int = 0) -> None:
+                 se_hidden_channels: int = 0,
+                 expand_act: type[nn.Module] = nn.SiLU,
+                 partial_residual: bool = True) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
         hidden = in_channels * expand_ratio
-        self.expand = conv_bn(in_channels, hidden, act=nn.SiLU()) \
+        self.expand = conv_bn(in_channels, hidden, act=expand_act()) \
             if expand_ratio != 1 else nn.Identity()
         self.dwconv = conv_bn(hidden, hidden, 3, stride, groups=hidden)
         self.se = SqueezeExcite(hidden, se_hidden_channels) \
             if se_hidden_channels else nn.Identity()
         self.act = nn.ReLU6()
         self.project = conv_bn(hidden, out_channels)
-        self.use_residual = stride == 1 and in_channels <= out_channels
+        self.use_residual = stride == 1 and (
+            in_channels <= out_channels if partial_residual
+            else in_channels == out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.project(self.act(self.se(self.dwconv(self.expand(x)))))
@@ -174,24 +185,37 @@ def _check_stage_blocks(stage_blocks: Sequence[int] | None
     return blocks
 
 
-def _check_block_channels(block_channels: Sequence[int],
-                          num_blocks: int) -> list[int]:
+def check_block_channels(block_channels: Sequence[int], num_blocks: int,
+                         owner: str = 'ReXNet') -> list[int]:
     """The explicit block widths, checked: one positive integer per
-    block, never decreasing."""
+    block, never decreasing.
+
+    Args:
+        block_channels: the widths given.
+        num_blocks: blocks of the network.
+        owner: the backbone named in the error messages.
+
+    Returns:
+        The widths as a list.
+
+    Raises:
+        ConfigError: a width is missing, extra, not a positive integer or
+            smaller than the one before.
+    """
     channels = list(block_channels)
     if len(channels) != num_blocks:
         raise ConfigError(
-            f'ReXNet block_channels has {len(channels)} values but the '
+            f'{owner} block_channels has {len(channels)} values but the '
             f'network has {num_blocks} blocks (sum of stage_blocks); give '
             'one output width per block.')
     for i, c in enumerate(channels):
         if not (isinstance(c, int) and c >= 1):
-            raise ConfigError(f'ReXNet block_channels[{i}] must be a '
+            raise ConfigError(f'{owner} block_channels[{i}] must be a '
                               f'positive integer, got {c!r}.')
     for i, (a, b) in enumerate(zip(channels, channels[1:])):
         if b < a:
             raise ConfigError(
-                f'ReXNet block_channels must be non-decreasing (every '
+                f'{owner} block_channels must be non-decreasing (every '
                 f'block expands its input): block {i + 1} has {b} < {a} '
                 f'channels of block {i}; got {channels}.')
     return channels
@@ -255,7 +279,7 @@ class ReXNet(BaseBackbone):
         num_blocks = sum(self.stage_blocks)
         self.block_channels = rexnet_channels(
             widen_factor, divisor, num_blocks) if block_channels is None \
-            else _check_block_channels(block_channels, num_blocks)
+            else check_block_channels(block_channels, num_blocks)
         stem_channels = make_divisible(
             round(32 * max(widen_factor, 1.0)), divisor)
         self.stem = conv_bn(3, stem_channels, 3, 2, act=nn.SiLU())
