@@ -81,7 +81,8 @@ class ResourceEstimator:
         return {k: float(v) for k, v in self.soft_estimate(widths).items()}
 
     def soft_estimate(self, widths: Mapping,
-                      positions: Mapping | None = None) -> dict:
+                      positions: Mapping | None = None,
+                      layer_weights: Mapping | None = None) -> dict:
         """:meth:`estimate` for real-valued widths, e.g. tensors of
         expected widths (DMaskingNAS): differentiable in them.
 
@@ -93,6 +94,10 @@ class ResourceEstimator:
                 resolutions; FLOPs are linear in them (params are not
                 affected). When given, it must name every fixed layer
                 (:attr:`ChannelAnalysis.fixed_layers`).
+            layer_weights: layer name -> factor of its FLOPs, params (and
+                latency), e.g. the probability of the candidate block it
+                belongs to: the expected cost of a block choice
+                (FBNetV2's kernels). Layers not named count once.
 
         Raises:
             ConfigError: the trace could not count the model's cost, or
@@ -108,12 +113,19 @@ class ResourceEstimator:
             if cost.name in positions:
                 flops_at_traced = flops_at_traced * (
                     positions[cost.name] / cost.positions)
+            layer_params = (cost.params_per_pair * cin
+                            + cost.params_per_out) * cout
+            if layer_weights and cost.name in layer_weights:
+                weight = layer_weights[cost.name]
+                flops_at_traced = flops_at_traced * weight
+                layer_params = layer_params * weight
             flops = flops + flops_at_traced
-            params = params + (cost.params_per_pair * cin
-                               + cost.params_per_out) * cout
+            params = params + layer_params
         result = {'flops': flops, 'params': params}
         if self.latency:
-            result['latency'] = self.latency.latency(widths)
+            result['latency'] = self.latency.latency(widths) \
+                if layer_weights is None \
+                else self.latency.latency(widths, layer_weights)
         return result
 
     def layer_flops(self, widths: Mapping[str, int]) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """Export of a searched subnet: static model, checkpoint and ONNX."""
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 
@@ -12,17 +13,21 @@ from torch import nn
 
 from .analysis import LogitsModule
 from .channel_cfg import ChannelConfig, parse_channel_cfg, same_network
+from .checkpoint import (
+    architecture_state,
+    load_state_strictly,
+    read_checkpoint,
+    state_dict_of,
+)
 from .errors import CheckpointMismatchError
 from .fileio import atomic_torch_save
 from .models.algorithms import ChannelSupernet
+from .models.backbones import FBNetV2SearchSpace
+from .mutator import ChannelMutator
 from .registry import MODELS
 from .supernet import (
-    architecture_state,
     build_supernet,
-    load_state_strictly,
     load_supernet_state,
-    read_checkpoint,
-    state_dict_of,
     supernet_model_cfg,
 )
 from .version import __version__
@@ -32,10 +37,25 @@ def export_subnet(supernet: ChannelSupernet,
                   channel_cfg: ChannelConfig) -> nn.Module:
     """A physically smaller static classifier for ``channel_cfg``.
 
+    In an FBNetV2 space (:class:`FBNetV2SearchSpace` backbone) the static
+    network keeps only the kernels the channel_cfg's ``blocks:`` names.
     The supernet is left at the widths of ``channel_cfg``.
     """
     supernet.mutator.set_choices(channel_cfg)
-    return supernet.mutator.export_static().eval()
+    static = supernet.mutator.export_static().eval()
+    backbone = getattr(static, 'backbone', None)
+    if isinstance(backbone, FBNetV2SearchSpace):
+        backbone.keep_blocks(channel_cfg.blocks)
+    return static
+
+
+def static_usage(static: nn.Module, input_shape: Sequence[int]
+                 ) -> dict[str, float]:
+    """FLOPs and params of a static network at ``input_shape`` (C, H, W),
+    by the analytic estimator on a copy of it."""
+    mutator = ChannelMutator(input_shape=tuple(input_shape))
+    mutator.prepare(copy.deepcopy(static))
+    return mutator.estimate(mutator.max_widths)
 
 
 def save_static_checkpoint(static: nn.Module, channel_cfg: ChannelConfig,

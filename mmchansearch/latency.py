@@ -407,17 +407,25 @@ class ChannelLatencyModel:
             self._layers.append((info, ins, outs, grid))
         self.table = table
 
-    def latency(self, widths: Mapping) -> Any:
-        """Milliseconds for group name -> width (missing groups: max)."""
+    def latency(self, widths: Mapping,
+                layer_weights: Mapping | None = None) -> Any:
+        """Milliseconds for group name -> width (missing groups: max);
+        ``layer_weights`` (layer name -> factor, e.g. the probability of
+        the block candidate it belongs to) weighs the layers it names."""
         total = 0.0
+        weights = layer_weights or {}
         for info, ins, outs, grid in self._layers:
             cin = _width(widths, info.in_group, ins[-1])
             cout = _width(widths, info.out_group, outs[-1])
             if info.kind == 'dwconv':
-                total = total + _interpolate(outs, grid[0], cout)
-                continue
-            row = [_interpolate(outs, grid[i], cout) for i in range(len(ins))]
-            total = total + _interpolate(ins, row, cin)
+                value = _interpolate(outs, grid[0], cout)
+            else:
+                row = [_interpolate(outs, grid[i], cout)
+                       for i in range(len(ins))]
+                value = _interpolate(ins, row, cin)
+            if info.name in weights:
+                value = value * weights[info.name]
+            total = total + value
         return total
 
 

@@ -101,17 +101,26 @@ class ChannelMutator:
         self.strict_meta = strict_meta
         self._meta_checked: set[tuple] = set()
         self.original_widths: dict[str, int] = {}
+        self.explicit_candidates: dict[str, list[int]] = {}
         self.analysis: ChannelAnalysis | None = None
         self.widths: dict[str, ChannelWidth] = {}
         self.estimator: ResourceEstimator | None = None
         self._model: nn.Module | None = None
 
     # ----------------------------------------------------------- building
-    def prepare(self, model: nn.Module) -> None:
+    def prepare(self, model: nn.Module,
+                candidates: Mapping[str, Sequence[int]] | None = None
+                ) -> None:
         """Analyzes ``model`` and converts its layers to dynamic ones.
 
         With ``width_cap > 1`` the layers are first rebuilt at the capped
         widths and the wider model is analyzed again.
+
+        Args:
+            model: the model.
+            candidates: producer module name -> candidate widths of the
+                group it belongs to, replacing the ``width_ratios`` ones
+                (a search space's own, e.g. FBNetV2's).
         """
         self.analysis = analyze_channels(model, self.input_shape)
         unknown = [g for g in self.frozen_groups
@@ -128,6 +137,7 @@ class ChannelMutator:
         self.estimator = ResourceEstimator(self.analysis, model)
         self.widths = {name: ChannelWidth(name, g.max_width, g.max_width)
                        for name, g in self.analysis.groups.items()}
+        self.explicit_candidates = self._group_candidates(candidates or {})
         for name, info in self.analysis.layers.items():
             if info.in_group is None and info.out_group is None:
                 continue
@@ -140,6 +150,27 @@ class ChannelMutator:
             table = LatencyTable.load(self.latency_table,
                                       self.latency_device)
             self.estimator.latency = ChannelLatencyModel(self, table)
+
+    def _group_candidates(self, candidates: Mapping[str, Sequence[int]]
+                          ) -> dict[str, list[int]]:
+        """Group -> the candidates given for one of its producers."""
+        found = {}
+        for name, group in self.analysis.groups.items():
+            for producer in group.producers:
+                if producer not in candidates:
+                    continue
+                widths = sorted(set(candidates[producer]))
+                if not widths or not all(
+                        _is_positive_int(w) and w <= group.max_width
+                        and w % group.divisor == 0 for w in widths):
+                    raise ConfigError(
+                        f'candidates of {producer} (group {name}): '
+                        f'{list(candidates[producer])} must be widths in '
+                        f'[1, {group.max_width}], multiples of '
+                        f'{group.divisor}.')
+                found[name] = widths
+                break
+        return found
 
     @property
     def model(self) -> nn.Module:
@@ -198,10 +229,13 @@ class ChannelMutator:
         return min(top, make_divisible(value, step, floor))
 
     def candidates(self, group: str) -> list[int]:
-        """Candidate widths of ``group``, ascending, max included."""
+        """Candidate widths of ``group``, ascending: the ones given to
+        :meth:`prepare`, else ``width_ratios`` of its max (max included)."""
         top = self.widths[group].max_width
         if group in self.frozen_groups:
             return [top]
+        if group in self.explicit_candidates:
+            return list(self.explicit_candidates[group])
         values = {self.round_width(group, top * r) for r in self.width_ratios}
         values.add(top)
         return sorted(values)

@@ -36,6 +36,7 @@ from mmchansearch.export import (
     onnx_latency,
     save_static_checkpoint,
     static_model_from_checkpoint,
+    static_usage,
 )
 from mmchansearch.supernet import build_supernet
 
@@ -98,16 +99,21 @@ def main() -> None:
         supernet.mutator.strict_meta = args.strict
         static = export_subnet(supernet, channel_cfg)
     mutator = supernet.mutator
-    full = mutator.estimate(mutator.max_widths)
-    usage = mutator.estimate(channel_cfg.channels)
     input_shape = mutator.input_shape
     if channel_cfg.resolution and args.shape is None:
         input_shape = (input_shape[0], channel_cfg.resolution,
                        channel_cfg.resolution)
     save_static_checkpoint(static, channel_cfg, mutator.input_shape, args.out)
-    print(f'FLOPs {full["flops"] / 1e6:.3f}M -> {usage["flops"] / 1e6:.3f}M, '
-          f'params {full["params"] / 1e6:.3f}M -> '
-          f'{usage["params"] / 1e6:.3f}M')
+    if channel_cfg.blocks:  # the supernet holds every block candidate
+        usage = static_usage(static, input_shape)
+        print(f'FLOPs {usage["flops"] / 1e6:.3f}M, params '
+              f'{usage["params"] / 1e6:.3f}M (the static network)')
+    else:
+        full = mutator.estimate(mutator.max_widths)
+        usage = mutator.estimate(channel_cfg.channels)
+        print(f'FLOPs {full["flops"] / 1e6:.3f}M -> '
+              f'{usage["flops"] / 1e6:.3f}M, params '
+              f'{full["params"] / 1e6:.3f}M -> {usage["params"] / 1e6:.3f}M')
     print(f'wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB)')
     if not args.onnx:
         return

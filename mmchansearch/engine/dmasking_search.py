@@ -24,7 +24,10 @@ from ..errors import ConfigError
 from ..fileio import atomic_write_text
 from ..models.algorithms import DMaskingNAS
 from ..registry import LOOPS
-from ..visualization import plot_arch_distributions
+from ..visualization import (
+    plot_arch_distributions,
+    plot_block_distributions,
+)
 from .search_state import check_fresh_start
 
 HISTORY_FILE = 'arch_history.json'
@@ -220,7 +223,9 @@ class DMaskingSearchLoop(DifferentiableSearchLoop):
     searched, the argmax ``resolution`` (FLOPs/params at that resolution in
     meta); ``distributions.json`` also has the resolution's under
     ``resolution``; ``arch_distributions.png`` plots the expected widths
-    per epoch from ``arch_history.json``.
+    per epoch from ``arch_history.json``. In an FBNetV2 space
+    ``derived.yaml`` also has the argmax kernel of every layer under
+    ``blocks:`` and ``block_distributions.png`` shows their probabilities.
     """
     algorithm_type = DMaskingNAS
 
@@ -232,9 +237,17 @@ class DMaskingSearchLoop(DifferentiableSearchLoop):
         save_channel_cfg(derived, path, algorithm.mutator.max_widths)
         with open(os.path.join(work_dir, HISTORY_FILE)) as f:
             history = json.load(f)
+        widths = algorithm.channel_options
         plot_arch_distributions(
-            history, algorithm.options,
-            os.path.join(work_dir, 'arch_distributions.png'))
+            [dict(h, probabilities={g: p for g, p in h['probabilities'].items()
+                                    if g in widths}) for h in history],
+            widths, os.path.join(work_dir, 'arch_distributions.png'))
+        if algorithm.block_layers:
+            probabilities = algorithm.probabilities()
+            plot_block_distributions(
+                {n: probabilities[n] for n in algorithm.block_layers},
+                algorithm.options,
+                os.path.join(work_dir, 'block_distributions.png'))
         at = '' if derived.resolution is None else \
             f' at {derived.resolution}x{derived.resolution}'
         return (f'{derived.meta["flops"] / 1e6:.3f}M FLOPs{at}, '

@@ -59,6 +59,17 @@ def build_architecture(architecture: dict | nn.Module,
     return architecture, data_preprocessor
 
 
+def space_candidates(architecture: nn.Module
+                     ) -> dict[str, tuple[int, ...]] | None:
+    """Producer module -> candidate widths, for a search-space backbone
+    that names its own (``channel_candidates()``, e.g. FBNetV2's)."""
+    backbone = getattr(architecture, 'backbone', None)
+    named = getattr(backbone, 'channel_candidates', None)
+    if named is None:
+        return None
+    return {f'backbone.{name}': widths for name, widths in named().items()}
+
+
 @MODELS.register_module()
 class ChannelSupernet(BaseModel):
     """An mmpretrain classifier made channel-searchable.
@@ -102,7 +113,8 @@ class ChannelSupernet(BaseModel):
             type='ChannelMutator')
         self.mutator: ChannelMutator = MODELS.build(mutator) \
             if isinstance(mutator, dict) else mutator
-        self.mutator.prepare(self.architecture)
+        self.mutator.prepare(self.architecture,
+                             space_candidates(self.architecture))
         self.resolution: int | None = None
         if channel_cfg is not None:
             channel_cfg = read_channel_cfg(channel_cfg)

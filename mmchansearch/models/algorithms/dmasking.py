@@ -12,6 +12,15 @@ spatial layer runs once per candidate resolution on its sub-sampled,
 interleaved-zero-padded feature map (:mod:`mmchansearch.resolution`), the
 outputs weighted by a Gumbel-softmax over the candidates, and the FLOPs use
 every layer's expected number of output positions.
+
+On an :class:`~mmchansearch.models.backbones.FBNetV2SearchSpace` backbone
+(FBNetV2's space) the channel candidates of every group come from the
+space (stem, stage and last widths, block expansions) and every block's
+depthwise kernel is searched too: the block outputs the Gumbel-weighted sum
+of its kernel candidates (FBNet's block choice), and the cost weighs each
+candidate's layers by the same weights, so the effective-shape cost is the
+expectation over kernels and widths (exact for one-hot choices). The
+derived channel_cfg then has a ``blocks:`` section (layer -> kernel).
 """
 from __future__ import annotations
 
@@ -27,6 +36,8 @@ from ...errors import ConfigError
 from ...mutator import ChannelMutator
 from ...registry import MODELS
 from ...resolution import ResolutionMixer
+from ..backbones.fbnet import ChoiceLayer
+from ..backbones.fbnetv2 import FBNetV2SearchSpace
 from .base import ChannelSupernet
 from .differentiable import DifferentiableSearch
 
@@ -43,7 +54,7 @@ class DMaskingNAS(DifferentiableSearch, ChannelSupernet):
             candidates (``width_ratios``, ``divisor``) are the options of
             every group unless ``candidates`` names them.
         candidates: group -> explicit candidate widths (others: the
-            mutator's).
+            mutator's; in an ``FBNetV2SearchSpace`` the space's).
         cost_metric: 'flops', 'params' or 'latency' (ms, from the
             mutator's ``latency_table``).
         loss_form: 'additive' (CE + cost_weight * cost term) or
@@ -107,31 +118,72 @@ class DMaskingNAS(DifferentiableSearch, ChannelSupernet):
                 'a latency table holds the ops at one input size: search '
                 "resolutions with cost_metric 'flops' or 'params'.")
         self.tau, self.cost_network = tau, cost_network
-        self.options = self._options(candidates or {})
-        self.searched = [g for g, c in self.options.items() if len(c) > 1]
+        space = getattr(self.architecture, 'backbone', None)
+        self.space = space if isinstance(space, FBNetV2SearchSpace) \
+            else None
+        self.channel_options = self._options(candidates or {})
+        self.searched_groups = [g for g, c in self.channel_options.items()
+                                if len(c) > 1]
+        self.block_layers: dict[str, ChoiceLayer] = {} \
+            if self.space is None else {
+                f'backbone.{name}': layer
+                for name, layer in self.space.choice_layers().items()}
+        # every decision with its candidates: channel groups (widths), then
+        # block layers (kernel names), in the order of arch_params
+        self.options = {**self.channel_options, **{
+            name: layer.names for name, layer in self.block_layers.items()}}
+        self.searched = [*self.searched_groups, *self.block_layers]
         self.arch_params = nn.ParameterList(
             nn.Parameter(torch.zeros(len(self.options[g])))
             for g in self.searched)
-        for group in self.searched:
+        paths = {id(m): n for n, m in self.architecture.named_modules()}
+        self._block_members = {name: self._layers_of(
+            name, paths[id(layer)]) for name, layer in
+            self.block_layers.items()}
+        for group in self.searched_groups:
             keep = torch.zeros(len(self.options[group]),
                                self.mutator.max_widths[group])
             for i, width in enumerate(self.options[group]):
                 keep[i, :width] = 1
             self.register_buffer(_buffer_name(group), keep, persistent=False)
         self.masks = GroupMasks(self.architecture, self.mutator.analysis,
-                                self.searched)
+                                self.searched_groups)
         self.resolution_mixer = None if resolutions is None else \
             ResolutionMixer(self.architecture, self.mutator.input_shape,
                             resolutions)
         if self.resolution_mixer is not None:
             self.arch_params.append(nn.Parameter(torch.zeros(len(
                 self.resolution_mixer.resolutions))))
-        widest = self.mutator.estimate(self.mutator.max_widths)[cost_metric]
-        smallest = self.usage({g: c[0] for g, c in self.options.items()},
-                              self.resolutions[0] if resolutions else None)[
+        widest = self.usage(self.mutator.max_widths, None,
+                            self._extreme_blocks(max, cost_metric))[
             cost_metric]
+        smallest = self.usage(
+            {g: c[0] for g, c in self.channel_options.items()},
+            self.resolutions[0] if resolutions else None,
+            self._extreme_blocks(min, cost_metric))[cost_metric]
         self.init_cost(cost_metric, loss_form, cost_weight, target, alpha,
                        beta, widest, smallest)
+
+    def _layers_of(self, block_layer: str, path: str) -> list[list[str]]:
+        """Per candidate of a block layer (its module at ``path``), the
+        analyzed layers inside it (what its weight multiplies in the
+        cost)."""
+        layers = self.mutator.analysis.layers
+        return [[name for name in layers if name.startswith(
+                 f'{path}.candidates.{candidate}.')]
+                for candidate in self.options[block_layer]]
+
+    def _extreme_blocks(self, pick: Callable, metric: str
+                        ) -> dict[str, str]:
+        """Per block layer, the candidate of the ``pick`` (min/max)
+        ``metric``: the blocks of the cheapest and the widest networks."""
+        blocks = {}
+        for name in self.block_layers:
+            costs = [self.usage(self.mutator.max_widths, None,
+                                {name: c})[metric]
+                     for c in self.options[name]]
+            blocks[name] = self.options[name][costs.index(pick(costs))]
+        return blocks
 
     def _options(self, candidates: Mapping[str, Sequence[int]]
                  ) -> dict[str, list[int]]:
@@ -166,14 +218,38 @@ class DMaskingNAS(DifferentiableSearch, ChannelSupernet):
             self.resolution_mixer.resolutions
 
     def usage(self, choices: Mapping[str, int],
-              resolution: int | None = None) -> dict[str, float]:
-        """FLOPs and params of ``choices`` at a candidate ``resolution``
-        (None: the mutator's input size)."""
+              resolution: int | None = None,
+              blocks: Mapping[str, str] | None = None) -> dict[str, float]:
+        """FLOPs and params (and latency) of ``choices`` at a candidate
+        ``resolution`` (None: the mutator's input size), with one
+        candidate of each block layer named in ``blocks`` (default: the
+        derived ones)."""
         positions = None if resolution is None else \
             self.resolution_mixer.positions[
                 self.resolutions.index(resolution)]
+        if blocks is None:
+            blocks = self.derived_blocks()
         return {k: float(v) for k, v in self.mutator.estimator.soft_estimate(
-            choices, positions).items()}
+            choices, positions, self.block_weights(blocks)).items()}
+
+    def block_weights(self, blocks: Mapping) -> dict | None:
+        """Layer name -> weight in the cost, from per block layer either a
+        candidate name (one-hot) or a weight vector over its candidates;
+        a block layer not named counts all its candidates (the supernet as
+        it is). None when there are no block layers."""
+        if not self.block_layers:
+            return None
+        weights = {}
+        for name, members in self._block_members.items():
+            chosen = blocks.get(name)
+            for i, layers in enumerate(members):
+                if isinstance(chosen, str) or chosen is None:
+                    weight = float(chosen is None or
+                                   self.options[name][i] == chosen)
+                else:
+                    weight = chosen[i]
+                weights.update(dict.fromkeys(layers, weight))
+        return weights
 
     # ------------------------------------------------------- distributions
     def resolution_probabilities(self) -> list[float]:
@@ -202,12 +278,24 @@ class DMaskingNAS(DifferentiableSearch, ChannelSupernet):
             channels = self.mutator.input_shape[0]
             cfg.meta.update(input_shape=[channels, resolution, resolution],
                             **self.usage(choices, resolution))
+        if self.space is not None:
+            cfg.blocks = {f'backbone.{name}': options[0] for name, options
+                          in self.space.kernel_options().items()}
+            cfg.blocks.update(self.derived_blocks())
+            usage = self.usage(choices, resolution)
+            cfg.meta.update(flops=usage['flops'], params=usage['params'])
         return cfg
+
+    def derived_blocks(self) -> dict[str, str]:
+        """The most probable candidate of every searched block layer."""
+        alphas = self.arch_params[len(self.searched_groups):]
+        return {name: self.options[name][int(alpha.argmax())]
+                for name, alpha in zip(self.block_layers, alphas)}
 
     def derived_choices(self) -> dict[str, int]:
         """The most probable candidate of every group."""
-        choices = {g: c[-1] for g, c in self.options.items()}
-        for group, alpha in zip(self.searched, self.arch_params):
+        choices = {g: c[-1] for g, c in self.channel_options.items()}
+        for group, alpha in zip(self.searched_groups, self.arch_params):
             choices[group] = self.options[group][int(alpha.argmax())]
         return choices
 
@@ -221,13 +309,28 @@ class DMaskingNAS(DifferentiableSearch, ChannelSupernet):
         """
         if self.mutator.current_choices() != self.mutator.max_widths:
             self.mutator.set_choices(self.mutator.max_widths)  # after eval
-        widths: dict = {g: c[-1] for g, c in self.options.items()}
-        for group, alpha in zip(self.searched, self.arch_params):
+        widths: dict = {g: c[-1] for g, c in self.channel_options.items()}
+        for group, alpha in zip(self.searched_groups, self.arch_params):
             weights = F.gumbel_softmax(alpha, tau=self.tau)
             keep = getattr(self, _buffer_name(group))
             self.masks.masks[group] = weights @ keep
             widths[group] = self.cost_weights(alpha, weights) @ keep.sum(1)
         return widths
+
+    def sample_blocks(self) -> dict[str, torch.Tensor]:
+        """Draws Gumbel-softmax weights over every block layer's
+        candidates and sets them on the layers.
+
+        Returns:
+            Block layer -> the candidate weights the cost is computed on
+            (:meth:`cost_weights`).
+        """
+        alphas = self.arch_params[len(self.searched_groups):]
+        weights = {}
+        for (name, layer), alpha in zip(self.block_layers.items(), alphas):
+            layer.weights = F.gumbel_softmax(alpha, tau=self.tau)
+            weights[name] = self.cost_weights(alpha, layer.weights)
+        return weights
 
     def sample_resolution(self) -> dict | None:
         """Draws Gumbel-softmax weights over the candidate resolutions and
@@ -266,19 +369,25 @@ class DMaskingNAS(DifferentiableSearch, ChannelSupernet):
                                                       per_candidate))
                 for name in [*analysis.layers, *analysis.fixed_layers]}
 
-    def cost(self, widths: Mapping, positions: Mapping | None = None
-             ) -> torch.Tensor:
+    def cost(self, widths: Mapping, positions: Mapping | None = None,
+             blocks: Mapping | None = None) -> torch.Tensor:
         """The differentiable ``cost_metric`` of expected widths (and of
-        expected output positions, when the resolution is searched)."""
-        return self.mutator.estimator.soft_estimate(widths, positions)[
+        expected output positions, when the resolution is searched, and
+        of block layer -> candidate weights or name, in a block space)."""
+        return self.mutator.estimator.soft_estimate(
+            widths, positions, self.block_weights(blocks or {}))[
             self.cost_metric]
 
     def sample_architecture(self) -> torch.Tensor:
-        """Samples masks (and the resolution); the cost they imply."""
-        return self.cost(self.sample_masks(), self.sample_resolution())
+        """Samples masks (kernels, resolution); the cost they imply."""
+        widths = self.sample_masks()
+        blocks = self.sample_blocks()
+        return self.cost(widths, self.sample_resolution(), blocks)
 
     def clear_architecture(self) -> None:
         self.masks.clear()
+        for layer in self.block_layers.values():
+            layer.weights = layer.active = None
         if self.resolution_mixer is not None:
             self.resolution_mixer.weights = None
 
@@ -287,6 +396,9 @@ class DMaskingNAS(DifferentiableSearch, ChannelSupernet):
         def derived() -> None:
             self.masks.clear()
             self.mutator.set_choices(self.derived_choices())
+            for name, block in self.derived_blocks().items():
+                layer = self.block_layers[name]
+                layer.weights, layer.active = None, block
             if self.resolution_mixer is not None:
                 self.resolution_mixer.weights = \
                     self.resolution_mixer.one_hot(self.derived_resolution())

@@ -1,0 +1,98 @@
+# DMaskingNAS in a reduced FBNetV2 space (FBNetV2SearchSpace) on
+# Fashion-MNIST, small enough to search on one CPU core in minutes:
+#   python tools/search.py \
+#     configs/dmasking/dmasking_fbnetv2-small_search_1xb64_fashion-mnist.py \
+#     --work-dir work_dirs/dmasking_fbnetv2_fmnist   # --resume after a kill
+# Searched jointly: the width of the stem, of every stage's residual stream
+# and of the last conv, the expansion of every block (FBNetV2's candidates
+# 0.75 .. 4.5 in steps of 0.75, of the block's widest input), the
+# depthwise kernel of every block (3 or 5). The input resolution can be
+# searched too (`--cfg-options 'model.resolutions=[24,28,32]'`), but every
+# layer then runs once per candidate and a step took ~11x longer on our
+# CPU, so this config leaves it out. The cost is the FLOPs of
+# the derived (argmax) network, straight-through (cost_network='derived',
+# the toolbox's default; 'expected' is FBNetV2's effective shape, the
+# expectation over widths, kernels and resolutions). Writes derived.yaml
+# (widths under channels:, kernels under blocks:, resolution:), which
+# exports with the search's own checkpoint:
+#   python tools/export_subnet.py \
+#     configs/dmasking/dmasking_fbnetv2-small_search_1xb64_fashion-mnist.py \
+#     --checkpoint work_dirs/dmasking_fbnetv2_fmnist/epoch_5.pth \
+#     --channel-cfg work_dirs/dmasking_fbnetv2_fmnist/derived.yaml \
+#     -o fbnetv2_small.pth --onnx fbnetv2_small.onnx
+_base_ = [
+    '../_base_/datasets/fashion_mnist_bs64_heldout.py',  # [0, 50000)
+    '../_base_/schedules/gumbel_search.py',
+    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
+]
+
+expansions = [0.75, 1.5, 2.25, 3.0, 3.75, 4.5]  # FBNetV2's (see the in1k
+# config); the first stage keeps expansion 1
+model = dict(
+    type='DMaskingNAS',
+    architecture=dict(
+        type='ImageClassifier',
+        backbone=dict(
+            type='FBNetV2SearchSpace',
+            stages=[
+                dict(blocks=1, stride=1, channels=[8, 16], expansions=[1],
+                     kernels=[3, 5]),
+                dict(blocks=2, stride=2, channels=[16, 24],
+                     expansions=expansions, kernels=[3, 5]),
+                dict(blocks=2, stride=2, channels=[24, 32],
+                     expansions=expansions, kernels=[3, 5]),
+                dict(blocks=2, stride=2, channels=[32, 48, 64],
+                     expansions=expansions, kernels=[3, 5]),
+            ],
+            stem_channels=[8, 16],
+            stem_stride=1,  # 32x32 inputs
+            last_channels=[128, 256],
+            divisor=8),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(
+            type='LinearClsHead',
+            num_classes=10,
+            in_channels=256,
+            loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+            topk=(1, 5))),
+    mutator=dict(type='ChannelMutator', input_shape=(3, 32, 32)),
+    cost_metric='flops',
+    loss_form='additive',
+    cost_weight=2.0,
+    target=3e6,
+    tau=5.0,
+    cost_network='derived')
+
+# the dataset config's [0, 50000): weights on [0, 4000), the architecture
+# on [4000, 5000) (FBNet's 80/20 split of the images used)
+weights_split = dict(_base_.train_dataloader.dataset, stop=4000)
+train_dataloader = dict(dataset=weights_split)
+
+max_epochs = 5
+train_cfg = dict(
+    max_epochs=max_epochs,
+    warmup_epochs=1,
+    tau_decay=0.7,  # a short schedule anneals faster than FBNet's x0.956
+    val_interval=max_epochs,
+    arch_dataloader=dict(
+        batch_size=64,
+        num_workers=2,
+        dataset=dict(weights_split, start=4000, stop=5000)))
+# the derived network is validated on held-out training images
+val_dataloader = dict(dataset=dict(
+    _delete_=True, type='SubsetDataset', start=50000, stop=52000,
+    dataset=dict(_base_.train_dataloader.dataset.dataset,
+                 pipeline=_base_.test_pipeline)))
+val_cfg = dict(calibrate_bn_batches=10)
+test_cfg = dict(calibrate_bn_batches=10)
+
+optim_wrapper = dict(
+    architecture=dict(optimizer=dict(lr=0.05, weight_decay=4e-5)),
+    # FBNetV2: Adam lr 0.01 on the architecture; 0.05 for this schedule's
+    # few architecture steps (as the MobileNetV2 config)
+    arch_params=dict(optimizer=dict(lr=0.05)))
+param_scheduler = dict(architecture=dict(end=max_epochs))
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
+auto_scale_lr = dict(base_batch_size=64)
+
+search_loop = dict(type='DMaskingSearchLoop')
