@@ -419,14 +419,15 @@ class NetworkAdjustmentLoop(BaseLoop):
         batches = held_out_batches(self.dataloader, self.num_batches)
         result = meter.measure(batches, mutator.searchable_groups, rates)
         fur = flops_utilization(result.damage, rates, choices, per_channel)
-        round_name = f'{sub}/round_{round_}' if sub else f'round_{round_}'
+        round_name = f'{sub} round {round_}' if sub else f'round {round_}'
+        round_dir = os.path.join(sub, f'round_{round_}')
         check_finite(
             {'held-out loss': result.loss,
              **{f'FUR of {g}': value for g, value in fur.items()}},
             f'network adjustment {round_name}: FLOPs utilization',
             f'The network trained in {round_name} diverged: lower the '
             'learning rate (optim_wrapper.optimizer.lr) or check the '
-            f'pretrained checkpoint, and delete {round_name} before '
+            f'pretrained checkpoint, and delete {round_dir} before '
             '--resume (it would reload those weights)')
         paper_step = self.settings['step_from'] == 'start'
         widened, narrowed, adjusted = adjust_widths(
