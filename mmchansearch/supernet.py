@@ -16,8 +16,13 @@ from mmengine.registry import DefaultScope
 from torch import nn
 
 from .channel_cfg import parse_channel_cfg, same_network
+from .checkpoint import (
+    architecture_state,
+    load_state_strictly,
+    read_checkpoint,
+    state_dict_of,
+)
 from .errors import CheckpointMismatchError, ConfigError
-from .fileio import load_checkpoint_file
 from .models.algorithms import DNAS, ChannelSupernet
 from .registry import MODELS
 
@@ -92,86 +97,6 @@ def build_search_space(cfg: Config) -> nn.Module:
     cfg = copy.copy(cfg)
     cfg.model = model_cfg
     return build_supernet(cfg)
-
-
-def read_checkpoint(checkpoint: str) -> dict:
-    """Loads a checkpoint file on the CPU; a missing file is a clear error."""
-    return load_checkpoint_file(checkpoint, map_location='cpu')
-
-
-def state_dict_of(ckpt: dict) -> dict[str, torch.Tensor]:
-    """The state dict inside a loaded checkpoint, without DDP prefixes."""
-    state = ckpt.get('state_dict', ckpt)
-    return {k.removeprefix('module.'): v for k, v in state.items()}
-
-
-def load_state_strictly(model: nn.Module, state: dict[str, torch.Tensor],
-                        source: str, embed: bool = False) -> None:
-    """Loads ``state`` into ``model``; any mismatch is a clear error.
-
-    Data-preprocessor buffers (mean/std) are ignored.
-
-    Args:
-        model: the model to load into.
-        state: the state dict.
-        source: names the checkpoint in errors.
-        embed: a tensor smaller than the model's (a narrower network, e.g.
-            the original model inside a supernet grown by ``width_cap``)
-            fills its leading slice instead of being a mismatch.
-    """
-    own = {k: v for k, v in model.state_dict().items()
-           if 'data_preprocessor.' not in k}
-    state = {k: v for k, v in state.items() if 'data_preprocessor.' not in k}
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [f'{k}: checkpoint {tuple(state[k].shape)} vs model '
-             f'{tuple(own[k].shape)}' for k in own
-             if k in state and not _fits(state[k], own[k], embed)]
-    if missing or unexpected or wrong:
-        problems = []
-        if wrong:
-            problems.append(f'{len(wrong)} shape mismatch(es), e.g. '
-                            f'{wrong[0]}')
-        if missing:
-            problems.append(f'{len(missing)} missing key(s), e.g. '
-                            f'{missing[0]}')
-        if unexpected:
-            problems.append(f'{len(unexpected)} unexpected key(s), e.g. '
-                            f'{unexpected[0]}')
-        raise CheckpointMismatchError(
-            f'checkpoint {source} does not match the model built from the '
-            f'config: {"; ".join(problems)}. Use the config the checkpoint '
-            'was trained with (a split subnet checkpoint needs its '
-            'channel_cfg).')
-    if embed:
-        state = {k: _embedded(v, own[k]) for k, v in state.items()}
-    model.load_state_dict(state, strict=False)
-
-
-def _fits(tensor: torch.Tensor, target: torch.Tensor, embed: bool) -> bool:
-    if tensor.shape == target.shape:
-        return True
-    return embed and tensor.dim() == target.dim() and all(
-        a <= b for a, b in zip(tensor.shape, target.shape))
-
-
-def _embedded(tensor: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``target``'s values with ``tensor`` in its leading slice."""
-    if tensor.shape == target.shape:
-        return tensor
-    result = target.detach().clone()
-    result[tuple(slice(0, n) for n in tensor.shape)] = tensor
-    return result
-
-
-def architecture_state(state: dict[str, torch.Tensor]
-                       ) -> dict[str, torch.Tensor]:
-    """The classifier's part of a state dict: an algorithm's checkpoint
-    keeps it under ``architecture.``; a plain model's is returned as is."""
-    if any(k.startswith('architecture.') for k in state):
-        return {k.removeprefix('architecture.'): v for k, v in state.items()
-                if k.startswith('architecture.')}
-    return state
 
 
 def load_supernet_state(supernet: ChannelSupernet,

@@ -17,6 +17,7 @@ import torch
 from mmengine.config import Config
 
 from mmchansearch.channel_cfg import load_channel_cfg, validate_channels
+from mmchansearch.errors import CheckpointMismatchError
 from mmchansearch.export import load_static_model
 from mmchansearch.supernet import build_supernet
 
@@ -523,3 +524,92 @@ def test_search_on_two_processes_matches_one(pipeline, run_torchrun,
         a, b = load_channel_cfg(a), load_channel_cfg(b)
         assert a.channels == b.channels
         assert abs(a.meta['heldout_top1'] - b.meta['heldout_top1']) <= 0.01
+
+
+def _subnet_from_supernet(checkpoint: str, yamls: list) -> torch.nn.Module:
+    """The retraining model of ``yamls`` started from the supernet."""
+    cfg = Config.fromfile(SUBNET)
+    cfg.model.channel_cfgs = [str(p) for p in yamls]
+    cfg.model.init_from = checkpoint
+    model = build_supernet(cfg, keep_algorithm=True)
+    model.init_weights()
+    return model
+
+
+@pytest.mark.parametrize('joint', [False, True], ids=['alone', 'joint'])
+def test_subnets_start_from_the_supernet_weights(pipeline, run_tool,
+                                                 tmp_path, joint):
+    """model.init_from slices the supernet to every subnet: each subnet
+    equals the static network tools/export_subnet.py cuts from the same
+    supernet checkpoint (weights, BN statistics and outputs)."""
+    yamls = _search_yamls(pipeline['search_dir'])
+    chosen = yamls[:2] if joint else yamls[1:2]
+    model = _subnet_from_supernet(pipeline['checkpoint'], chosen).eval()
+    x = torch.randn(2, 3, 28, 28)
+    for index, path in enumerate(chosen):
+        out = tmp_path / f'{path.stem}.pth'
+        run_tool('tools/export_subnet.py', SUPERNET, '--checkpoint',
+                 pipeline['checkpoint'], '--channel-cfg', path, '-o', out)
+        reference = load_static_model(str(SUPERNET), str(out)).eval()
+        model.activate(index)
+        subnet = (model.architecture if model.is_static
+                  else model.mutator.export_static()).eval()
+        expected = reference.state_dict()
+        got = subnet.state_dict()
+        assert got.keys() == expected.keys()
+        for key, value in expected.items():
+            assert torch.equal(got[key], value), (path.stem, key)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), reference(x))
+
+
+def test_subnet_training_from_the_supernet_keeps_its_start(pipeline,
+                                                          tmp_path,
+                                                          run_tool):
+    """tools/train.py applies model.init_from after mmengine's weight
+    initialization: with a learning rate of 0 the trained subnet's
+    convolutions are the supernet's slices (a re-initialization or a
+    skipped load would change them)."""
+    path = _search_yamls(pipeline['search_dir'])[1]
+    work_dir = tmp_path / 'from_supernet'
+    run_tool('tools/train.py', SUBNET, '--work-dir', work_dir,
+             '--cfg-options', *_subnet_options(pipeline['root'], [path]),
+             f'model.init_from={pipeline["checkpoint"]}',
+             'optim_wrapper.optimizer.lr=0.0',
+             'optim_wrapper.optimizer.weight_decay=0.0')
+    trained = torch.load(_last_checkpoint(work_dir),
+                         weights_only=False)['state_dict']
+    start = _subnet_from_supernet(pipeline['checkpoint'], [path])
+    convs = [k for k, v in start.state_dict().items() if v.dim() == 4]
+    assert convs
+    for key in convs:
+        assert torch.equal(trained[key], start.state_dict()[key]), key
+    scratch = _subnet_from_supernet(None, [path])
+    assert not torch.equal(scratch.state_dict()[convs[0]],
+                           start.state_dict()[convs[0]])
+
+
+def test_load_from_that_does_not_match_is_refused(pipeline, tmp_path,
+                                                  run_tool):
+    """mmengine would load a mismatching load_from only partly (a warning
+    in the log); tools/train.py refuses it and names model.init_from."""
+    path = _search_yamls(pipeline['search_dir'])[-1]
+    result = run_tool('tools/train.py', SUBNET, '--work-dir', tmp_path,
+                      '--cfg-options',
+                      *_subnet_options(pipeline['root'], [path]),
+                      f'load_from={pipeline["checkpoint"]}', check=False)
+    assert result.returncode == 2
+    assert 'does not match' in result.stderr
+    assert 'model.init_from' in result.stderr
+    assert not list(tmp_path.glob('epoch_*.pth'))
+
+
+def test_a_supernet_start_that_does_not_match_is_refused(pipeline, tmp_path):
+    """init_from must be a checkpoint of the supernet the subnet config
+    builds; a subnet checkpoint is refused, not loaded partly."""
+    path = _search_yamls(pipeline['search_dir'])[-1]
+    subnet_ckpt = tmp_path / 'subnet.pth'
+    torch.save({'state_dict': _subnet_from_supernet(
+        pipeline['checkpoint'], [path]).state_dict()}, subnet_ckpt)
+    with pytest.raises(CheckpointMismatchError, match='shape mismatch'):
+        _subnet_from_supernet(str(subnet_ckpt), [path])

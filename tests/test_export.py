@@ -10,6 +10,7 @@ import torch
 
 from mmchansearch.analysis import LogitsModule
 from mmchansearch.channel_cfg import ChannelConfig
+from mmchansearch.checkpoint import load_state_strictly
 from mmchansearch.dynamic_ops import is_dynamic
 from mmchansearch.errors import CheckpointMismatchError, ConfigError
 from mmchansearch.export import (
@@ -22,7 +23,6 @@ from mmchansearch.memory_format import to_memory_format
 from mmchansearch.mutator import ChannelMutator
 from mmchansearch.supernet import (
     build_supernet,
-    load_state_strictly,
     load_supernet_weights,
 )
 

@@ -13,6 +13,11 @@ from mmengine.runner import Runner
 
 import mmchansearch.engine  # noqa: F401  (registers loops and hooks)
 import mmchansearch.models  # noqa: F401  (registers algorithms)
+from mmchansearch.checkpoint import (
+    load_state_strictly,
+    read_checkpoint,
+    state_dict_of,
+)
 from mmchansearch.cli import (
     add_runner_args,
     check_data_roots,
@@ -22,12 +27,7 @@ from mmchansearch.cli import (
 from mmchansearch.distributed import unwrap
 from mmchansearch.fileio import atomic_write_text
 from mmchansearch.models.algorithms import ChannelSupernet
-from mmchansearch.supernet import (
-    load_state_strictly,
-    load_supernet_weights,
-    read_checkpoint,
-    state_dict_of,
-)
+from mmchansearch.supernet import load_supernet_weights
 
 
 def parse_args() -> argparse.Namespace:

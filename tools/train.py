@@ -15,12 +15,14 @@ from mmengine.runner import Runner
 
 import mmchansearch.engine  # noqa: F401  (registers loops and hooks)
 import mmchansearch.models  # noqa: F401  (registers algorithms)
+from mmchansearch.checkpoint import check_load_from
 from mmchansearch.cli import (
     add_runner_args,
     check_data_roots,
     run_tool,
     runner_config,
 )
+from mmchansearch.distributed import unwrap
 from mmchansearch.errors import ConfigError
 from mmchansearch.fileio import load_checkpoint_file
 
@@ -88,7 +90,10 @@ def main() -> None:
         cfg.auto_scale_lr.enable = True
     check_data_roots(cfg, 'train_dataloader', *(
         ['val_dataloader'] if cfg.get('val_cfg') is not None else []))
-    Runner.from_cfg(cfg).train()
+    runner = Runner.from_cfg(cfg)
+    if cfg.get('load_from') and not cfg.get('resume'):
+        check_load_from(unwrap(runner.model), cfg.load_from)
+    runner.train()
 
 
 if __name__ == '__main__':

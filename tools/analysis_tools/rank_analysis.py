@@ -34,6 +34,11 @@ from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 from mmengine.utils import ProgressBar
 
+from mmchansearch.checkpoint import (
+    load_state_strictly,
+    read_checkpoint,
+    state_dict_of,
+)
 from mmchansearch.cli import DictAction, load_config, run_tool
 from mmchansearch.errors import ConfigError
 from mmchansearch.fileio import (
@@ -49,11 +54,6 @@ from mmchansearch.rank_analysis import (
     rank_ratio_sweep,
 )
 from mmchansearch.registry import MODELS
-from mmchansearch.supernet import (
-    load_state_strictly,
-    read_checkpoint,
-    state_dict_of,
-)
 
 
 def parse_args() -> argparse.Namespace:

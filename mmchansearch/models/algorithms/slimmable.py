@@ -9,6 +9,12 @@ from mmengine.optim import OptimWrapper
 from torch import nn
 
 from ...channel_cfg import ChannelConfig, read_channel_cfg
+from ...checkpoint import (
+    architecture_state,
+    load_state_strictly,
+    read_checkpoint,
+    state_dict_of,
+)
 from ...dynamic_ops import SubnetSwitch, SwitchableBatchNorm
 from ...errors import ConfigError
 from ...memory_format import to_memory_format
@@ -66,6 +72,13 @@ class SlimmableNetwork(ChannelSupernet):
             string; widest first is recommended (it is trained first).
         mutator: the :class:`ChannelMutator` config or instance.
         distill: narrower subnets learn the first subnet's soft predictions.
+        init_from: a checkpoint of the supernet (the architecture at full
+            width, e.g. the supernet training's ``epoch_N.pth``) that every
+            subnet starts from, its tensors sliced to the subnet's widths
+            (switchable BNs: each subnet's own slice). Loaded strictly in
+            :meth:`init_weights`, so a resumed run still continues from its
+            own checkpoint. None: the architecture's initialization (from
+            scratch).
         data_preprocessor: defaults to the architecture's.
         init_cfg: mmengine init config.
         memory_format: see :class:`ChannelSupernet`.
@@ -76,11 +89,13 @@ class SlimmableNetwork(ChannelSupernet):
                  channel_cfgs: str | dict | Sequence | None,
                  mutator: dict | ChannelMutator | None = None,
                  distill: bool = False,
+                 init_from: str | None = None,
                  data_preprocessor: dict | nn.Module | None = None,
                  init_cfg: dict | None = None,
                  memory_format: str = 'channels_last') -> None:
         super().__init__(architecture, mutator, data_preprocessor, init_cfg,
                          memory_format=memory_format)
+        self.init_from = init_from
         self.channel_cfgs = read_channel_cfgs(channel_cfgs)
         for cfg in self.channel_cfgs:
             self.mutator.set_choices(cfg)  # validates against the model
@@ -112,6 +127,51 @@ class SlimmableNetwork(ChannelSupernet):
             parent = self.architecture.get_submodule(parent_name)
             setattr(parent, child, SwitchableBatchNorm(bn, widths,
                                                        self.switch))
+
+    def init_weights(self) -> None:
+        """The architecture's initialization, then (with ``init_from``)
+        the supernet's weights sliced to every subnet."""
+        super().init_weights()
+        if self.init_from:
+            self.load_supernet_start(self.init_from)
+
+    def load_supernet_start(self, checkpoint: str) -> None:
+        """Sets every subnet's weights to the supernet's in ``checkpoint``,
+        sliced to its widths; any mismatch with the supernet this model
+        was built from is a :class:`CheckpointMismatchError`."""
+        ckpt = read_checkpoint(checkpoint)
+        state = architecture_state(state_dict_of(ckpt))
+        if self.is_static:
+            # the mutator still holds the full-width dynamic architecture
+            load_state_strictly(self.mutator.model, state, checkpoint)
+            self.mutator.set_choices(self.channel_cfgs[0])
+            static = self.mutator.export_static()
+            load_state_strictly(self.architecture, static.state_dict(),
+                                checkpoint)
+            return
+        load_state_strictly(self.architecture,
+                            self._switchable_state(state, checkpoint),
+                            checkpoint)
+        self.activate(self.switch.index)
+
+    def _switchable_state(self, state: dict[str, torch.Tensor],
+                          source: str) -> dict[str, torch.Tensor]:
+        """A supernet state dict with each switchable BN's tensors copied
+        into every subnet's private BN, sliced to that subnet's width."""
+        switchable = {name for name, module
+                      in self.architecture.named_modules()
+                      if isinstance(module, SwitchableBatchNorm)}
+        result = {}
+        for key, value in state.items():
+            layer, _, tensor = key.rpartition('.')
+            if layer not in switchable:
+                result[key] = value
+                continue
+            bns = self.architecture.get_submodule(layer).bns
+            for index, bn in enumerate(bns):
+                result[f'{layer}.bns.{index}.{tensor}'] = (
+                    value if value.dim() == 0 else value[:bn.num_features])
+        return result
 
     def activate(self, index: int) -> None:
         """Makes subnet ``index`` the one the forward runs."""
