@@ -19,12 +19,6 @@ from .checkpoint import (
     read_checkpoint,
     state_dict_of,
 )
-from .checkpoint import (
-    architecture_state,
-    load_state_strictly,
-    read_checkpoint,
-    state_dict_of,
-)
 from .errors import CheckpointMismatchError
 from .fileio import atomic_torch_save
 from .models.algorithms import ChannelSupernet
