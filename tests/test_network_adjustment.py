@@ -1,7 +1,8 @@
 """Network Adjustment: growing supernets, budget refits, the search loop.
 
 The loop runs through ``tools/search.py`` on tiny Fashion-MNIST-format data
-made here (ResNet-18-CIFAR 0.25x, two rounds of one short epoch).
+made here (ResNet-18-CIFAR 0.25x, two rounds of one short epoch), with the
+config's protocol ('paper') and with protocol='finetune'.
 """
 import json
 import random
@@ -156,6 +157,46 @@ def test_scaled_variant_matches_the_uniform_network(grown):
     assert searched['backbone.layer4.0.conv1'] > 104
 
 
+def test_paper_step_moves_by_a_tenth_of_the_starting_width(
+        quarter_resnet_cfg):
+    """protocol='paper': a changed group moves by 0.1 * c_init (not of its
+    current width); then every group is rescaled by one common factor
+    (up to rounding to whole channels) to the budget."""
+    mutator = ChannelMutator(input_shape=(3, 32, 32), divisor=1,
+                             min_width=4, width_cap=2.0)
+    ChannelSupernet(quarter_resnet_cfg, mutator)
+    start = dict(mutator.original_widths)
+    budget = mutator.estimate(start)['flops']
+    current = mutator.fit_budget(
+        {**start, 'backbone.layer4.0.conv1': 100,
+         'backbone.layer3.0.conv1': 90}, 'flops', budget,
+        keep=['backbone.layer4.0.conv1', 'backbone.layer3.0.conv1'])
+    groups = list(current)
+    fur = {g: float(i) for i, g in enumerate(groups)}
+    fur['backbone.layer4.0.conv1'] = 100.0  # widened: 100 + 12.8
+    fur['backbone.layer3.0.conv1'] = -100.0  # narrowed: 90 - 6.4
+    widened, narrowed, kept = adjust_widths(
+        mutator, current, fur, budget, num_changed=1, step=0.1,
+        base=start)
+    assert widened == ['backbone.layer4.0.conv1']
+    assert narrowed == ['backbone.layer3.0.conv1']
+    assert start['backbone.layer4.0.conv1'] == 128
+    assert kept['backbone.layer4.0.conv1'] == 113  # not 100 * 1.1 = 110
+    assert start['backbone.layer3.0.conv1'] == 64
+    assert kept['backbone.layer3.0.conv1'] == 84  # not 90 * 0.9 = 81
+    lower = 0.9 * budget  # so that the rescale has work to do
+    _, _, rescaled = adjust_widths(
+        mutator, current, fur, lower, num_changed=1, step=0.1,
+        base=start, rescale_all=True)
+    assert abs(mutator.estimate(rescaled)['flops'] / lower - 1) <= 0.01
+    moved = {**current, 'backbone.layer4.0.conv1': 113,
+             'backbone.layer3.0.conv1': 84}
+    factors = sorted(rescaled[g] / moved[g] for g in groups)
+    factor = factors[len(factors) // 2]
+    assert 0.9 < factor < 0.97
+    assert all(abs(rescaled[g] - factor * moved[g]) <= 1.5 for g in groups)
+
+
 # --------------------------------------------------- the loop, end to end
 def _train_options(root: Path) -> list[str]:
     return [
@@ -171,13 +212,15 @@ def _train_options(root: Path) -> list[str]:
     ]
 
 
-def _options(root: Path, rounds: int = 2) -> list[str]:
+def _options(root: Path, rounds: int = 2,
+             protocol: str | None = None) -> list[str]:
+    """Tiny-data options; ``protocol`` None keeps the config's ('paper')."""
     return _train_options(root) + [
         f'search_loop.dataloader.dataset.dataset.data_root={root}',
         f'search_loop.dataloader.dataset.start={N_TRAIN}',
         f'search_loop.dataloader.dataset.stop={N_TRAIN + N_HELDOUT}',
         f'search_loop.rounds={rounds}', 'search_loop.dropout.repeats=1',
-    ]
+    ] + ([f'search_loop.protocol={protocol}'] if protocol else [])
 
 
 @pytest.fixture(scope='module')
@@ -188,6 +231,19 @@ def search(tmp_path_factory, make_fashion_mnist, run_tool):
     run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
              '--cfg-options', *_options(root))
     return dict(tmp=tmp, root=root, work_dir=work_dir)
+
+
+@pytest.fixture(scope='module')
+def finetune_search(search, run_tool):
+    work_dir = search['tmp'] / 'finetune'
+    run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
+             '--cfg-options', *_options(search['root'],
+                                        protocol='finetune'))
+    return dict(search, work_dir=work_dir)
+
+
+def _log(work_dir: Path) -> str:
+    return '\n'.join(p.read_text() for p in work_dir.glob('2*/*.log'))
 
 
 def test_search_writes_every_round_and_the_result(search):
@@ -213,6 +269,66 @@ def test_search_writes_every_round_and_the_result(search):
     assert abs(scaled.meta['flops'] / uniform.meta['flops'] - 1) <= 0.01
     assert (work_dir / 'adjustment.png').stat().st_size > 0
     assert len((work_dir / 'rounds.csv').read_text().splitlines()) == 3
+    log = _log(work_dir)
+    for round_ in (1, 2):
+        assert f'round {round_}/2: training' in log
+    assert log.count(', from scratch, channel dropout 0.05') == 4
+
+
+def test_paper_searched_x08_adjusts_the_uniform_x08_network(search):
+    """"searched 0.8x" is its own adjustment: x0.8/ trains the uniform
+    0.8x network in its round 1 and its rounds keep that network's FLOPs;
+    final_x0.8.yaml is its last round's result."""
+    work_dir = search['work_dir']
+    uniform = load_channel_cfg(work_dir / 'uniform_x0.8.yaml')
+    sub = work_dir / 'x0.8'
+    assert load_channel_cfg(sub / 'round_1' / 'channels.yaml').channels \
+        == uniform.channels
+    state = json.loads((sub / 'adjustment_state.json').read_text())
+    assert state['done'] == 2 and state['start'] == uniform.channels
+    assert state['budget'] == pytest.approx(uniform.meta['flops'])
+    round_2 = load_channel_cfg(sub / 'round_2' / 'channels.yaml')
+    assert round_2.channels != uniform.channels  # adjusted once
+    final = load_channel_cfg(work_dir / 'final_x0.8.yaml')
+    assert final.channels == state['choices']
+    assert abs(final.meta['flops'] / uniform.meta['flops'] - 1) <= 0.01
+    assert len((sub / 'rounds.csv').read_text().splitlines()) == 3
+    assert 'of the uniform x0.8 network' in (
+        work_dir / 'final_x0.8.yaml').read_text()
+
+
+def test_finetune_protocol_is_the_first_protocol(finetune_search):
+    """protocol='finetune': round 2 starts from round 1's checkpoint, no
+    training dropout, and "searched 0.8x" is the rescaled result."""
+    work_dir = finetune_search['work_dir']
+    log = _log(work_dir)
+    assert 'round 1/2: training' in log and ', from scratch' in log
+    assert f'from {work_dir / "round_1" / "epoch_1.pth"}, channel ' \
+        'dropout 0' in log
+    assert not (work_dir / 'x0.8').exists()
+    assert 'scaled to the FLOPs of the uniform x0.8' in (
+        work_dir / 'final_x0.8.yaml').read_text()
+    rows = (work_dir / 'round_1' / 'fur.csv').read_text().splitlines()
+    assert sum(',widen,' in r for r in rows) == 2
+
+
+@pytest.mark.parametrize('protocol', ['paper', 'finetune'])
+def test_paper_rounds_start_from_scratch(search, run_tool, tmp_path,
+                                         protocol):
+    """With lr 0 a round ends with the weights it started from: a paper
+    round's weights differ from the previous round's end (a fresh
+    initialization), a finetune round's are the previous round's."""
+    work_dir = tmp_path / protocol
+    run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
+             '--cfg-options', *_options(search['root'], protocol=protocol),
+             'optim_wrapper.optimizer.lr=0', 'search_loop.scales=[]')
+    ends = [torch.load(work_dir / f'round_{r}' / 'epoch_1.pth',
+                       weights_only=False)['state_dict'] for r in (1, 2)]
+    convs = [k for k, v in ends[0].items() if k.endswith('conv1.weight')
+             and ends[1][k].shape == v.shape]
+    assert len(convs) >= 8
+    same = [torch.equal(ends[0][k], ends[1][k]) for k in convs]
+    assert all(same) if protocol == 'finetune' else not any(same)
 
 
 def test_result_retrains_as_a_static_network(search, run_tool):
@@ -253,15 +369,18 @@ def test_killed_search_resumes_at_the_next_round(search, run_tool):
         load_channel_cfg(reference / 'final.yaml').channels
 
 
+@pytest.mark.parametrize('protocol', ['paper', 'finetune'])
 def test_search_killed_mid_round_resumes_to_the_same_result(
-        tmp_path, make_fashion_mnist, run_tool, kill_when):
+        tmp_path, make_fashion_mnist, run_tool, kill_when, protocol):
     """kill -9 in the second epoch of round 1 (between its checkpoints),
     --resume: round 1 continues from its epoch-1 checkpoint through
-    mmengine, and every round's held-out numbers and the final channels are
-    the uninterrupted run's."""
+    mmengine (with the paper's training dropout drawing the same masks),
+    and every round's held-out numbers and the final channels are the
+    uninterrupted run's."""
     root = make_fashion_mnist(tmp_path / 'data', N_TRAIN + N_HELDOUT, N_TEST)
-    options = ['--cfg-options', *_options(root), 'train_cfg.max_epochs=2',
-               'param_scheduler.end=2']
+    options = ['--cfg-options', *_options(root, protocol=protocol),
+               'train_cfg.max_epochs=2', 'param_scheduler.end=2',
+               'search_loop.scales=[]']
     straight, killed = tmp_path / 'straight', tmp_path / 'killed'
     run_tool('tools/search.py', SEARCH, '--work-dir', straight, *options)
     kill_when(lambda: (killed / 'round_1' / 'last_checkpoint').exists(),
@@ -282,6 +401,8 @@ def test_search_killed_mid_round_resumes_to_the_same_result(
     ('search_loop.rounds=0', 'rounds must be an integer >= 1'),
     ('model.mutator.frozen_groups=[backbone.nope]', 'unknown group'),
     ('search_loop.budget=1000', 'out of reach'),
+    ('search_loop.protocol=pape', "protocol 'pape' is unknown"),
+    ('search_loop.train_dropout.rate=1.0', 'train_dropout takes rate'),
 ])
 def test_bad_settings_fail_clearly(search, run_tool, tmp_path, option,
                                    needle):
@@ -303,7 +424,8 @@ def test_a_diverged_round_stops_before_its_adjustment(
     work_dir = tmp_path / 'search'
     result = run_tool('tools/search.py', SEARCH, broken, '--work-dir',
                       work_dir, '--cfg-options',
-                      *_options(search['root'], rounds=1), check=False)
+                      *_options(search['root'], rounds=1,
+                                protocol='finetune'), check=False)
     assert result.returncode == 2, result.stderr[-2000:]
     assert 'error: network adjustment round 1: FLOPs utilization: ' \
         'non-finite held-out loss = nan, FUR of ' in result.stderr
@@ -329,7 +451,8 @@ def test_another_checkpoint_replaces_the_converted_start(
         torch.save({'state_dict': original.state_dict()}, paths[name])
     work_dir = tmp_path / 'search'
     command = ['tools/search.py', SEARCH, '--work-dir', work_dir,
-               '--cfg-options', *_options(search['root'], rounds=1)]
+               '--cfg-options', *_options(search['root'], rounds=1,
+                                          protocol='finetune')]
     result = run_tool(command[0], command[1], paths['nan'], *command[2:],
                       check=False)
     assert 'non-finite' in result.stderr
@@ -341,8 +464,9 @@ def test_another_checkpoint_replaces_the_converted_start(
     assert (work_dir / 'final.yaml').is_file()
 
 
-def test_scale_tool_matches_the_loops_variant(search, run_tool, tmp_path):
-    work_dir = search['work_dir']
+def test_scale_tool_matches_the_loops_variant(finetune_search, run_tool,
+                                             tmp_path):
+    work_dir = finetune_search['work_dir']
     out, uniform = tmp_path / 'x0.8.yaml', tmp_path / 'u0.8.yaml'
     run_tool('tools/scale_channel_cfg.py', SEARCH, work_dir / 'final.yaml',
              '--scale', '0.8', '-o', out, '--uniform-out', uniform)
