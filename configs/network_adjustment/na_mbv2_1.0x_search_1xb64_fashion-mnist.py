@@ -21,8 +21,9 @@ model = dict(
         head=dict(in_channels=1280)))
 
 # The toolbox's first protocol (fine-tuning rounds without training
-# dropout, adjusting rate 0.2, FUR dropout 0.1 at the readers), with which tools/compare.py's MobileNetV2
-# result (benchmarks/RESULTS.md section 16) was measured; the ResNet
+# dropout, adjusting rate 0.2, FUR dropout 0.1 at the readers), with which
+# tools/compare.py's MobileNetV2 result (benchmarks/RESULTS.md section 16)
+# was measured; the ResNet
 # config's protocol='paper' applies with search_loop.protocol=paper
 # search_loop.step=0.1 search_loop.dropout.rate=0.05
 # search_loop.train_dropout.rate=0.05.
