@@ -401,6 +401,9 @@ def test_search_runs_end_to_end_and_its_result_exports(
     static = load_static_model(str(SEARCH), str(out))
     assert sum(p.numel() for p in static.parameters()) == \
         derived.meta['params']
+    counted = run_tool('tools/get_flops.py', SEARCH, '--channel-cfg',
+                       work_dir / 'derived.yaml')
+    assert f'FLOPs {derived.meta["flops"] / 1e6:.2f}M' in counted.stdout
 
 
 def test_imagenet_config_builds():

@@ -11,6 +11,8 @@ import argparse
 
 from mmchansearch.channel_cfg import load_channel_cfg
 from mmchansearch.cli import add_supernet_args, run_tool, supernet_from_args
+from mmchansearch.export import export_subnet, static_usage
+from mmchansearch.models.backbones import FBNetV2SearchSpace
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,7 +38,15 @@ def main() -> None:
           'accumulates')
     print(f'full model: FLOPs {full["flops"] / 1e6:.2f}M, '
           f'params {full["params"] / 1e6:.3f}M')
-    if channel_cfg is not None:
+    if channel_cfg is not None and channel_cfg.blocks and isinstance(
+            getattr(supernet.architecture, 'backbone', None),
+            FBNetV2SearchSpace):  # the supernet holds every kernel
+        sub = static_usage(export_subnet(supernet, channel_cfg),
+                           mutator.input_shape)
+        print(f'{args.channel_cfg}: FLOPs {sub["flops"] / 1e6:.2f}M, '
+              f'params {sub["params"] / 1e6:.3f}M (its kernels, widths '
+              'and resolution)')
+    elif channel_cfg is not None:
         mutator.set_choices(channel_cfg)
         sub = mutator.estimate()
         print(f'{args.channel_cfg}: FLOPs {sub["flops"] / 1e6:.2f}M '

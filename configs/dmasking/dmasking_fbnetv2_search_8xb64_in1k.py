@@ -10,7 +10,7 @@
 #       --channel-cfg work_dirs/dmasking_fbnetv2_in1k/derived.yaml \
 #       -o fbnetv2.pth --onnx fbnetv2.onnx
 #
-# Searched jointly (FBNetV2, arXiv:2004.05565, section 3): every stage's
+# Searched jointly (FBNetV2, arXiv:2004.05565): every stage's
 # width (channel masks; one choice per stage, whose blocks share the
 # residual stream), every block's expansion (channel masks on its
 # expansion layer), every block's depthwise kernel (3 or 5, a Gumbel block
@@ -36,9 +36,11 @@
 #   stride-2 stage of 3 and a stride-1 stage of 3); 4 blocks stride 2 whose
 #   width changes at the fourth (here 3 + 1); a last 1x1 conv.
 # - channel candidates per stage: chosen here, spanning the widths of the
-#   released models, in multiples of 8 (their width divisor; 4 in the
-#   first two stages). The first stage keeps expansion 1 (as the released
-#   models' first block).
+#   released models and a little beyond (the last stage up to FBNet's
+#   352), in multiples of 8 (their width divisor; 4 in the first two
+#   stages). The first stage keeps expansion 1 (as the released models'
+#   first block). The space spans 49M-408M FLOPs at 224x224 (cheapest:
+#   every first candidate and 3x3 kernels; widest: every last and 5x5).
 # - last conv 1280, 1600 or 1984: chosen here (the released models end at
 #   1280-1600, FBNet at 1984).
 # - resolutions 160, 192, 224: chosen here (the released models run at
