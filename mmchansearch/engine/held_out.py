@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
+import torch
 from mmengine import dist
 
 
@@ -15,22 +16,36 @@ def held_out_batches(dataloader: Iterable[dict],
     They stay in the dataloader's compact form (uint8 images on the CPU) and
     are preprocessed where they are used.
 
-    With several ranks, the batches are those of one process (the dataset
-    in order, ``batch_size`` a batch), dealt out whole: rank r takes
+    The batches are those one process iterating the loader's first epoch
+    gets (the dataset in order, or in the order of a shuffling sampler and
+    its seed), ``batch_size`` a batch, dealt out whole: rank r of W takes
     batches r, r + W, ... So every batch holds the same images whatever the
-    number of processes, and scores that use a batch's own BN statistics,
-    summed over the ranks, equal one process's.
+    number of processes (a class-sorted held-out set stays mixed on every
+    rank), and scores that use a batch's own BN statistics, summed over the
+    ranks, equal one process's.
     """
-    world = dist.get_world_size()
-    if world == 1 or not hasattr(dataloader, 'dataset'):
+    if dist.get_world_size() == 1 or not hasattr(dataloader, 'dataset'):
         batches = []
         for i, batch in enumerate(dataloader):
             if num_batches is not None and i >= num_batches:
                 break
             batches.append(batch)
         return batches
-    return _dealt_batches(dataloader, list(range(len(dataloader.dataset))),
+    return _dealt_batches(dataloader, one_process_order(dataloader),
                           num_batches)
+
+
+def one_process_order(dataloader) -> list[int]:
+    """The dataset indices one process's first epoch visits: in order, or
+    shuffled as mmengine's ``DefaultSampler`` shuffles them (a permutation
+    drawn from its ``seed``; epoch 0)."""
+    size = len(dataloader.dataset)
+    sampler = getattr(dataloader, 'sampler', None)
+    if not getattr(sampler, 'shuffle', False):
+        return list(range(size))
+    generator = torch.Generator()
+    generator.manual_seed(sampler.seed)
+    return torch.randperm(size, generator=generator).tolist()
 
 
 def calibration_batches(dataloader, num_batches: int,
