@@ -2,7 +2,7 @@
 
 Each seed runs the main job (tools/demo_autoslim.py: supernet, greedy
 search, every searched subnet and the uniform network of the same FLOPs
-retrained from scratch with the same recipe, tested, exported); prints the
+retrained with the same start and recipe, tested, exported); prints the
 per-seed rows and, per FLOPs target, searched - uniform top-1 mean +- std.
 Resumable: a killed run started again with --resume keeps finished seeds
 and the demo skips the finished stages of the others.
@@ -27,6 +27,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--config-prefix', default='autoslim_mbv2_0.5x')
     parser.add_argument('--retrain', choices=['separate', 'joint'],
                         default='separate', help='see tools/demo_autoslim.py')
+    parser.add_argument('--start', choices=['supernet', 'scratch'],
+                        default='supernet', help='see tools/demo_autoslim.py')
     parser.add_argument('--config-suffix',
                         default='1xb128_fashion-mnist-demo.py')
     parser.add_argument('--work-dir', default='work_dirs/autoslim_quality')
@@ -51,6 +53,7 @@ def main() -> None:
                    work_dir, '--seed', str(seed), '--json-out', out,
                    '--config-prefix', args.config_prefix, '--config-suffix',
                    args.config_suffix, '--retrain', args.retrain,
+                   '--start', args.start,
                    '--cfg-options', *args.cfg_options]
         os.makedirs(args.work_dir, exist_ok=True)
         log = open(osp.join(args.work_dir, f'seed{seed}.log'), 'a')

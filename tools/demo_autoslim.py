@@ -52,6 +52,13 @@ def parse_args() -> argparse.Namespace:
                         '(default), or the searched (and the uniform) '
                         'subnets jointly as one slimmable network, then '
                         'split the checkpoint')
+    parser.add_argument('--start', choices=['supernet', 'scratch'],
+                        default='supernet',
+                        help='retraining starts from the supernet\'s weights '
+                        'sliced to each subnet (default; the '
+                        '`_subnet-from-supernet_` config) or from scratch '
+                        '(the `_subnet_` config); searched and uniform '
+                        'subnets always start alike')
     parser.add_argument('--latency-rounds', type=int, default=5,
                         help='onnxruntime timing rounds (searched and '
                         'uniform alternately, median)')
@@ -117,18 +124,23 @@ class Demo:
             paths.append(out)
         return paths
 
-    def retrain_test_export(self, kind: str, cfg_paths: list[str]
-                            ) -> dict[str, dict]:
-        """Retraining (each subnet alone, or jointly and split), test and
-        export of one kind's subnets; per channel_cfg: test top-1 and the
-        exported files."""
-        subnet_cfg = self.config('subnet')
+    def retrain_test_export(self, kind: str, cfg_paths: list[str],
+                            supernet_ckpt: str) -> dict[str, dict]:
+        """Retraining (each subnet alone, or jointly and split; from the
+        supernet's weights or from scratch), test and export of one kind's
+        subnets; per channel_cfg: test top-1 and the exported files."""
+        if self.args.start == 'supernet':
+            subnet_cfg = self.config('subnet-from-supernet')
+            start = [f'model.init_from={supernet_ckpt}']
+        else:
+            subnet_cfg, start = self.config('subnet'), []
         checkpoints = {}
         if self.args.retrain == 'joint':
             work = self.dir(f'retrain_{kind}')
             self.run(f'retrain_{kind}', 'tools/train.py', subnet_cfg,
                      '--work-dir', work, '--resume', *self.options(
-                         'model.channel_cfgs=' + ','.join(cfg_paths)))
+                         'model.channel_cfgs=' + ','.join(cfg_paths),
+                         *start))
             joint = last_checkpoint(work)
             self.run(f'split_{kind}',
                      'tools/model_converters/split_checkpoint.py',
@@ -143,7 +155,7 @@ class Demo:
                 work = self.dir(f'retrain_{kind}_{label}')
                 self.run(f'retrain_{kind}_{label}', 'tools/train.py',
                          subnet_cfg, '--work-dir', work, '--resume',
-                         *self.options(f'model.channel_cfgs={path}'))
+                         *self.options(f'model.channel_cfgs={path}', *start))
                 checkpoints[path] = (last_checkpoint(work), work)
         results = {}
         for path in cfg_paths:
@@ -211,7 +223,7 @@ def main() -> None:
     supernet_ckpt, supernet_metrics = demo.supernet()
     searched = demo.search(supernet_ckpt)
     uniform = demo.uniform(searched)
-    results = {kind: demo.retrain_test_export(kind, paths)
+    results = {kind: demo.retrain_test_export(kind, paths, supernet_ckpt)
                for kind, paths in zip(KINDS, (searched, uniform))}
     plot = demo.plot(searched, uniform)
     input_shape = load_channel_cfg(searched[0]).meta['input_shape']
@@ -256,7 +268,9 @@ def print_summary(supernet_metrics: dict, rows: list[dict], demo: Demo,
                         f'| {r[f"{k}_top1"]:.2f} '
                         f'| {r[f"{k}_onnx_ms"]:.3f} ' for k in KINDS)
               + f'| {r["searched_top1"] - r["uniform_top1"]:+.2f} |')
-    print('\ntop-1: test images after retraining from scratch (same recipe '
+    start = ('fine-tuning from the supernet\'s weights'
+             if demo.args.start == 'supernet' else 'retraining from scratch')
+    print(f'\ntop-1: test images after {start} (same start and recipe '
           'for both); params: counted on the exported static model; ONNX '
           'ms: onnxruntime, batch 1, CPU, median of alternating rounds.')
     print(f'ONNX files: {demo.dir("export")}; widths per group: {plot}; '
