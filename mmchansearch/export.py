@@ -22,7 +22,7 @@ from .checkpoint import (
 from .errors import CheckpointMismatchError
 from .fileio import atomic_torch_save
 from .models.algorithms import ChannelSupernet
-from .models.backbones import FBNetV2SearchSpace
+from .models.backbones.fbnetv2 import keep_chosen_blocks
 from .mutator import ChannelMutator
 from .registry import MODELS
 from .supernet import (
@@ -37,15 +37,13 @@ def export_subnet(supernet: ChannelSupernet,
                   channel_cfg: ChannelConfig) -> nn.Module:
     """A physically smaller static classifier for ``channel_cfg``.
 
-    In an FBNetV2 space (:class:`FBNetV2SearchSpace` backbone) the static
+    In an FBNetV2 space (``FBNetV2SearchSpace`` backbone) the static
     network keeps only the kernels the channel_cfg's ``blocks:`` names.
     The supernet is left at the widths of ``channel_cfg``.
     """
     supernet.mutator.set_choices(channel_cfg)
     static = supernet.mutator.export_static().eval()
-    backbone = getattr(static, 'backbone', None)
-    if isinstance(backbone, FBNetV2SearchSpace):
-        backbone.keep_blocks(channel_cfg.blocks)
+    keep_chosen_blocks(static, channel_cfg.blocks)
     return static
 
 

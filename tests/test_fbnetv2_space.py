@@ -21,11 +21,13 @@ from mmchansearch.models.algorithms import DMaskingNAS
 from mmchansearch.models.backbones import FBNetV2SearchSpace
 from mmchansearch.registry import MODELS
 from mmchansearch.resolution import subsample
-from mmchansearch.supernet import build_supernet
+from mmchansearch.supernet import build_supernet, load_state_strictly
 
 REPO = Path(__file__).resolve().parents[1]
 SEARCH = REPO / 'configs' / 'dmasking' / \
     'dmasking_fbnetv2-small_search_1xb64_fashion-mnist.py'
+SUBNET = REPO / 'configs' / 'dmasking' / \
+    'dmasking_fbnetv2-small_subnet_1xb64_fashion-mnist.py'
 IN1K = REPO / 'configs' / 'dmasking' / \
     'dmasking_fbnetv2_search_8xb64_in1k.py'
 SIZE = 16
@@ -336,6 +338,17 @@ def test_derived_network_exports_and_loads(model, tmp_path, run_tool,
         torch.testing.assert_close(
             static(subsample(inputs, (12, 12)), mode='tensor'), expected,
             atol=1e-5, rtol=1e-5)
+    # the network to retrain: the space with blocks=derived.yaml at the
+    # derived widths has the exported network's layout (its checkpoint
+    # loads strictly)
+    retrain = write_config(dict(
+        type='SlimmableNetwork',
+        architecture=_architecture(blocks=str(yaml_path)),
+        mutator=dict(type='ChannelMutator', input_shape=(3, SIZE, SIZE)),
+        channel_cfgs=[str(yaml_path)]), 'retrain.py')
+    rebuilt = load_static_model(str(retrain), str(out))
+    assert [list(b.depthwise.candidates) for b in rebuilt.backbone.layers
+            ] == [[k] for k in blocks.values()]
 
 
 def test_static_space_from_blocks_and_bad_blocks():
@@ -404,6 +417,14 @@ def test_search_runs_end_to_end_and_its_result_exports(
     counted = run_tool('tools/get_flops.py', SEARCH, '--channel-cfg',
                        work_dir / 'derived.yaml')
     assert f'FLOPs {derived.meta["flops"] / 1e6:.2f}M' in counted.stdout
+    # the retraining config builds that network (kernels, widths,
+    # resolution): the exported weights load into it strictly
+    retrain = Config.fromfile(str(SUBNET))
+    retrain.model.channel_cfgs = str(work_dir / 'derived.yaml')
+    subnet = build_supernet(retrain, keep_algorithm=True)
+    load_state_strictly(subnet.architecture, torch.load(out)['state_dict'],
+                        str(out))
+    assert subnet.resolution == derived.resolution
 
 
 def test_imagenet_config_builds():

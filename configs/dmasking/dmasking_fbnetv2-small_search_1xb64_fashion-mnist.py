@@ -14,47 +14,24 @@
 # the toolbox's default; 'expected' is FBNetV2's effective shape, the
 # expectation over widths, kernels and resolutions). Writes derived.yaml
 # (widths under channels:, kernels under blocks:, resolution:), which
-# exports with the search's own checkpoint:
+# retrains with dmasking_fbnetv2-small_subnet_1xb64_fashion-mnist.py and
+# also exports with the search's own checkpoint:
 #   python tools/export_subnet.py \
 #     configs/dmasking/dmasking_fbnetv2-small_search_1xb64_fashion-mnist.py \
 #     --checkpoint work_dirs/dmasking_fbnetv2_fmnist/epoch_5.pth \
 #     --channel-cfg work_dirs/dmasking_fbnetv2_fmnist/derived.yaml \
 #     -o fbnetv2_small.pth --onnx fbnetv2_small.onnx
 _base_ = [
+    '../_base_/models/fbnetv2-small_fashion_mnist.py',
     '../_base_/datasets/fashion_mnist_bs64_heldout.py',  # [0, 50000)
     '../_base_/schedules/gumbel_search.py',
     '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
-expansions = [0.75, 1.5, 2.25, 3.0, 3.75, 4.5]  # FBNetV2's (see the in1k
-# config); the first stage keeps expansion 1
 model = dict(
+    _delete_=True,
     type='DMaskingNAS',
-    architecture=dict(
-        type='ImageClassifier',
-        backbone=dict(
-            type='FBNetV2SearchSpace',
-            stages=[
-                dict(blocks=1, stride=1, channels=[8, 16], expansions=[1],
-                     kernels=[3, 5]),
-                dict(blocks=2, stride=2, channels=[16, 24],
-                     expansions=expansions, kernels=[3, 5]),
-                dict(blocks=2, stride=2, channels=[24, 32],
-                     expansions=expansions, kernels=[3, 5]),
-                dict(blocks=2, stride=2, channels=[32, 48, 64],
-                     expansions=expansions, kernels=[3, 5]),
-            ],
-            stem_channels=[8, 16],
-            stem_stride=1,  # 32x32 inputs
-            last_channels=[128, 256],
-            divisor=8),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(
-            type='LinearClsHead',
-            num_classes=10,
-            in_channels=256,
-            loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-            topk=(1, 5))),
+    architecture=_base_.model,
     mutator=dict(type='ChannelMutator', input_shape=(3, 32, 32)),
     cost_metric='flops',
     loss_form='additive',

@@ -20,6 +20,7 @@ from ...errors import ConfigError
 from ...memory_format import to_memory_format
 from ...mutator import ChannelMutator
 from ...registry import MODELS
+from ..backbones.fbnetv2 import keep_chosen_blocks
 from .base import ChannelSupernet
 
 
@@ -64,7 +65,9 @@ class SlimmableNetwork(ChannelSupernet):
     channels); every subnet has private batch norms (switchable BN). With a
     single channel_cfg the architecture is the static subnet itself, so a
     split checkpoint loads into it directly. A subnet whose channel_cfg has
-    a ``resolution`` runs on the inputs sub-sampled to it.
+    a ``resolution`` runs on the inputs sub-sampled to it; one with
+    ``blocks:`` in an FBNetV2 space (a DMaskingNAS ``derived.yaml``) keeps
+    only those kernels (one channel_cfg at a time).
 
     Args:
         architecture: the classifier config or instance (the supernet).
@@ -99,13 +102,20 @@ class SlimmableNetwork(ChannelSupernet):
         self.channel_cfgs = read_channel_cfgs(channel_cfgs)
         for cfg in self.channel_cfgs:
             self.mutator.set_choices(cfg)  # validates against the model
+        if len(self.channel_cfgs) > 1 and any(
+                c.blocks for c in self.channel_cfgs):
+            raise ConfigError(
+                'channel_cfgs with blocks: (e.g. FBNetV2 kernels) train '
+                'one at a time: give model.channel_cfgs a single file.')
         self.subnet_names = [subnet_name(c, i)
                              for i, c in enumerate(self.channel_cfgs)]
         self.distill = distill
         self.switch = SubnetSwitch()
         if len(self.channel_cfgs) == 1:
-            self.architecture = to_memory_format(
-                self.mutator.export_static(), self.memory_format)
+            static = self.mutator.export_static()
+            if self.channel_cfgs[0].blocks:  # FBNetV2's kernels
+                keep_chosen_blocks(static, self.channel_cfgs[0].blocks)
+            self.architecture = to_memory_format(static, self.memory_format)
         else:
             self._make_batch_norms_switchable()
         self.activate(0)

@@ -252,6 +252,16 @@ class FBNetV2SearchSpace(BaseBackbone):
         return (self.last(x), )
 
 
+def keep_chosen_blocks(classifier: nn.Module,
+                       blocks: Mapping[str, str]) -> None:
+    """Keeps only the chosen kernels (a channel_cfg's ``blocks:``) in a
+    classifier whose backbone is an :class:`FBNetV2SearchSpace`; other
+    classifiers are left as they are."""
+    backbone = getattr(classifier, 'backbone', None)
+    if isinstance(backbone, FBNetV2SearchSpace):
+        backbone.keep_blocks(blocks)
+
+
 def _read_blocks(blocks, options: Mapping[str, list[str]]
                  ) -> dict[str, str]:
     """The ``blocks`` argument as layer -> kernel candidate."""
