@@ -377,6 +377,16 @@ def test_static_space_from_blocks_and_bad_blocks():
         FBNetV2SearchSpace(stages=[dict(blocks=1, stride=1)])
 
 
+def test_joint_retraining_of_blocks_is_refused():
+    """Several channel_cfgs with kernels cannot share one network."""
+    cfg = Config.fromfile(str(SUBNET))
+    widths = build_supernet(cfg).mutator.max_widths
+    blocks = {f'backbone.layers.{i}': 'k3' for i in range(7)}
+    cfg.model.channel_cfgs = [dict(channels=widths, blocks=blocks)] * 2
+    with pytest.raises(ConfigError, match='train one at a time'):
+        build_supernet(cfg, keep_algorithm=True)
+
+
 def test_search_runs_end_to_end_and_its_result_exports(
         tmp_path, make_fashion_mnist, run_tool, gumbel_search_options):
     """The Fashion-MNIST config through tools/search.py on tiny data (one
