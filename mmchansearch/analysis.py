@@ -11,6 +11,10 @@ Vocabulary:
         belong to a group.
     consumer: a conv or linear layer reading a group as its input channels.
     follower: a BatchNorm or depthwise conv; its channels equal its input's.
+        A layer's own forward may do more between its input and output
+        (mmcv's Conv2dAdaptivePadding pads first, timm's BatchNormAct2d
+        activates after): the walk goes from a follower's output straight
+        to its input, and takes a norm layer's normalization from inside it.
 
 A grouped conv with g groups needs its input and output widths to stay
 multiples of g; each group records that as its ``divisor``.
@@ -22,9 +26,9 @@ channels it touches fixed, with a warning naming the module and the op.
 The trace also counts every conv and linear computation of the forward at
 the function level (the torch functions behind fvcore's 'conv', 'linear',
 'addmm' and 'matmul' counts). One outside the sliceable layers (a conv
-subclass with a forward of its own, a Conv1d, an ``F.linear`` in a custom
-forward) is a *fixed layer*: its cost is a constant of the FLOPs, named
-after the innermost module running it. A conv or matrix product hidden
+subclass with an unknown forward of its own, a Conv1d, an ``F.linear`` in
+a custom forward) is a *fixed layer*: its cost is a constant of the FLOPs,
+named after the innermost module running it. A conv or matrix product hidden
 inside another torch function (``F.multi_head_attention_forward``) cannot be
 counted so; the analysis lists it as *uncounted* and the estimators refuse
 the model rather than count it low.
@@ -197,6 +201,21 @@ def _keeps_channels(node, output_shape: tuple | None) -> bool:
             and math.prod(output_shape[2:]) == 1)
 
 
+def _layer_nodes(output_node, input_node) -> set:
+    """The autograd nodes between a layer's input and its output: those of
+    its own forward (a norm layer's normalization, and then an activation
+    of its own, as in timm's BatchNormAct2d)."""
+    found, stack = set(), [output_node]
+    while stack:
+        node = stack.pop()
+        if node is None or node is input_node or node in found \
+                or _op_name(node) == 'AccumulateGrad':
+            continue
+        found.add(node)
+        stack.extend(n for n, _ in node.next_functions)
+    return found
+
+
 def _reduces_spatial_only(node) -> bool:
     """Whether a mean/sum reduces only dims after the channel dim."""
     sizes = getattr(node, '_saved_self_sym_sizes', None)
@@ -209,7 +228,7 @@ def _reduces_spatial_only(node) -> bool:
 class _GraphWalker:
     """Finds the producers behind an autograd node, memoized."""
 
-    def __init__(self, producer_nodes: dict, transparent_nodes: set,
+    def __init__(self, producer_nodes: dict, transparent_nodes: dict,
                  norm_nodes: set, output_shapes: dict) -> None:
         self.producer_nodes = producer_nodes
         self.transparent_nodes = transparent_nodes
@@ -232,8 +251,8 @@ class _GraphWalker:
             return frozenset([self.producer_nodes[node]]), frozenset()
         op = _op_name(node)
         unsupported = set()
-        if node in self.transparent_nodes:
-            inputs = [node.next_functions[0][0]]
+        if node in self.transparent_nodes:  # its layer's input
+            inputs = [self.transparent_nodes[node]]
         else:
             inputs = [n for n, _ in node.next_functions if n is not None]
             if op in _SQUEEZE_OPS and not _keeps_channels(
@@ -268,8 +287,10 @@ class _Record:
 
 
 def _layer_kind(module: nn.Module) -> str | None:
-    """'conv', 'dwconv', 'linear' or 'bn' for sliceable layers; other layers
-    (subclasses with a forward of their own included) are unknown ops."""
+    """'conv', 'dwconv', 'linear' or 'bn' for sliceable layers (with the
+    forward-owning layers dynamic_ops reproduces: mmcv's
+    Conv2dAdaptivePadding, timm's BatchNormAct2d); other layers (other
+    subclasses with a forward of their own included) are unknown ops."""
     kind = sliceable_kind(module)
     if kind == 'conv' and _is_depthwise(module):
         return 'dwconv'
@@ -537,10 +558,11 @@ def analyze_channels(model: nn.Module,
 
     producers = {out: n for n, r in records.items()
                  if r.kind in ('conv', 'linear') for _, out in r.calls}
-    transparent = {out for r in records.values() if r.kind == 'dwconv'
-                   for _, out in r.calls}
-    norms = {out for r in records.values() if r.kind == 'bn'
-             for _, out in r.calls}
+    transparent = {out: inp for r in records.values() if r.kind == 'dwconv'
+                   for inp, out in r.calls}
+    norms = {node for r in records.values() if r.kind == 'bn'
+             for inp, out in r.calls for node in _layer_nodes(out, inp)
+             if _op_name(node) in _NORM_OPS}
     walker = _GraphWalker(producers, transparent, norms, output_shapes)
     union = _UnionFind()
     fixed_roots: dict[str, str] = {}

@@ -9,10 +9,18 @@ input tensor, so a layer never disagrees with the layer feeding it.
 Layers are converted in place by swapping their class, so parameters,
 buffers, state_dict keys and optimizer references stay exactly as they were:
 a supernet checkpoint is an ordinary checkpoint of the original model.
+
+Two layers with a forward of their own are sliceable too, their dynamic
+versions computing what that forward does: mmcv's ``Conv2dAdaptivePadding``
+(EfficientNet; TensorFlow's 'same' padding, from the input size) and timm's
+``BatchNormAct2d`` (batch norm, then its ``drop`` and ``act``). They are
+recognised by their class's import path, so neither library is imported
+here; the export builds that class again, physically smaller.
 """
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -81,20 +89,75 @@ class DynamicConv2d(nn.Conv2d):
         return F.conv2d(x, weight, bias, self.stride, self.padding,
                         self.dilation, groups)
 
+    def _static_layer(self, in_channels: int, out_channels: int,
+                      groups: int) -> nn.Conv2d:
+        """An empty static conv of these sizes, otherwise like this one."""
+        return nn.Conv2d(in_channels, out_channels, self.kernel_size,
+                         self.stride, self.padding, self.dilation, groups,
+                         self.bias is not None, self.padding_mode,
+                         device=self.weight.device, dtype=self.weight.dtype)
+
     def to_static(self, in_channels: int) -> nn.Conv2d:
         """A plain Conv2d holding copies of the weights in use."""
         cout = self._out_channels_now(in_channels)
         groups = in_channels if self.depthwise else self.groups
-        static = nn.Conv2d(in_channels, cout, self.kernel_size, self.stride,
-                           self.padding, self.dilation, groups,
-                           self.bias is not None, self.padding_mode,
-                           device=self.weight.device, dtype=self.weight.dtype)
+        static = self._static_layer(in_channels, cout, groups)
         weight = self.weight[:cout] if self.depthwise \
             else self.weight[:cout, :in_channels // groups]
         static.weight = nn.Parameter(_clone(weight))
         if self.bias is not None:
             static.bias = nn.Parameter(_clone(self.bias[:cout]))
         return static
+
+
+def same_padding(x: torch.Tensor, kernel_size: tuple[int, int],
+                 stride: tuple[int, int], dilation: tuple[int, int]
+                 ) -> torch.Tensor:
+    """Zero-pads ``x`` as TensorFlow's 'same' padding: the output has
+    ceil(input / stride) positions, the odd pixel going to the end.
+
+    Args:
+        x: input of shape (N, C, H, W).
+        kernel_size: the conv's (kh, kw).
+        stride: the conv's (sh, sw).
+        dilation: the conv's (dh, dw).
+
+    Returns:
+        ``x`` padded on the right and bottom as much as on the left and top,
+        or one more.
+    """
+    pads = []
+    for size, kernel, step, spacing in zip(x.shape[-2:], kernel_size, stride,
+                                           dilation):
+        out = math.ceil(size / step)
+        total = max((out - 1) * step + (kernel - 1) * spacing + 1 - size, 0)
+        pads.append((total // 2, total - total // 2))
+    (top, bottom), (left, right) = pads
+    if top or bottom or left or right:
+        x = F.pad(x, [left, right, top, bottom])
+    return x
+
+
+class DynamicConv2dAdaptivePadding(DynamicConv2d):
+    """Dynamic version of mmcv's ``Conv2dAdaptivePadding``: pads the input
+    to TensorFlow's 'same' output size, then convolves the first channels.
+
+    The padding depends on the input's height and width only, so padding
+    first and slicing afterwards is that layer's forward at any width.
+    """
+    static_class: type | None = None  # set per layer by make_dynamic
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(same_padding(x, self.kernel_size, self.stride,
+                                            self.dilation))
+
+    def _static_layer(self, in_channels: int, out_channels: int,
+                      groups: int) -> nn.Conv2d:
+        """An empty Conv2dAdaptivePadding of these sizes."""
+        return self.static_class(
+            in_channels, out_channels, self.kernel_size, self.stride, 0,
+            self.dilation, groups, self.bias is not None).to(
+                device=self.weight.device, dtype=self.weight.dtype)
 
 
 class DynamicLinear(nn.Linear):
@@ -198,6 +261,23 @@ class DynamicBatchNorm2d(_DynamicBatchNorm, nn.BatchNorm2d):
     static_class = nn.BatchNorm2d
 
 
+class DynamicBatchNormAct2d(DynamicBatchNorm2d):
+    """Dynamic version of timm's ``BatchNormAct2d``: batch norm over the
+    first channels, then the layer's own ``drop`` and ``act`` modules."""
+    static_class: type | None = None  # set per layer by make_dynamic
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.drop(super().forward(x)))
+
+    def to_static(self, num_features: int) -> nn.Module:
+        """A BatchNormAct2d holding copies of the slices, with copies of
+        this layer's drop and activation."""
+        static = super().to_static(num_features)
+        static.drop = copy.deepcopy(self.drop)
+        static.act = copy.deepcopy(self.act)
+        return static
+
+
 class DynamicBatchNorm1d(_DynamicBatchNorm, nn.BatchNorm1d):
     """BatchNorm1d over the first channels."""
     static_class = nn.BatchNorm1d
@@ -233,9 +313,23 @@ _SLICEABLE = (
     (nn.BatchNorm2d, 'bn', DynamicBatchNorm2d),
     (nn.BatchNorm1d, 'bn', DynamicBatchNorm1d),
 )
+# Subclasses of those with a forward of their own that a dynamic class
+# reproduces, by the import path of the class: (path, kind, dynamic class).
+# The dynamic layer exports to that class again (its ``static_class``).
+_OWN_FORWARD = (
+    ('mmcv.cnn.bricks.conv2d_adaptive_padding.Conv2dAdaptivePadding', 'conv',
+     DynamicConv2dAdaptivePadding),
+    ('timm.layers.norm_act.BatchNormAct2d', 'bn', DynamicBatchNormAct2d),
+)
 
 
 def _sliceable_entry(module: nn.Module) -> tuple | None:
+    for cls in type(module).__mro__:
+        path = f'{cls.__module__}.{cls.__qualname__}'
+        for own_path, kind, dynamic in _OWN_FORWARD:
+            if path == own_path:
+                return (cls, kind, dynamic) \
+                    if type(module).forward is cls.forward else None
     for base, kind, dynamic in _SLICEABLE:
         if isinstance(module, base):
             return (base, kind, dynamic) \
@@ -253,7 +347,9 @@ def make_dynamic(module: nn.Module, out_width: ChannelWidth | None,
                  depthwise: bool = False) -> nn.Module:
     """Converts a Conv2d, Linear or BatchNorm into its dynamic version.
 
-    Subclasses are converted only when they keep the base class's forward.
+    Subclasses are converted only when they keep the base class's forward,
+    or are one of the layers with a forward of their own listed in the
+    module docstring (mmcv's Conv2dAdaptivePadding, timm's BatchNormAct2d).
 
     Args:
         module: the layer, converted in place.
@@ -268,14 +364,18 @@ def make_dynamic(module: nn.Module, out_width: ChannelWidth | None,
     if entry is None:
         raise TypeError(f'no dynamic version of {type(module).__name__}; '
                         'only Conv2d, Linear and BatchNorm1d/2d/'
-                        'SyncBatchNorm (or subclasses keeping their forward) '
-                        'are sliceable')
-    _, kind, dynamic = entry
+                        'SyncBatchNorm (or subclasses keeping their forward), '
+                        'Conv2dAdaptivePadding and BatchNormAct2d are '
+                        'sliceable')
+    base, kind, dynamic = entry
     if kind == 'conv':
-        return dynamic.convert(module, out_width, depthwise)
-    if kind == 'linear':
-        return dynamic.convert(module, out_width)
-    module.__class__ = dynamic
+        dynamic.convert(module, out_width, depthwise)
+    elif kind == 'linear':
+        dynamic.convert(module, out_width)
+    else:
+        module.__class__ = dynamic
+    if any(dynamic is own for _, _, own in _OWN_FORWARD):
+        module.static_class = base
     return module
 
 

@@ -7,13 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmcv.cnn.bricks import Conv2dAdaptivePadding
+from timm.layers import BatchNormAct2d
 from torch import nn
 
 from mmchansearch.dynamic_ops import (
     ChannelWidth,
     DynamicBatchNorm1d,
     DynamicBatchNorm2d,
+    DynamicBatchNormAct2d,
     DynamicConv2d,
+    DynamicConv2dAdaptivePadding,
     DynamicLinear,
     is_dynamic,
     make_dynamic,
@@ -59,17 +62,22 @@ def test_conv_at_full_width_is_the_original(conv):
     assert torch.equal(conv(x), ref(x))
 
 
-def test_conv_subclass_with_its_own_forward_is_never_converted():
-    """mmcv's Conv2dAdaptivePadding (EfficientNet) pads in its forward.
+class _PaddedConv(nn.Conv2d):
+    """A Conv2d subclass with a forward of its own that no dynamic class
+    reproduces."""
 
-    Slicing it would drop that padding ('same' padding gives an 8x8 output
-    for a 15x15 input at stride 2, plain slicing 7x7), so make_dynamic
-    refuses it, and a mutator keeps its channels fixed: the prepared model
-    computes exactly what it did.
-    """
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (1, 1, 1, 1)), self.weight, self.bias,
+                        self.stride)
+
+
+def test_conv_subclass_with_its_own_forward_is_never_converted():
+    """Slicing an unknown forward could compute something else, so
+    make_dynamic refuses it, and a mutator keeps its channels fixed: the
+    prepared model computes exactly what it did."""
     torch.manual_seed(0)
-    conv = Conv2dAdaptivePadding(3, 8, 3, stride=2)
-    with pytest.raises(TypeError, match='Conv2dAdaptivePadding'):
+    conv = _PaddedConv(3, 8, 3, stride=2)
+    with pytest.raises(TypeError, match='_PaddedConv'):
         make_dynamic(conv, ChannelWidth('g', 8, 8))
     model = nn.Sequential(conv, nn.BatchNorm2d(8), nn.ReLU(),
                           nn.Conv2d(8, 16, 1), nn.BatchNorm2d(16)).eval()
@@ -77,13 +85,94 @@ def test_conv_subclass_with_its_own_forward_is_never_converted():
     ref = model(x)
     mutator = ChannelMutator(input_shape=(3, 15, 15))
     mutator.prepare(model)
-    assert type(model[0]) is Conv2dAdaptivePadding
-    assert model[0].out_channels == 8
+    assert type(model[0]) is _PaddedConv
     groups = mutator.analysis.groups.values()
     assert not any('0' in g.producers for g in groups)
-    out = model(x)
-    assert out.shape == ref.shape == (2, 16, 8, 8)
-    torch.testing.assert_close(out, ref, atol=0, rtol=0)
+    torch.testing.assert_close(model(x), ref, atol=0, rtol=0)
+
+
+# ------------------------------------------- mmcv's Conv2dAdaptivePadding
+@pytest.mark.parametrize('size,stride,groups', [(15, 2, 1), (16, 2, 1),
+                                                (15, 1, 1), (15, 2, 6)])
+def test_adaptive_padding_conv_pads_then_slices(size, stride, groups):
+    """'same' padding from the input size (8x8 out of 15x15 at stride 2,
+    where a plain slice of the weights would give 7x7), at any width."""
+    torch.manual_seed(0)
+    conv = Conv2dAdaptivePadding(6, 6 if groups > 1 else 8, 3, stride,
+                                 groups=groups)
+    ref = copy.deepcopy(conv)
+    x = torch.randn(2, 6, size, size)
+    expected_full = ref(x)
+    make_dynamic(conv, None if groups > 1 else ChannelWidth('g', 8, 8),
+                 depthwise=groups > 1)
+    assert isinstance(conv, DynamicConv2dAdaptivePadding)
+    torch.testing.assert_close(conv(x), expected_full, atol=0, rtol=0)
+    if groups > 1:  # depthwise: 4 of 6 channels
+        small = Conv2dAdaptivePadding(4, 4, 3, stride, groups=4)
+        small.weight.data, small.bias.data = ref.weight[:4], ref.bias[:4]
+    else:  # 5 of 8 outputs from 4 of 6 inputs
+        conv.out_width.current = 5
+        small = Conv2dAdaptivePadding(4, 5, 3, stride)
+        small.weight.data = ref.weight[:5, :4]
+        small.bias.data = ref.bias[:5]
+    x = x[:, :4]
+    out = conv(x)
+    assert out.shape[-1] == -(-size // stride)
+    torch.testing.assert_close(out, small(x), atol=1e-6, rtol=0)
+    static = conv.to_static(4)
+    assert type(static) is Conv2dAdaptivePadding
+    assert (static.in_channels, static.out_channels, static.groups) == (
+        small.in_channels, small.out_channels, small.groups)
+    assert static.padding == (0, 0)
+    torch.testing.assert_close(static(x), out, atol=1e-6, rtol=0)
+    assert _storage_is_own(static.weight)
+
+
+# -------------------------------------------------- timm's BatchNormAct2d
+@pytest.fixture
+def batch_norm_act(randomize_bn) -> nn.Module:
+    bn = BatchNormAct2d(8, act_layer=nn.SiLU)
+    randomize_bn(bn)
+    return bn
+
+
+@pytest.mark.parametrize('training', [False, True])
+def test_batch_norm_act_normalizes_then_activates(batch_norm_act, training):
+    ref = copy.deepcopy(batch_norm_act).train(training)
+    batch_norm_act.train(training)
+    x = torch.randn(4, 8, 5, 5)
+    expected = ref(x)
+    make_dynamic(batch_norm_act, None)
+    assert isinstance(batch_norm_act, DynamicBatchNormAct2d)
+    ref_state = copy.deepcopy(batch_norm_act.state_dict())
+    torch.testing.assert_close(batch_norm_act(x), expected, atol=0, rtol=0)
+    batch_norm_act.load_state_dict(ref_state)
+    # 5 of 8 channels: timm's BatchNormAct2d of 5 channels, same slices
+    small = BatchNormAct2d(5, act_layer=nn.SiLU).train(training)
+    for name, tensor in ref_state.items():
+        getattr(small, name).data = tensor[:5].clone() \
+            if tensor.dim() else tensor.clone()
+    out = batch_norm_act(x[:, :5])
+    torch.testing.assert_close(out, small(x[:, :5]), atol=1e-6, rtol=0)
+    assert out.min() < 0  # SiLU ran, not ReLU or nothing
+    if training:  # running statistics of the first channels updated
+        torch.testing.assert_close(batch_norm_act.running_mean[:5],
+                                   small.running_mean)
+        assert torch.equal(batch_norm_act.running_mean[5:],
+                           ref_state['running_mean'][5:])
+
+
+def test_batch_norm_act_to_static_keeps_its_activation(batch_norm_act):
+    batch_norm_act.eval()
+    make_dynamic(batch_norm_act, None)
+    static = batch_norm_act.to_static(5).eval()
+    assert type(static) is BatchNormAct2d
+    assert static.num_features == 5 and isinstance(static.act, nn.SiLU)
+    assert static.act is not batch_norm_act.act
+    x = torch.randn(2, 5, 4, 4)
+    torch.testing.assert_close(static(x), batch_norm_act(x), atol=1e-6,
+                               rtol=0)
+    assert torch.equal(static.running_var, batch_norm_act.running_var[:5])
 
 
 def test_depthwise_conv_follows_its_input():

@@ -1,34 +1,57 @@
-"""Exact FLOPs for conv and linear computations outside the sliceable layers.
+"""Exact FLOPs for conv and linear computations outside the sliceable layers,
+and for the layers with a forward of their own that are sliceable.
 
-A conv subclass with a forward of its own (mmcv's Conv2dAdaptivePadding in
-EfficientNet), a Conv1d or an ``F.linear`` in a custom forward is a fixed
-layer: its channels stay fixed and its FLOPs are a constant of the
-estimate, which must equal fvcore's conv + linear count for every channel
-choice and input size. What cannot be counted is refused.
+A conv subclass with an unknown forward of its own, a Conv1d or an
+``F.linear`` in a custom forward is a fixed layer: its channels stay fixed
+and its FLOPs are a constant of the estimate, which must equal fvcore's
+conv + linear count for every channel choice and input size. What cannot
+be counted is refused. mmcv's Conv2dAdaptivePadding (EfficientNet) and
+timm's BatchNormAct2d are sliced: their networks are searchable, counted
+exactly and exported to the same classes, physically smaller.
 """
 from __future__ import annotations
 
 import copy
 import os.path as osp
 import random
+from importlib.util import find_spec
+from pathlib import Path
 
 import mmpretrain
 import pytest
 import torch
 import torch.nn.functional as F
+from mmcv.cnn.bricks import Conv2dAdaptivePadding
 from mmengine.config import Config
 from torch import nn
 
-from mmchansearch.analysis import analyze_channels
+from mmchansearch.analysis import analyze_channels, forward_logits
+from mmchansearch.dynamic_ops import is_dynamic
 from mmchansearch.errors import ConfigError
 from mmchansearch.estimators import ResourceEstimator
+from mmchansearch.export import export_onnx
 from mmchansearch.mutator import ChannelMutator
 from mmchansearch.registry import MODELS
 from mmchansearch.resolution import ResolutionMixer
 
 MMPRETRAIN_CONFIGS = osp.join(osp.dirname(mmpretrain.__file__), '.mim',
                               'configs')
+ZOO_CONFIGS = Path(__file__).resolve().parents[1] / 'configs' / 'model_zoo'
 EFFICIENTNET_SHAPE = (3, 64, 64)
+# Models whose convs or batch norms have a forward of their own: a config
+# and the class that must survive the export.
+OWN_FORWARD_MODELS = {
+    'efficientnet-b0': (osp.join(MMPRETRAIN_CONFIGS, 'efficientnet',
+                                 'efficientnet-b0_8xb32_in1k.py'),
+                        'Conv2dAdaptivePadding'),
+    'efficientnetv2-b0': (osp.join(MMPRETRAIN_CONFIGS, 'efficientnet_v2',
+                                   'efficientnetv2-b0_8xb32_in1k.py'),
+                          'Conv2dAdaptivePadding'),
+    'timm-efficientnet-b0': (str(ZOO_CONFIGS / 'timm-efficientnet-b0_in1k.py'),
+                             'BatchNormAct2d'),
+    'timm-regnetx-002': (str(ZOO_CONFIGS / 'timm-regnetx-002_in1k.py'),
+                         'BatchNormAct2d'),
+}
 
 
 def _num_params(model: nn.Module) -> int:
@@ -163,19 +186,73 @@ def test_efficientnet_counts_exactly(efficientnet, count_flops):
     assert usage['params'] == _num_params(efficientnet)
 
 
-def test_efficientnet_subnet_counts_exactly(efficientnet, make_supernet,
-                                            count_flops):
-    supernet = make_supernet(copy.deepcopy(efficientnet),
+def _class_counts(model: nn.Module, class_name: str) -> list[int]:
+    """Output widths of the layers of ``class_name``, in module order."""
+    return [getattr(m, 'out_channels', getattr(m, 'num_features', 0))
+            for m in model.modules() if type(m).__name__ == class_name]
+
+
+@pytest.mark.parametrize('name', list(OWN_FORWARD_MODELS))
+def test_own_forward_layers_are_searched_and_exported(name, make_supernet,
+                                                      randomize_bn,
+                                                      count_flops):
+    """Supernet at full width == the original model; a random subnet ==
+    its exported static model, whose convs still pad adaptively (batch
+    norms still activate) and whose FLOPs and params the estimator gives
+    exactly (fvcore, torch)."""
+    config, class_name = OWN_FORWARD_MODELS[name]
+    if 'timm' in config and find_spec('timm') is None:
+        pytest.skip('timm is not installed')
+    torch.manual_seed(0)
+    original = MODELS.build(Config.fromfile(config).model)
+    randomize_bn(original)
+    original.eval()
+    x = torch.randn(2, *EFFICIENTNET_SHAPE)
+    with torch.no_grad():
+        expected = forward_logits(original, x)
+    supernet = make_supernet(copy.deepcopy(original),
+                             memory_format='contiguous',
                              input_shape=EFFICIENTNET_SHAPE, divisor=1,
                              width_ratios=[i / 8 for i in range(1, 9)])
     mutator = supernet.mutator
-    assert mutator.widths and mutator.analysis.fixed_layers
+    assert not mutator.analysis.fixed_layers
+    own = [n for n, m in supernet.named_modules() if is_dynamic(m)
+           and type(m).__name__ == f'Dynamic{class_name}']
+    assert own, f'no {class_name} was made dynamic'
+    with torch.no_grad():
+        assert torch.equal(forward_logits(supernet, x), expected)
+
     mutator.sample(random.Random(0))
-    static = mutator.export_static()
+    static = mutator.export_static().eval()
+    with torch.no_grad():
+        subnet = forward_logits(supernet, x)
+        torch.testing.assert_close(forward_logits(static, x), subnet,
+                                   atol=1e-4 * subnet.abs().max().item(),
+                                   rtol=0)
+    assert not torch.allclose(subnet, expected, atol=1e-3)
+    assert not any(is_dynamic(m) for m in static.modules())
+    widths = _class_counts(static, class_name)
+    assert len(widths) == len(_class_counts(original, class_name))
+    assert sum(widths) < sum(_class_counts(original, class_name))
     usage = mutator.estimate()
-    assert usage['flops'] == count_flops(
-        static, torch.zeros(1, *EFFICIENTNET_SHAPE))
+    assert usage['flops'] == count_flops(static,
+                                         torch.zeros(1, *EFFICIENTNET_SHAPE))
     assert usage['params'] == _num_params(static)
+
+
+def test_efficientnet_subnet_exports_to_onnx(efficientnet, make_supernet,
+                                             tmp_path):
+    """A small EfficientNet subnet: its ONNX graph (the adaptive padding
+    fixed at the export's input size) gives torch's logits."""
+    supernet = make_supernet(copy.deepcopy(efficientnet),
+                             memory_format='contiguous',
+                             input_shape=(3, 32, 32), divisor=1,
+                             width_ratios=[0.25, 0.5])
+    supernet.mutator.sample(random.Random(1))
+    static = supernet.mutator.export_static().eval()
+    assert any(type(m) is Conv2dAdaptivePadding and m.stride == (2, 2)
+               for m in static.modules())
+    assert export_onnx(static, (3, 32, 32), str(tmp_path / 'e.onnx')) < 1e-4
 
 
 def test_efficientnet_counts_exactly_at_other_resolutions(efficientnet,
