@@ -2,15 +2,21 @@
 from __future__ import annotations
 
 import logging
+import os.path as osp
+from importlib.util import find_spec
+from pathlib import Path
 
+import mmpretrain
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine.config import Config
 from torch import nn
 
 from mmchansearch.analysis import analyze_channels
 from mmchansearch.errors import ChannelConfigError
 from mmchansearch.mutator import ChannelMutator
+from mmchansearch.registry import MODELS
 
 INPUT_SHAPE = (3, 32, 32)
 TINY_INPUT_SHAPE = (3, 16, 16)
@@ -295,3 +301,37 @@ def test_reshape_that_splits_channels_is_fixed(caplog, test_logger):
         f'fc (4 input features) was put in group {fc.in_group!r} of width '
         f'{analysis.groups[fc.in_group].max_width}')
     assert 'View' in caplog.text
+
+
+# Layers with a forward of their own that the dynamic ops reproduce.
+# EfficientNet-B0 (mmpretrain's Conv2dAdaptivePadding, timm's
+# BatchNormAct2d): stem + 15 expansions (the first block has none) + 16 SE
+# squeezes + 7 stage outputs + the last conv. regnetx_002 (BatchNormAct2d):
+# stem + 4 stage outputs + 13 blocks x (1x1 conv, grouped 3x3 conv).
+OWN_FORWARD_GROUP_COUNTS = {
+    'efficientnet/efficientnet-b0_8xb32_in1k.py': 1 + 15 + 16 + 7 + 1,
+    'timm-efficientnet-b0_in1k.py': 1 + 15 + 16 + 7 + 1,
+    'timm-regnetx-002_in1k.py': 1 + 4 + 13 * 2,
+}
+
+
+@pytest.mark.parametrize('config', list(OWN_FORWARD_GROUP_COUNTS))
+def test_adaptive_padding_and_norm_act_layers_are_grouped(config):
+    """Depthwise Conv2dAdaptivePadding convs follow their input past their
+    own padding; a BatchNormAct2d's normalization, behind its activation,
+    is recognised: nothing is fixed but the classifier's outputs."""
+    if config.startswith('timm'):
+        if find_spec('timm') is None:
+            pytest.skip('timm is not installed')
+        path = Path(__file__).resolve().parents[1] / 'configs' / \
+            'model_zoo' / config
+    else:
+        path = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'configs',
+                        config)
+    model = MODELS.build(Config.fromfile(str(path)).model)
+    analysis = analyze_channels(model, INPUT_SHAPE)
+    assert len(analysis.groups) == OWN_FORWARD_GROUP_COUNTS[config]
+    assert analysis.fixed == [] and analysis.fixed_layers == {}
+    fixed = [n for n, layer in analysis.layers.items()
+             if layer.kind != 'bn' and layer.out_group is None]
+    assert fixed == ['head.fc']
