@@ -61,7 +61,7 @@ search_loop = dict(
     num_changed=2,
     step=0.1,
     dropout=dict(kind='bernoulli', rate=0.05, scale_by_flops=True, repeats=5),
-    train_dropout=dict(rate=0.05),
+    # the protocol's training dropout: train_dropout=dict(rate=0.05)
     metric='loss',
     num_batches=None,
     scales=[0.8],
