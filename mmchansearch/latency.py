@@ -311,6 +311,16 @@ def _layer_op(module: nn.Module, kind: str, cin: int, cout: int,
                       lambda: nn.Linear(cin, cout, bias), (cin, ))
     groups = cin if kind == 'dwconv' else module.groups
     hw = tuple(in_shape[1:])
+    own_class = getattr(module, 'static_class', None)
+    if own_class is not None:
+        # a conv with a forward of its own (mmcv's Conv2dAdaptivePadding:
+        # TF 'same' padding from the input size): timed as that class
+        return OpSpec(
+            _conv_signature(module, cin, cout, groups, hw)
+            + f':{own_class.__name__}',
+            lambda: own_class(cin, cout, module.kernel_size, module.stride,
+                              module.padding, module.dilation, groups, bias),
+            (cin, *hw))
     return OpSpec(
         _conv_signature(module, cin, cout, groups, hw),
         lambda: nn.Conv2d(cin, cout, module.kernel_size, module.stride,

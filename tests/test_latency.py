@@ -250,3 +250,31 @@ def test_a_cuda_table_on_a_cpu_only_host_is_a_clear_error(tmp_path):
                                     entries={'a': 1.0})))
     with pytest.raises(ConfigError, match='no CUDA device is available'):
         LatencyTable.load(path, 'cuda')
+
+
+def test_an_adaptive_padding_conv_is_timed_with_its_own_padding():
+    """mmcv's Conv2dAdaptivePadding pads to TF's 'same' output size in its
+    forward (its ``padding`` attribute is 0): the timed op must be that
+    layer, whose output has the real layer's size, not an unpadded conv."""
+    from mmcv.cnn.bricks import conv2d_adaptive_padding
+    Conv2dAdaptivePadding = conv2d_adaptive_padding.Conv2dAdaptivePadding
+    net = nn.Sequential(
+        Conv2dAdaptivePadding(3, 16, 3, stride=2), nn.BatchNorm2d(16),
+        nn.ReLU(), Conv2dAdaptivePadding(16, 16, 5, groups=16),
+        nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(), nn.Linear(16, 4))
+    reference = copy.deepcopy(net)
+    mutator = ChannelMutator(input_shape=(3, 15, 15),
+                             width_ratios=[0.5, 1.0])
+    mutator.prepare(net)
+    out_sizes = {name: tuple(reference.get_submodule(name)(x).shape[-2:])
+                 for name, x in (
+                     ('0', torch.zeros(1, 3, 15, 15)),
+                     ('3', torch.zeros(1, 16, 8, 8)))}
+    grids = channel_op_grids(mutator)
+    for name, size in out_sizes.items():
+        for row in grids[name][2]:
+            for op in row:
+                out = op.build()(torch.zeros(1, *op.input_shape))
+                assert tuple(out.shape[-2:]) == size, (name, op.signature)
+                assert 'Conv2dAdaptivePadding' in op.signature
