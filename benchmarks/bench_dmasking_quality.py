@@ -41,6 +41,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--search-epochs', type=int, default=8)
     parser.add_argument('--retrain-images', type=int, default=10000)
     parser.add_argument('--retrain-epochs', type=int, default=6)
+    parser.add_argument('--cost-network', choices=['derived', 'expected'],
+                        default='derived',
+                        help="model.cost_network of the search: 'expected' "
+                        "(the paper's effective shape from the Gumbel "
+                        "weights) or 'derived' (the argmax network)")
     return parser.parse_args()
 
 
@@ -50,6 +55,7 @@ def search(args, seed: int, work_dir: str) -> str:
         epochs = args.search_epochs
         tool('tools/search.py', SEARCH, '--work-dir', work_dir, '--resume',
              '--cfg-options', f'randomness.seed={seed}',
+             f'model.cost_network={args.cost_network}',
              f'train_dataloader.dataset.stop={args.weight_images}',
              'train_cfg.arch_dataloader.dataset.start=40000',
              'train_cfg.arch_dataloader.dataset.stop='
@@ -87,7 +93,8 @@ def main() -> None:
     args = parse_args()
     runs = [seed_result(args.work_dir, seed, partial(run_seed, args, seed))
             for seed in args.seeds]
-    print(f'seeds {args.seeds}: search {args.search_epochs} epochs on '
+    print(f'seeds {args.seeds}, cost on the {args.cost_network} network: '
+          f'search {args.search_epochs} epochs on '
           f'{args.weight_images} + {args.arch_images} images; retrain '
           f'{args.retrain_epochs} epochs on {args.retrain_images} images')
     print_table(runs, NETWORKS, 'MFLOPs (mean)', flops_digits=3)
