@@ -359,6 +359,19 @@ def _kill_when(ready: Callable[[], bool], *args,
         process.wait()
 
 
+def _final_state(work_dir: Path) -> dict:
+    pointer = (Path(work_dir) / 'last_checkpoint').read_text().strip()
+    return torch.load(pointer, weights_only=False)['state_dict']
+
+
+@pytest.fixture(scope='session')
+def final_state() -> Callable[[Path], dict]:
+    """``final_state(work_dir)``: the state dict of the checkpoint a
+    training run's ``last_checkpoint`` points to (to compare a resumed run
+    with an uninterrupted one)."""
+    return _final_state
+
+
 @pytest.fixture(scope='session')
 def kill_when() -> Callable[..., None]:
     """``kill_when(ready, script, args...)``: runs a tool, ``kill -9`` once

@@ -301,13 +301,8 @@ def test_resume_with_an_empty_last_checkpoint_uses_the_newest(
         'epoch_2.pth')
 
 
-def _final_weights(work_dir: Path) -> dict:
-    return torch.load(_last_checkpoint(work_dir),
-                      weights_only=False)['state_dict']
-
-
 def test_killed_supernet_training_resumes_to_the_same_weights(
-        tmp_path, make_fashion_mnist, run_tool, kill_when):
+        tmp_path, make_fashion_mnist, run_tool, kill_when, final_state):
     """kill -9 after the first of three epochs (validating every epoch),
     --resume: the weights are the uninterrupted run's, bit for bit. The
     width sampler (seeded from Python's generator) and the generators are
@@ -324,7 +319,7 @@ def test_killed_supernet_training_resumes_to_the_same_weights(
     run_tool('tools/train.py', SUPERNET, '--work-dir', killed, '--resume',
              *options)
     assert _last_checkpoint(killed).endswith('epoch_3.pth')
-    expected, resumed = _final_weights(straight), _final_weights(killed)
+    expected, resumed = final_state(straight), final_state(killed)
     assert resumed.keys() == expected.keys()
     for key, value in expected.items():
         assert torch.equal(resumed[key], value), key

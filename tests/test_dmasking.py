@@ -320,14 +320,9 @@ def test_search_writes_results_and_resumes(tmp_path, make_fashion_mnist,
     assert [h['epoch'] for h in history] == [0, 1, 2]
 
 
-def _final_state(work_dir: Path) -> dict:
-    pointer = (work_dir / 'last_checkpoint').read_text().strip()
-    return torch.load(pointer, weights_only=False)['state_dict']
-
-
 def test_killed_search_resumes_to_the_same_result(
         tmp_path, make_fashion_mnist, run_tool, kill_when,
-        gumbel_search_options):
+        gumbel_search_options, final_state):
     """kill -9 in the last of three epochs (one warm-up), --resume: the
     derived network, the distributions and every weight and architecture
     parameter are the uninterrupted run's. The Gumbel noise continues from
@@ -352,7 +347,7 @@ def test_killed_search_resumes_to_the_same_result(
     for name in ('distributions.json', 'arch_history.json'):
         assert json.loads((killed / name).read_text()) == \
             json.loads((straight / name).read_text()), name
-    resumed, reference = _final_state(killed), _final_state(straight)
+    resumed, reference = final_state(killed), final_state(straight)
     assert resumed.keys() == reference.keys()
     for key, value in reference.items():
         assert torch.equal(resumed[key], value), key

@@ -364,14 +364,9 @@ def test_search_resumes_after_a_kill(searched):
     assert history[:2] == first
 
 
-def _final_state(work_dir: Path) -> dict:
-    pointer = (work_dir / 'last_checkpoint').read_text().strip()
-    return torch.load(pointer, weights_only=False)['state_dict']
-
-
 def test_killed_search_resumes_to_the_same_result(
         tmp_path, make_fashion_mnist, run_tool, kill_when,
-        gumbel_search_options):
+        gumbel_search_options, final_state):
     """kill -9 in the last of three epochs (one warm-up, validation every
     epoch), --resume: derived.yaml, the samples, the distributions and every
     parameter (theta included) are the uninterrupted run's. The cost is
@@ -402,7 +397,7 @@ def test_killed_search_resumes_to_the_same_result(
     for name in ('distributions.json', 'arch_history.json'):
         assert json.loads((killed / name).read_text()) == \
             json.loads((straight / name).read_text()), name
-    resumed, reference = _final_state(killed), _final_state(straight)
+    resumed, reference = final_state(killed), final_state(straight)
     assert resumed.keys() == reference.keys()
     for key, value in reference.items():
         assert torch.equal(resumed[key], value), key
