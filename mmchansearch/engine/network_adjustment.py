@@ -293,9 +293,9 @@ class NetworkAdjustmentLoop(BaseLoop):
         for scale in self.scales:
             if self.settings['adjust_scaled']:
                 uniform = self._uniform(state['start'], scale)
-                sub = self._search(f'x{scale:g}', uniform, offset=1000 * (
-                    len(scaled) + 1))
-                scaled[scale] = (sub['choices'], sub['start'])
+                adjusted = self._search(f'x{scale:g}', uniform,
+                                        offset=1000 * (len(scaled) + 1))
+                scaled[scale] = (adjusted['choices'], adjusted['start'])
             else:
                 scaled[scale] = scaled_variant(
                     self.mutator, state['choices'], state['start'], scale,
