@@ -16,7 +16,8 @@
 # search_loop.protocol=finetune (the toolbox's first protocol) fine-tunes
 # the previous round's weights instead and can start from a pretrained
 # checkpoint (e.g. mmpretrain's resnet18_8xb32_in1k, given after the
-# config), which fills the leading channels of the 2x-wide supernet.
+# config), which fills the leading channels of the 2x-wide supernet (it
+# was set up with optim_wrapper.optimizer.lr=0.01 weight_decay=1e-4).
 #
 # Held-out images: the split of configs/autoslim/README.md (the first 50
 # images of every class in meta/train_autoslim_heldout.txt, the rest in
