@@ -39,7 +39,32 @@ def group_readers(analysis: ChannelAnalysis, group: str) -> list[tuple]:
             if info.in_group == group and info.kind != 'bn']
 
 
-class GroupMasks:
+class MaskHooks:
+    """Forward hooks that multiply activations by the tensors in
+    ``masks[group]`` (None: unmasked); as a context manager, the hooks are
+    removed at its end. Subclasses register the hooks in ``_handles``."""
+
+    masks: dict
+    _handles: list
+
+    def clear(self) -> None:
+        """No group masked."""
+        self.masks = dict.fromkeys(self.masks)
+
+    def remove(self) -> None:
+        """Removes the hooks."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self) -> MaskHooks:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.remove()
+
+
+class GroupMasks(MaskHooks):
     """Persistent masks on several groups: set ``masks[group]`` to a tensor
     (or None for no mask) before a forward. As a context manager, the hooks
     are removed at its end.
@@ -69,18 +94,3 @@ class GroupMasks:
             return (mask_input(args[0], mask, kind), *args[1:])
         return hook
 
-    def clear(self) -> None:
-        """No group masked."""
-        self.masks = dict.fromkeys(self.masks)
-
-    def remove(self) -> None:
-        """Removes the hooks."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def __enter__(self) -> GroupMasks:
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.remove()

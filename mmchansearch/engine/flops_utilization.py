@@ -41,7 +41,12 @@ from mmengine import dist
 from torch import nn
 
 from ..analysis import ChannelAnalysis
-from ..channel_masks import GroupMasks, group_readers, mask_input
+from ..channel_masks import (
+    GroupMasks,
+    MaskHooks,
+    group_readers,
+    mask_input,
+)
 from ..errors import ConfigError
 from ..mutator import ChannelMutator
 
@@ -124,7 +129,7 @@ def _site_kind(analysis: ChannelAnalysis, name: str) -> str:
     return 'linear' if analysis.layers[name].kind == 'linear' else 'conv'
 
 
-class OutputMasks:
+class OutputMasks(MaskHooks):
     """Per-sample masks on the outputs of a group's writers
     (:func:`group_outputs`), one independent mask per site: set
     ``masks[group]`` to a list of (N, C) tensors, one per
@@ -155,22 +160,6 @@ class OutputMasks:
                 return None
             return mask_input(output, masks[index], kind)
         return hook
-
-    def clear(self) -> None:
-        """No group masked."""
-        self.masks = dict.fromkeys(self.masks)
-
-    def remove(self) -> None:
-        """Removes the hooks."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def __enter__(self) -> OutputMasks:
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.remove()
 
 
 class TrainingDropout:
