@@ -19,9 +19,16 @@ Vocabulary:
 A grouped conv with g groups needs its input and output widths to stay
 multiples of g; each group records that as its ``divisor``.
 
-Anything the walk cannot explain (concatenation, reshapes that mix channels,
-per-channel parameters outside known layers) leaves the
-channels it touches fixed, with a warning naming the module and the op.
+A concatenation along the channel dim (DenseNet, multi-branch fusions)
+keeps the groups of its inputs side by side: a layer reading it has *input
+parts*, the ordered groups (or fixed widths) it reads, and slices each part
+at its own offset. Element-wise ops on two concatenations with the same
+parts join the parts one by one.
+
+Anything the walk cannot explain (a split of one group's channels, a
+shuffle, reshapes that mix channels, per-channel parameters outside known
+layers) leaves the channels it touches fixed, with a warning naming the
+module and the op.
 
 The trace also counts every conv and linear computation of the forward at
 the function level (the torch functions behind fvcore's 'conv', 'linear',
@@ -38,9 +45,10 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +63,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .dynamic_ops import sliceable_kind
+from .errors import ConfigError
 
 INPUT = '<input>'
 OUTPUT = '<output>'
@@ -91,6 +100,9 @@ class LayerInfo:
         out_channels: output channels of the unmodified layer.
         output_positions: output positions per sample (H*W for convs, the
             number of rows for linear layers); FLOPs scale with it.
+        in_parts: for a layer reading a concatenation (``in_group`` is
+            None then): (group or None when fixed, max width) of every
+            part, in channel order; None otherwise.
     """
     name: str
     kind: str
@@ -99,6 +111,22 @@ class LayerInfo:
     in_channels: int
     out_channels: int
     output_positions: int
+    in_parts: tuple[tuple[str | None, int], ...] | None = None
+
+    def input_width(self, widths: Mapping) -> Any:
+        """Input channels at group name -> width (missing groups: max);
+        real-valued widths give a real value."""
+        if self.in_parts:
+            return sum(widths.get(group, width) if group else width
+                       for group, width in self.in_parts)
+        return widths.get(self.in_group, self.in_channels) \
+            if self.in_group else self.in_channels
+
+    def input_groups(self) -> list[str]:
+        """The searchable groups of its input channels."""
+        if self.in_parts:
+            return [group for group, _ in self.in_parts if group]
+        return [self.in_group] if self.in_group else []
 
 
 @dataclass
@@ -225,56 +253,124 @@ def _reduces_spatial_only(node) -> bool:
     return all(d % len(sizes) >= 2 for d in dims)
 
 
+# Channels of one part of a tensor: the producers (or INPUT) whose outputs
+# they are, and the unsupported ops on the way. A tensor's *layout* is its
+# parts in channel order: one, unless a concatenation put several side by
+# side.
+_Part = tuple[frozenset, frozenset]
+_UNSIGNED = 2 ** 64  # autograd saves a negative dim as an unsigned int
+
+
 class _GraphWalker:
-    """Finds the producers behind an autograd node, memoized."""
+    """Finds the producers behind an autograd node, memoized.
+
+    Args:
+        producer_nodes: output node -> name of the conv/linear making it.
+        transparent_nodes: a depthwise conv's output node -> its input
+            node (its channels are its input's).
+        norm_nodes: normalization nodes of sliceable norm layers.
+        output_shapes: output shape of every node made by a torch function.
+        widths: producer name (or INPUT) -> its output channels.
+    """
 
     def __init__(self, producer_nodes: dict, transparent_nodes: dict,
-                 norm_nodes: set, output_shapes: dict) -> None:
+                 norm_nodes: set, output_shapes: dict,
+                 widths: dict) -> None:
         self.producer_nodes = producer_nodes
         self.transparent_nodes = transparent_nodes
         self.norm_nodes = norm_nodes
         self.output_shapes = output_shapes
+        self.widths = widths
         self.memo: dict = {}
 
     def sources(self, node) -> tuple[frozenset, frozenset]:
-        """Returns (producer names or INPUT, unsupported op descriptions)."""
-        if node is None:
-            return frozenset([INPUT]), frozenset()
-        if node in self.memo:
-            return self.memo[node]
-        result = self._visit(node)
-        self.memo[node] = result
-        return result
+        """(producer names or INPUT, unsupported op descriptions) behind
+        ``node``, all parts merged."""
+        layout = self.layout(node)
+        return (frozenset().union(*(found for found, _ in layout)),
+                frozenset().union(*(bad for _, bad in layout)))
 
-    def _visit(self, node) -> tuple[frozenset, frozenset]:
+    def layout(self, node) -> tuple[_Part, ...]:
+        """The parts of ``node``'s channels, in channel order."""
+        if node is None:
+            return ((frozenset([INPUT]), frozenset()), )
+        if node not in self.memo:
+            self.memo[node] = self._visit(node)
+        return self.memo[node]
+
+    def part_width(self, part: _Part) -> int | None:
+        """Channels of a part (those of any producer in it; None when it
+        has none)."""
+        return next((self.widths[name] for name in sorted(part[0])), None)
+
+    def combine(self, layouts: list[tuple[_Part, ...]],
+                unsupported: Iterable[str] = ()) -> tuple[_Part, ...]:
+        """The layout of channels met element-wise: parts joined one by
+        one when the layouts have the same parts, else one part (with the
+        mix as an unsupported op)."""
+        bad = frozenset(unsupported)
+        if not layouts:
+            return ((frozenset(), bad), )
+        shapes = {tuple(self.part_width(p) for p in layout)
+                  for layout in layouts}
+        if len(shapes) > 1 and any(len(layout) > 1 for layout in layouts):
+            found, mixed = self.sources_of(layouts)
+            return ((found, mixed | bad
+                     | {'element-wise op on concatenations with other '
+                        'parts'}), )
+        return tuple(
+            (frozenset().union(*(p[0] for p in parts)),
+             frozenset().union(*(p[1] for p in parts)) | bad)
+            for parts in zip(*layouts))
+
+    @staticmethod
+    def sources_of(layouts: Iterable[tuple[_Part, ...]]
+                   ) -> tuple[frozenset, frozenset]:
+        """Every part of ``layouts`` merged into one."""
+        parts = [part for layout in layouts for part in layout]
+        return (frozenset().union(*(found for found, _ in parts)),
+                frozenset().union(*(bad for _, bad in parts)))
+
+    def _channel_cat(self, node) -> bool:
+        """Whether a Cat node concatenates along the channel dim (1)."""
+        shape = self.output_shapes.get(node)
+        dim = int(getattr(node, '_saved_dim', -1))
+        if dim >= _UNSIGNED // 2:
+            dim -= _UNSIGNED
+        return shape is not None and len(shape) >= 2 \
+            and dim % len(shape) == 1
+
+    def _visit(self, node) -> tuple[_Part, ...]:
         if node in self.producer_nodes:
-            return frozenset([self.producer_nodes[node]]), frozenset()
-        op = _op_name(node)
-        unsupported = set()
+            return ((frozenset([self.producer_nodes[node]]), frozenset()), )
         if node in self.transparent_nodes:  # its layer's input
-            inputs = [self.transparent_nodes[node]]
-        else:
-            inputs = [n for n, _ in node.next_functions if n is not None]
-            if op in _SQUEEZE_OPS and not _keeps_channels(
-                    node, self.output_shapes.get(node)):
-                unsupported.add(op)
-            elif op in _REDUCE_OPS and not _reduces_spatial_only(node):
-                unsupported.add(op)
-            elif op not in _CHANNEL_WISE_OPS | _SQUEEZE_OPS | _REDUCE_OPS:
-                unsupported.add(op)
-            elif op in _NORM_OPS and node not in self.norm_nodes:
-                unsupported.add(f'{op} of a norm layer that cannot be sliced')
-            params = [n for n in inputs if _op_name(n) == 'AccumulateGrad']
-            if op not in _NORM_OPS and any(
-                    p.variable.numel() > 1 for p in params):
-                unsupported.add(f'{op} with a per-channel parameter')
-            inputs = [n for n in inputs if _op_name(n) != 'AccumulateGrad']
-        found, bad = set(), set(unsupported)
-        for child in inputs:
-            child_found, child_bad = self.sources(child)
-            found |= child_found
-            bad |= child_bad
-        return frozenset(found), frozenset(bad)
+            return self.layout(self.transparent_nodes[node])
+        op = _op_name(node)
+        children = [n for n, _ in node.next_functions]
+        if op == 'Cat' and self._channel_cat(node):
+            # a child without autograd node is the model input (or a
+            # constant: the widths check of the reader catches that)
+            return tuple(part for child in children
+                         for part in self.layout(child))
+        unsupported = set()
+        inputs = [n for n in children if n is not None]
+        if op in _SQUEEZE_OPS and not _keeps_channels(
+                node, self.output_shapes.get(node)):
+            unsupported.add(op)
+        elif op in _REDUCE_OPS and not _reduces_spatial_only(node):
+            unsupported.add(op)
+        elif op not in _CHANNEL_WISE_OPS | _SQUEEZE_OPS | _REDUCE_OPS \
+                | {'Cat'}:
+            unsupported.add(op)
+        elif op in _NORM_OPS and node not in self.norm_nodes:
+            unsupported.add(f'{op} of a norm layer that cannot be sliced')
+        params = [n for n in inputs if _op_name(n) == 'AccumulateGrad']
+        if op not in _NORM_OPS and any(
+                p.variable.numel() > 1 for p in params):
+            unsupported.add(f'{op} with a per-channel parameter')
+        inputs = [n for n in inputs if _op_name(n) != 'AccumulateGrad']
+        return self.combine([self.layout(child) for child in inputs],
+                            unsupported)
 
 
 @dataclass
@@ -563,10 +659,17 @@ def analyze_channels(model: nn.Module,
     norms = {node for r in records.values() if r.kind == 'bn'
              for inp, out in r.calls for node in _layer_nodes(out, inp)
              if _op_name(node) in _NORM_OPS}
-    walker = _GraphWalker(producers, transparent, norms, output_shapes)
+    producer_widths = {name: _out_channels(r.module)
+                       for name, r in records.items()
+                       if r.kind in ('conv', 'linear')}
+    producer_widths[INPUT] = input_shape[0]
+    walker = _GraphWalker(producers, transparent, norms, output_shapes,
+                          producer_widths)
     union = _UnionFind()
     fixed_roots: dict[str, str] = {}
-    input_groups: dict[str, str] = {}
+    # layer -> (item, max width) of each input part (one unless it reads
+    # a concatenation); an item is a union-find key of the part's group
+    input_parts: dict[str, list[tuple[str, int]]] = {}
     multiples: list[tuple[str, int]] = []  # (item, groups of a grouped conv)
 
     def join(sources: frozenset, bad: frozenset, who: str) -> str:
@@ -580,13 +683,21 @@ def analyze_channels(model: nn.Module,
         return members[0]
 
     for name, record in records.items():
-        sources, bad = frozenset(), frozenset()
-        for input_node, _ in record.calls:  # a shared layer: every call
-            found, unsupported = walker.sources(input_node)
-            sources, bad = sources | found, bad | unsupported
-        input_groups[name] = join(sources or frozenset([INPUT]), bad, name)
+        # a shared layer: every call
+        layout = walker.combine([walker.layout(input_node)
+                                 for input_node, _ in record.calls])
+        if len(layout) > 1:
+            why = _concat_refusal(record, [walker.part_width(part)
+                                           for part in layout])
+            if why:
+                found, bad = walker.sources_of([layout])
+                layout = ((found, bad | {why}), )
+        input_parts[name] = [
+            (join(found or frozenset([INPUT]), bad, name),
+             walker.part_width((found, bad)) or 0)
+            for found, bad in layout]
         if record.kind == 'conv' and record.module.groups > 1:
-            multiples += [(input_groups[name], record.module.groups),
+            multiples += [(input_parts[name][0][0], record.module.groups),
                           (name, record.module.groups)]
     for name, layer in fixed_layers.items():  # its input keeps its width
         for node in counter.inputs.get(name, []):
@@ -630,20 +741,23 @@ def analyze_channels(model: nn.Module,
 
     for name, record in records.items():
         module = record.module
-        in_group = group_of(input_groups[name])
+        parts = [(group_of(item), width) for item, width in input_parts[name]]
+        in_group = parts[0][0] if len(parts) == 1 else None
         if record.kind in ('conv', 'linear'):
             out_group = group_of(name)
             if out_group is not None:
                 groups[out_group].producers.append(name)
         else:
             out_group = in_group
-        for group in {in_group, out_group} - {None}:
-            groups[group].members.append(name)
-        layers[name] = LayerInfo(name, record.kind, in_group, out_group,
-                                 _in_channels(module), _out_channels(module),
-                                 record.output_positions)
+        for group in dict.fromkeys([g for g, _ in parts] + [out_group]):
+            if group is not None:
+                groups[group].members.append(name)
+        layers[name] = LayerInfo(
+            name, record.kind, in_group, out_group, _in_channels(module),
+            _out_channels(module), record.output_positions,
+            tuple(parts) if len(parts) > 1 else None)
 
-    reasons = _describe_fixed(records, union, fixed, input_groups)
+    reasons = _describe_fixed(records, union, fixed, input_parts)
     reasons += [f'{name or "model"}: {", ".join(layer.ops)} outside the '
                 'sliceable layers (its FLOPs count as a constant)'
                 for name, layer in fixed_layers.items()]
@@ -653,13 +767,48 @@ def analyze_channels(model: nn.Module,
                            fixed_layers, counter.uncounted)
 
 
+def _concat_refusal(record: _Record, widths: list[int | None]
+                    ) -> str | None:
+    """Why a layer cannot read a concatenation part by part (None: it
+    can): a grouped conv mixes parts within its groups, and the parts'
+    widths must add up to the layer's input channels."""
+    module = record.module
+    if record.kind == 'conv' and module.groups > 1 \
+            and not _is_depthwise(module):
+        return 'a concatenation read by a grouped conv'
+    if None in widths or sum(widths) != _in_channels(module):
+        return 'a concatenation of parts of unknown width'
+    return None
+
+
+def refuse_concat_readers(analysis: ChannelAnalysis, what: str, fix: str,
+                          groups: Iterable[str] | None = None) -> None:
+    """Raises a :class:`~mmchansearch.errors.ConfigError` naming the layers
+    that read a concatenation with a searchable part (of ``groups``, if
+    given): ``what`` cannot handle them yet and would take their input as
+    fixed; ``fix`` says what to do instead.
+    """
+    wanted = None if groups is None else set(groups)
+    readers = [name for name, info in analysis.layers.items()
+               if info.in_parts and any(
+                   wanted is None or g in wanted
+                   for g in info.input_groups())]
+    if readers:
+        shown = ', '.join(readers[:5]) + (
+            f' and {len(readers) - 5} more' if len(readers) > 5 else '')
+        raise ConfigError(
+            f'{what} does not support layers reading a concatenation of '
+            f'searchable groups yet ({shown}); {fix}.')
+
+
 def _describe_fixed(records: dict, union: _UnionFind, fixed: dict,
-                    input_groups: dict) -> list[str]:
+                    input_parts: dict) -> list[str]:
     """One line per fixed set of channels, skipping the expected ones."""
     touched: dict[str, list[str]] = {}
     for name, record in records.items():
-        for item in (input_groups[name],
-                     name if record.kind in ('conv', 'linear') else None):
+        items = [item for item, _ in input_parts[name]]
+        for item in items + [
+                name if record.kind in ('conv', 'linear') else None]:
             if item is not None and union.find(item) in fixed:
                 touched.setdefault(union.find(item), []).append(name)
     lines = []

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from .analysis import ChannelAnalysis
+from .analysis import ChannelAnalysis, refuse_concat_readers
 
 
 def mask_input(x: torch.Tensor, mask: torch.Tensor, kind: str
@@ -34,7 +34,12 @@ def mask_input(x: torch.Tensor, mask: torch.Tensor, kind: str
 
 
 def group_readers(analysis: ChannelAnalysis, group: str) -> list[tuple]:
-    """(layer name, kind) of every conv / linear layer reading ``group``."""
+    """(layer name, kind) of every conv / linear layer reading ``group``
+    (a group read inside a concatenation is refused)."""
+    refuse_concat_readers(
+        analysis, 'channel masks (DMaskingNAS, Network Adjustment)',
+        'search this model with AutoSlim, or freeze the concatenated groups '
+        '(mutator frozen_groups)', [group])
     return [(name, info.kind) for name, info in analysis.layers.items()
             if info.in_group == group and info.kind != 'bn']
 

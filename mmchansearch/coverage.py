@@ -208,7 +208,7 @@ def _check(cfg: Config, report: CoverageReport, seed: int) -> None:
     layer_flops = mutator.estimator.layer_flops(mutator.max_widths)
     searchable = sum(
         layer_flops[name] for name, info in analysis.layers.items()
-        if info.in_group is not None or info.out_group is not None)
+        if info.input_groups() or info.out_group is not None)
     report.searchable_flops = searchable / full['flops'] \
         if full['flops'] else 0.0
     if not analysis.groups:

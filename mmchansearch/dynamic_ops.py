@@ -6,6 +6,9 @@ slimmable networks). Only the *output* width is looked up, in the
 :class:`ChannelWidth` its group shares; the input width is read from the
 input tensor, so a layer never disagrees with the layer feeding it.
 
+A layer reading a concatenation of groups (DenseNet) has a
+:class:`ConcatInput`: the first channels of *each part* at its offset.
+
 Layers are converted in place by swapping their class, so parameters,
 buffers, state_dict keys and optimizer references stay exactly as they were:
 a supernet checkpoint is an ordinary checkpoint of the original model.
@@ -47,7 +50,64 @@ def _clone(tensor: torch.Tensor | None) -> torch.Tensor | None:
     return None if tensor is None else tensor.detach().clone()
 
 
-class DynamicConv2d(nn.Conv2d):
+class ConcatInput:
+    """The input channels of a layer reading a concatenation.
+
+    Each part is a group (or a fixed width) at its offset in the full
+    input; at the current widths the layer reads the first channels of
+    every part, so its weights are indexed, not sliced.
+
+    Args:
+        parts: (the part group's width, or None for a fixed part; the
+            part's max width), in channel order.
+    """
+
+    def __init__(self, parts: list[tuple[ChannelWidth | None, int]]) -> None:
+        self.parts = parts
+        self._indices: dict = {}
+
+    def widths(self) -> tuple[int, ...]:
+        """The current width of every part."""
+        return tuple(max_width if width is None else width.current
+                     for width, max_width in self.parts)
+
+    def index(self, channels: int, device: torch.device
+              ) -> torch.Tensor | None:
+        """Indices of the channels in use among the full input's (None:
+        all of them); ``channels`` is the input's, checked against the
+        parts' widths."""
+        widths = self.widths()
+        if sum(widths) != channels:
+            raise ValueError(
+                f'input has {channels} channels, the concatenated parts '
+                f'{widths} add up to {sum(widths)}')
+        if widths == tuple(m for _, m in self.parts):
+            return None
+        key = (widths, device)
+        if key not in self._indices:
+            offsets, start = [], 0
+            for (_, max_width), width in zip(self.parts, widths):
+                offsets.append(torch.arange(start, start + width))
+                start += max_width
+            self._indices[key] = torch.cat(offsets).to(device)
+        return self._indices[key]
+
+
+class _ReadsChannels:
+    """Picks the input channels in use from a tensor of a dynamic layer:
+    the first ones, or a concatenation's parts (``concat_input``)."""
+    concat_input: ConcatInput | None = None
+
+    def _input_slice(self, tensor: torch.Tensor, dim: int,
+                     channels: int) -> torch.Tensor:
+        """``tensor``'s entries along ``dim`` for ``channels`` inputs."""
+        if self.concat_input is None:
+            return tensor.narrow(dim, 0, channels)
+        index = self.concat_input.index(channels, tensor.device)
+        return tensor if index is None else tensor.index_select(dim, index)
+
+
+class DynamicConv2d(_ReadsChannels, nn.Conv2d):
     """Conv2d that uses the first channels of its weights.
 
     A depthwise conv (``depthwise=True``) follows its input width: it uses as
@@ -77,9 +137,7 @@ class DynamicConv2d(nn.Conv2d):
         cout = self._out_channels_now(cin)
         if cin == self.in_channels and cout == self.out_channels:
             return super().forward(x)
-        weight = self.weight[:cout] if self.depthwise \
-            else self.weight[:cout, :cin // self.groups]
-        bias = None if self.bias is None else self.bias[:cout]
+        weight, bias = self._weights_in_use(cin, cout)
         groups = cin if self.depthwise else self.groups
         if self.padding_mode != 'zeros':
             x = F.pad(x, self._reversed_padding_repeated_twice,
@@ -88,6 +146,17 @@ class DynamicConv2d(nn.Conv2d):
                             groups)
         return F.conv2d(x, weight, bias, self.stride, self.padding,
                         self.dilation, groups)
+
+    def _weights_in_use(self, cin: int, cout: int
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Weight and bias for ``cin`` inputs and ``cout`` outputs."""
+        if self.depthwise:  # one filter per input channel
+            weight = self._input_slice(self.weight, 0, cin)
+            bias = None if self.bias is None \
+                else self._input_slice(self.bias, 0, cin)
+            return weight, bias
+        weight = self._input_slice(self.weight[:cout], 1, cin // self.groups)
+        return weight, None if self.bias is None else self.bias[:cout]
 
     def _static_layer(self, in_channels: int, out_channels: int,
                       groups: int) -> nn.Conv2d:
@@ -102,11 +171,10 @@ class DynamicConv2d(nn.Conv2d):
         cout = self._out_channels_now(in_channels)
         groups = in_channels if self.depthwise else self.groups
         static = self._static_layer(in_channels, cout, groups)
-        weight = self.weight[:cout] if self.depthwise \
-            else self.weight[:cout, :in_channels // groups]
+        weight, bias = self._weights_in_use(in_channels, cout)
         static.weight = nn.Parameter(_clone(weight))
-        if self.bias is not None:
-            static.bias = nn.Parameter(_clone(self.bias[:cout]))
+        if bias is not None:
+            static.bias = nn.Parameter(_clone(bias))
         return static
 
 
@@ -160,7 +228,7 @@ class DynamicConv2dAdaptivePadding(DynamicConv2d):
                 device=self.weight.device, dtype=self.weight.dtype)
 
 
-class DynamicLinear(nn.Linear):
+class DynamicLinear(_ReadsChannels, nn.Linear):
     """Linear layer that uses the first rows/columns of its weights."""
     out_width: ChannelWidth | None
 
@@ -181,21 +249,24 @@ class DynamicLinear(nn.Linear):
         if cin == self.in_features and cout == self.out_features:
             return super().forward(x)
         bias = None if self.bias is None else self.bias[:cout]
-        return F.linear(x, self.weight[:cout, :cin], bias)
+        return F.linear(x, self._input_slice(self.weight[:cout], 1, cin),
+                        bias)
 
     def to_static(self, in_features: int) -> nn.Linear:
         """A plain Linear holding copies of the weights in use."""
         cout = self._out_features_now()
         static = nn.Linear(in_features, cout, self.bias is not None,
                            device=self.weight.device, dtype=self.weight.dtype)
-        static.weight = nn.Parameter(_clone(self.weight[:cout, :in_features]))
+        static.weight = nn.Parameter(_clone(
+            self._input_slice(self.weight[:cout], 1, in_features)))
         if self.bias is not None:
             static.bias = nn.Parameter(_clone(self.bias[:cout]))
         return static
 
 
-class _DynamicBatchNorm:
-    """Batch norm over the first channels of its statistics and affine."""
+class _DynamicBatchNorm(_ReadsChannels):
+    """Batch norm over the first channels of its statistics and affine
+    (or a concatenation's parts: their statistics are updated in place)."""
     static_class: type
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -210,14 +281,22 @@ class _DynamicBatchNorm:
                 factor = 1.0 / float(self.num_batches_tracked)
         use_batch_stats = self.training or self.running_mean is None
         use_running = not self.training or self.track_running_stats
-        running_mean = self.running_mean[:channels] \
-            if use_running and self.running_mean is not None else None
-        running_var = self.running_var[:channels] \
-            if use_running and self.running_var is not None else None
-        weight = None if self.weight is None else self.weight[:channels]
-        bias = None if self.bias is None else self.bias[:channels]
-        return self._normalize(x, running_mean, running_var, weight, bias,
-                               use_batch_stats, factor)
+        running_mean, running_var, weight, bias = (
+            None if tensor is None else self._input_slice(tensor, 0, channels)
+            for tensor in (
+                self.running_mean if use_running else None,
+                self.running_var if use_running else None,
+                self.weight, self.bias))
+        out = self._normalize(x, running_mean, running_var, weight, bias,
+                              use_batch_stats, factor)
+        if self.concat_input is not None and use_batch_stats \
+                and running_mean is not None:
+            # indexed statistics are copies: write the update back
+            index = self.concat_input.index(channels, x.device)
+            with torch.no_grad():
+                self.running_mean.index_copy_(0, index, running_mean)
+                self.running_var.index_copy_(0, index, running_var)
+        return out
 
     def _normalize(self, x, running_mean, running_var, weight, bias,
                    use_batch_stats: bool, factor: float) -> torch.Tensor:
@@ -233,12 +312,13 @@ class _DynamicBatchNorm:
             for name in ('weight', 'bias'):
                 source = getattr(self, name)
                 if source is not None:
-                    setattr(static, name,
-                            nn.Parameter(_clone(source[:num_features])))
+                    setattr(static, name, nn.Parameter(_clone(
+                        self._input_slice(source, 0, num_features))))
             for name in ('running_mean', 'running_var'):
                 source = getattr(self, name)
                 if source is not None:
-                    getattr(static, name).copy_(source[:num_features])
+                    getattr(static, name).copy_(
+                        self._input_slice(source, 0, num_features))
             if self.num_batches_tracked is not None:
                 static.num_batches_tracked.copy_(self.num_batches_tracked)
         return static
@@ -344,7 +424,8 @@ def sliceable_kind(module: nn.Module) -> str | None:
 
 
 def make_dynamic(module: nn.Module, out_width: ChannelWidth | None,
-                 depthwise: bool = False) -> nn.Module:
+                 depthwise: bool = False,
+                 concat_input: ConcatInput | None = None) -> nn.Module:
     """Converts a Conv2d, Linear or BatchNorm into its dynamic version.
 
     Subclasses are converted only when they keep the base class's forward,
@@ -356,6 +437,7 @@ def make_dynamic(module: nn.Module, out_width: ChannelWidth | None,
         out_width: the output group's width; None keeps the output at full
             width (batch norms and depthwise convs follow their input).
         depthwise: whether a conv is depthwise.
+        concat_input: the parts of the concatenation it reads, if it does.
 
     Returns:
         The same object, now of the dynamic class.
@@ -376,6 +458,8 @@ def make_dynamic(module: nn.Module, out_width: ChannelWidth | None,
         module.__class__ = dynamic
     if any(dynamic is own for _, _, own in _OWN_FORWARD):
         module.static_class = base
+    if concat_input is not None:
+        module.concat_input = concat_input
     return module
 
 
@@ -395,17 +479,14 @@ class SwitchableBatchNorm(nn.Module):
     """One private batch norm per subnet (switchable BN of slimmable nets).
 
     Args:
-        source: the batch norm to copy (its first channels).
-        widths: the channel count of each subnet at this layer.
+        bns: each subnet's batch norm, e.g. a dynamic batch norm's
+            ``to_static`` at that subnet's widths.
         switch: the shared active-subnet index.
     """
 
-    def __init__(self, source: nn.Module, widths: list[int],
-                 switch: SubnetSwitch) -> None:
+    def __init__(self, bns: list[nn.Module], switch: SubnetSwitch) -> None:
         super().__init__()
-        if not isinstance(source, _DynamicBatchNorm):
-            source = make_dynamic(source, None)
-        self.bns = nn.ModuleList(source.to_static(w) for w in widths)
+        self.bns = nn.ModuleList(bns)
         self.switch = switch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

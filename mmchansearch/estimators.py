@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from .analysis import ChannelAnalysis, count_conv_linear
+from .analysis import ChannelAnalysis, LayerInfo, count_conv_linear
 from .errors import ConfigError
 
 METRICS = ('flops', 'params')
@@ -30,17 +30,17 @@ METRICS = ('flops', 'params')
 
 @dataclass(frozen=True)
 class _LayerCost:
-    name: str
-    in_group: str | None
-    out_group: str | None
-    in_channels: int
-    out_channels: int
+    layer: LayerInfo
     flops_per_pair: int    # FLOPs per (input channel / groups x output)
     params_per_pair: int   # weight entries per (input / groups x output)
     params_per_out: int    # bias / affine entries per output channel
     flops_per_out: int     # depthwise: FLOPs per channel (no input factor)
     groups: int = 1        # a grouped conv's input is split this many ways
     positions: int = 1     # output positions the FLOPs are counted at
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
 
 
 class ResourceEstimator:
@@ -60,7 +60,7 @@ class ResourceEstimator:
                  latency: Any = None) -> None:
         self.analysis = analysis
         self.latency = latency
-        self._costs = [_layer_cost(name, info, model.get_submodule(name))
+        self._costs = [_layer_cost(info, model.get_submodule(name))
                        for name, info in analysis.layers.items()]
         layer_params = sum(
             p.numel() for name in analysis.layers
@@ -177,33 +177,34 @@ class ResourceEstimator:
 
 def _widths_of(cost: _LayerCost, widths: Mapping[str, int]
                ) -> tuple[int, int]:
-    """Input channels per conv group and output channels of a layer."""
-    cin = widths.get(cost.in_group, cost.in_channels) \
-        if cost.in_group else cost.in_channels
-    cout = widths.get(cost.out_group, cost.out_channels) \
-        if cost.out_group else cost.out_channels
+    """Input channels per conv group and output channels of a layer (a
+    batch norm's and a depthwise conv's are its input channels)."""
+    layer = cost.layer
+    cin = layer.input_width(widths)
+    if layer.kind in ('bn', 'dwconv'):
+        cout = cin
+    else:
+        cout = widths.get(layer.out_group, layer.out_channels) \
+            if layer.out_group else layer.out_channels
     return (cin // cost.groups if isinstance(cin, int)
             else cin / cost.groups), cout
 
 
-def _layer_cost(name: str, info, module: nn.Module) -> _LayerCost:
+def _layer_cost(info: LayerInfo, module: nn.Module) -> _LayerCost:
     positions = max(info.output_positions, 1)
     bias = 1 if getattr(module, 'bias', None) is not None else 0
-    shape = (name, info.in_group, info.out_group, info.in_channels,
-             info.out_channels)
     if info.kind == 'dwconv':
         kernel = module.kernel_size[0] * module.kernel_size[1]
-        return _LayerCost(*shape, 0, 0, kernel + bias, kernel * positions,
+        return _LayerCost(info, 0, 0, kernel + bias, kernel * positions,
                           positions=positions)
     if info.kind == 'conv':
         kernel = module.kernel_size[0] * module.kernel_size[1]
-        return _LayerCost(*shape, kernel * positions, kernel, bias, 0,
+        return _LayerCost(info, kernel * positions, kernel, bias, 0,
                           module.groups, positions)
     if info.kind == 'linear':
-        return _LayerCost(*shape, positions, 1, bias, 0,
-                          positions=positions)
+        return _LayerCost(info, positions, 1, bias, 0, positions=positions)
     affine = 2 if getattr(module, 'affine', False) else 0  # batch norm
-    return _LayerCost(*shape, 0, 0, affine, 0, positions=positions)
+    return _LayerCost(info, 0, 0, affine, 0, positions=positions)
 
 
 def traced_macs(model: nn.Module, run: Callable[[], Any]) -> dict[str, int]:

@@ -17,7 +17,7 @@ from torch import nn
 
 from .analysis import ChannelAnalysis, analyze_channels
 from .channel_cfg import ChannelConfig, parse_channel_cfg, validate_channels
-from .dynamic_ops import ChannelWidth, is_dynamic, make_dynamic
+from .dynamic_ops import ChannelWidth, ConcatInput, is_dynamic, make_dynamic
 from .errors import BudgetError, ChannelConfigError, ConfigError
 from .estimators import ResourceEstimator
 from .latency import ChannelLatencyModel, LatencyTable
@@ -139,12 +139,16 @@ class ChannelMutator:
                        for name, g in self.analysis.groups.items()}
         self.explicit_candidates = self._group_candidates(candidates or {})
         for name, info in self.analysis.layers.items():
-            if info.in_group is None and info.out_group is None:
+            if not info.input_groups() and info.out_group is None:
                 continue
             out_width = self.widths[info.out_group] \
                 if info.kind in ('conv', 'linear') and info.out_group else None
+            concat_input = ConcatInput([
+                (self.widths[group] if group else None, width)
+                for group, width in info.in_parts]) if info.in_parts else None
             make_dynamic(model.get_submodule(name), out_width,
-                         depthwise=info.kind == 'dwconv')
+                         depthwise=info.kind == 'dwconv',
+                         concat_input=concat_input)
         self._model = model
         if self.latency_table:
             table = LatencyTable.load(self.latency_table,
@@ -494,9 +498,8 @@ class ChannelMutator:
             module = static.get_submodule(name)
             if not is_dynamic(module):
                 continue
-            in_width = widths[info.in_group] if info.in_group \
-                else info.in_channels
-            _replace_submodule(static, name, module.to_static(in_width))
+            _replace_submodule(static, name,
+                               module.to_static(info.input_width(widths)))
         return static.train(self.model.training)
 
 

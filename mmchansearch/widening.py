@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .analysis import ChannelAnalysis
+from .analysis import ChannelAnalysis, refuse_concat_readers
 
 
 def _new_parameter(like: torch.Tensor | None, *shape: int
@@ -78,6 +78,12 @@ def resize_layers(model: nn.Module, analysis: ChannelAnalysis,
     def width(group: str | None, default: int) -> int:
         return int(widths.get(group, default)) if group else default
 
+    refuse_concat_readers(
+        analysis, 'resizing layers (Network Adjustment, width_cap > 1)',
+        'search this model with AutoSlim, ReXNet or DMaskingNAS (width_cap '
+        '1), or keep the concatenated groups out of the widths',
+        [g for g, w in widths.items()
+         if w != analysis.groups[g].max_width])
     for name, info in analysis.layers.items():
         cin = width(info.in_group, info.in_channels)
         cout = width(info.out_group, info.out_channels)

@@ -6,6 +6,7 @@ classifiers have 10 classes and are traced at 3x32x32.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import signal
 import socket
@@ -187,6 +188,12 @@ def make_supernet() -> Callable[..., ChannelSupernet]:
     """``make_supernet(classifier, memory_format='channels_last',
     **mutator_kwargs)``, at 3x32x32."""
     return _make_supernet
+
+
+@pytest.fixture
+def test_logger() -> logging.Logger:
+    """A plain logger that propagates to pytest's ``caplog``."""
+    return logging.getLogger('mmchansearch.tests')
 
 
 @pytest.fixture

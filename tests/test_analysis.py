@@ -36,12 +36,6 @@ EXPECTED_GROUP_COUNTS = {
 }
 
 
-@pytest.fixture
-def test_logger() -> logging.Logger:
-    """A plain logger that propagates to pytest's ``caplog``."""
-    return logging.getLogger('mmchansearch.tests.analysis')
-
-
 class GroupedConvNet(nn.Module):
 
     def __init__(self) -> None:
@@ -57,23 +51,6 @@ class GroupedConvNet(nn.Module):
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.relu(self.bn2(self.gconv(x)))
         x = F.relu(self.conv3(x))
-        return self.fc(x.mean((2, 3)))
-
-
-class ConcatNet(nn.Module):
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, 8, 3, padding=1)
-        self.branch_a = nn.Conv2d(8, 6, 1)
-        self.branch_b = nn.Conv2d(8, 4, 1)
-        self.merge = nn.Conv2d(10, 12, 1)
-        self.fc = nn.Linear(12, 5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.stem(x))
-        x = torch.cat([self.branch_a(x), self.branch_b(x)], dim=1)
-        x = F.relu(self.merge(x))
         return self.fc(x.mean((2, 3)))
 
 
@@ -261,20 +238,6 @@ def test_grouped_conv_slices_per_multiple_and_exports_exactly(count_flops):
             p.numel() for p in static.parameters())
     with pytest.raises(ChannelConfigError, match='multiple of 2'):
         mutator.set_choices({'conv1': 5, 'gconv': 4, 'conv3': 5})
-
-
-def test_concat_is_fixed_with_warning_naming_the_op(caplog, test_logger):
-    with caplog.at_level(logging.WARNING):
-        analysis = analyze_channels(ConcatNet(), (3, 16, 16),
-                                    logger=test_logger)
-    assert list(analysis.groups) == ['stem', 'merge']
-    for name in ('branch_a', 'branch_b'):
-        assert analysis.layers[name].in_group == 'stem'
-        assert analysis.layers[name].out_group is None
-    assert analysis.layers['merge'].in_group is None
-    assert len(analysis.fixed) == 1
-    assert 'Cat' in analysis.fixed[0] and 'merge' in analysis.fixed[0]
-    assert 'Cat' in caplog.text
 
 
 def test_per_channel_parameter_is_fixed_with_warning(caplog, test_logger):

@@ -126,17 +126,23 @@ class SlimmableNetwork(ChannelSupernet):
         return len(self.channel_cfgs) == 1
 
     def _make_batch_norms_switchable(self) -> None:
-        analysis = self.mutator.analysis
-        for name, info in analysis.layers.items():
-            if info.kind != 'bn' or info.in_group is None:
-                continue
-            widths = [cfg.channels[info.in_group]
-                      for cfg in self.channel_cfgs]
-            bn = self.architecture.get_submodule(name)
-            parent_name, _, child = name.rpartition('.')
+        """Every batch norm reading a searchable group becomes one per
+        subnet, each a copy of its channels in that subnet."""
+        layers = [info for info in self.mutator.analysis.layers.values()
+                  if info.kind == 'bn' and info.input_groups()]
+        per_subnet: dict[str, list] = {info.name: [] for info in layers}
+        for cfg in self.channel_cfgs:
+            self.mutator.set_choices(cfg)
+            widths = self.mutator.current_choices()
+            for info in layers:
+                bn = self.architecture.get_submodule(info.name)
+                per_subnet[info.name].append(
+                    bn.to_static(info.input_width(widths)))
+        for info in layers:
+            parent_name, _, child = info.name.rpartition('.')
             parent = self.architecture.get_submodule(parent_name)
-            setattr(parent, child, SwitchableBatchNorm(bn, widths,
-                                                       self.switch))
+            setattr(parent, child, SwitchableBatchNorm(
+                per_subnet[info.name], self.switch))
 
     def init_weights(self) -> None:
         """The architecture's initialization, then (with ``init_from``)

@@ -1,0 +1,241 @@
+"""Concatenated channels (DenseNet, multi-branch fusions).
+
+A layer reading ``torch.cat`` of several groups keeps each part's group:
+the parts are sliced at their own offsets. Checked against an independent
+reference, the exported static model: outputs, gradients and batch-norm
+statistics in both memory formats, FLOPs against fvcore and params
+against torch; and the places that cannot handle such a layer yet refuse
+it instead of treating its input as fixed.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmchansearch.analysis import analyze_channels
+from mmchansearch.channel_masks import group_readers
+from mmchansearch.coverage import randomize_batch_norms
+from mmchansearch.errors import ConfigError
+from mmchansearch.latency import channel_op_grids
+from mmchansearch.models.algorithms import SlimmableNetwork
+from mmchansearch.mutator import ChannelMutator
+from mmchansearch.widening import resize_layers
+
+SHAPE = (3, 8, 8)
+
+
+class DenseNetLike(nn.Module):
+    """Two dense layers, a depthwise conv and a transition over the
+    growing concatenation, a linear head.
+
+    Groups: ``stem``, ``layer1`` (its conv), ``layer2``, ``trans``; the
+    norm, conv and depthwise conv after a concatenation read its parts.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.layer1_bn = nn.BatchNorm2d(8)
+        self.layer1 = nn.Conv2d(8, 6, 3, padding=1, bias=False)
+        self.layer2_bn = nn.BatchNorm2d(14)
+        self.layer2 = nn.Conv2d(14, 5, 1)
+        self.dw = nn.Conv2d(19, 19, 3, padding=1, groups=19)
+        self.dw_bn = nn.BatchNorm2d(19)
+        self.trans = nn.Conv2d(19, 12, 1)
+        self.fc = nn.Linear(12 + 19, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        features = torch.cat([x, self.layer1(F.relu(self.layer1_bn(x)))], 1)
+        new = self.layer2(F.relu(self.layer2_bn(features)))
+        features = torch.cat([features, new], dim=-3)  # a negative dim
+        y = F.relu(self.dw_bn(self.dw(features)))
+        pooled = torch.cat([self.trans(y).mean((2, 3)), y.mean((2, 3))], 1)
+        return self.fc(pooled)
+
+
+class GroupedReader(nn.Module):
+    """A grouped conv reading a concatenation: it mixes the parts inside
+    its groups, so the parts stay fixed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 1)
+        self.b = nn.Conv2d(3, 4, 1)
+        self.grouped = nn.Conv2d(8, 8, 3, padding=1, groups=2)
+        self.head = nn.Conv2d(8, 6, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.grouped(torch.cat([self.a(x), self.b(x)], 1))
+        return self.head(x).mean((2, 3))
+
+
+class MixedSum(nn.Module):
+    """A concatenation added to a single conv's output: the conv's
+    channels would have to split into the concatenation's parts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 1)
+        self.b = nn.Conv2d(3, 4, 1)
+        self.c = nn.Conv2d(3, 8, 1)
+        self.head = nn.Conv2d(8, 6, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.a(x), self.b(x)], 1) + self.c(x)
+        return self.head(x).mean((2, 3))
+
+
+def _model(seed: int = 0) -> DenseNetLike:
+    torch.manual_seed(seed)
+    model = DenseNetLike()
+    randomize_batch_norms(model, seed)
+    return model
+
+
+def _exported_grads(mutator: ChannelMutator) -> dict[str, torch.Tensor]:
+    """The supernet's parameter gradients, exported like its weights."""
+    params = list(mutator.model.parameters())
+    saved = [p.data for p in params]
+    try:
+        for p in params:
+            p.data = p.grad
+        return {name: p.detach().clone() for name, p in
+                mutator.export_static().named_parameters()}
+    finally:
+        for p, data in zip(params, saved):
+            p.data = data
+
+
+def test_concatenation_keeps_the_groups_of_its_parts(caplog, test_logger):
+    with caplog.at_level(logging.WARNING):
+        analysis = analyze_channels(_model(), SHAPE, logger=test_logger)
+    assert list(analysis.groups) == ['stem', 'layer1', 'layer2', 'trans']
+    assert not analysis.fixed and 'kept fixed' not in caplog.text
+    two = (('stem', 8), ('layer1', 6))
+    three = two + (('layer2', 5), )
+    parts = {name: info.in_parts for name, info in analysis.layers.items()}
+    assert parts == {'stem': None, 'layer1_bn': None, 'layer1': None,
+                     'layer2_bn': two, 'layer2': two, 'dw': three,
+                     'dw_bn': three, 'trans': three,
+                     'fc': (('trans', 12), ) + three}
+    for name in ('layer2', 'trans', 'fc'):
+        assert analysis.layers[name].in_group is None
+    assert 'fc' in analysis.groups['layer1'].members
+
+
+@pytest.mark.parametrize('memory_format',
+                         [torch.contiguous_format, torch.channels_last])
+def test_supernet_equals_its_export_with_concatenations(memory_format,
+                                                        count_flops):
+    model = _model().to(memory_format=memory_format)
+    mutator = ChannelMutator(input_shape=SHAPE)
+    mutator.prepare(model)
+    x = torch.randn(3, *SHAPE).to(memory_format=memory_format)
+    rng = random.Random(0)
+    for _ in range(4):
+        choices = mutator.sample(rng)
+        mutator.set_choices(choices)
+        static = mutator.export_static().to(memory_format=memory_format)
+        for mode in ('eval', 'train'):
+            model.train(mode == 'train')
+            static.train(mode == 'train')
+            model.zero_grad()
+            static.zero_grad()
+            x_super = x.clone().requires_grad_()
+            x_static = x.clone().requires_grad_()
+            out, ref = model(x_super), static(x_static)
+            torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+            weights = torch.randn_like(ref)
+            (out * weights).sum().backward()
+            (ref * weights).sum().backward()
+            torch.testing.assert_close(x_super.grad, x_static.grad,
+                                       atol=1e-5, rtol=1e-5)
+            # the supernet's gradients, sliced as the export slices its
+            # weights, are the static model's
+            grads = _exported_grads(mutator)
+            for name, param in static.named_parameters():
+                torch.testing.assert_close(grads[name], param.grad,
+                                           atol=1e-5, rtol=1e-5)
+        model.eval()
+        assert mutator.estimate(choices)['flops'] == count_flops(
+            static, torch.zeros(1, *SHAPE))
+        assert mutator.estimate(choices)['params'] == sum(
+            p.numel() for p in static.parameters())
+
+
+def test_batch_norm_over_parts_updates_the_statistics_it_reads():
+    model = _model()
+    mutator = ChannelMutator(input_shape=SHAPE)
+    mutator.prepare(model)
+    mutator.set_choices({'stem': 3, 'layer1': 2, 'layer2': 4, 'trans': 5})
+    before = model.layer2_bn.running_mean.clone()
+    static = mutator.export_static().train()
+    model.train()
+    x = torch.randn(4, *SHAPE)
+    model(x)
+    static(x)
+    after = mutator.export_static()
+    for name in ('running_mean', 'running_var'):
+        torch.testing.assert_close(getattr(after.layer2_bn, name),
+                                   getattr(static.layer2_bn, name))
+    # stem channels 0-2 and layer1 channels 8-9 moved, the others did not
+    moved = (model.layer2_bn.running_mean != before).nonzero().flatten()
+    assert moved.tolist() == [0, 1, 2, 8, 9]
+
+
+@pytest.mark.parametrize('model_class,op', [
+    (GroupedReader, 'concatenation read by a grouped conv'),
+    (MixedSum, 'element-wise op on concatenations with other parts')])
+def test_a_concatenation_that_cannot_be_sliced_stays_fixed(
+        model_class, op, caplog, test_logger):
+    with caplog.at_level(logging.WARNING):
+        analysis = analyze_channels(model_class(), SHAPE,
+                                    logger=test_logger)
+    for name in ('a', 'b'):
+        assert analysis.layers[name].out_group is None
+    assert any(op in reason for reason in analysis.fixed)
+    assert op in caplog.text
+
+
+def test_methods_without_concatenation_support_refuse_it(tmp_path):
+    model = _model()
+    mutator = ChannelMutator(input_shape=SHAPE)
+    mutator.prepare(model)
+    analysis = mutator.analysis
+    with pytest.raises(ConfigError, match='latency tables.*layer2_bn'):
+        channel_op_grids(mutator)
+    with pytest.raises(ConfigError, match='channel masks.*layer2'):
+        group_readers(analysis, 'layer1')
+    with pytest.raises(ConfigError, match='resizing layers.*dw'):
+        resize_layers(copy.deepcopy(model), analysis, {'layer2': 8})
+    with pytest.raises(ConfigError, match='resizing layers'):
+        ChannelMutator(input_shape=SHAPE, width_cap=1.5).prepare(_model())
+
+
+def test_switchable_batch_norms_over_parts_give_each_subnet(test_logger):
+    cfgs = [{'stem': 4, 'layer1': 3, 'layer2': 2, 'trans': 6},
+            {'stem': 8, 'layer1': 1, 'layer2': 5, 'trans': 3}]
+    reference = ChannelMutator(input_shape=SHAPE)
+    reference.prepare(_model())
+    slimmable = SlimmableNetwork(
+        _model(), [{'channels': c} for c in cfgs],
+        mutator=dict(type='ChannelMutator', input_shape=SHAPE),
+        memory_format='contiguous').eval()
+    x = torch.randn(2, *SHAPE)
+    for index, cfg in enumerate(cfgs):
+        reference.set_choices(cfg)
+        static = reference.export_static().eval()
+        slimmable.activate(index)
+        with torch.no_grad():
+            torch.testing.assert_close(
+                slimmable.architecture(x), static(x), atol=1e-5,
+                rtol=1e-5)
+        assert slimmable.architecture.layer2_bn.bns[index].num_features \
+            == cfg['stem'] + cfg['layer1']
