@@ -340,6 +340,15 @@ class _GraphWalker:
         return shape is not None and len(shape) >= 2 \
             and dim % len(shape) == 1
 
+    def _sized(self, node, layout: tuple[_Part, ...]) -> bool:
+        """Whether the parts' widths add up to ``node``'s channels (a
+        child without autograd node is the model input)."""
+        widths = [self.part_width(part) for part in layout]
+        shape = self.output_shapes.get(node) if node is not None \
+            else (None, self.widths[INPUT])
+        return shape is not None and len(shape) >= 2 \
+            and None not in widths and sum(widths) == shape[1]
+
     def _visit(self, node) -> tuple[_Part, ...]:
         if node in self.producer_nodes:
             return ((frozenset([self.producer_nodes[node]]), frozenset()), )
@@ -348,10 +357,12 @@ class _GraphWalker:
         op = _op_name(node)
         children = [n for n, _ in node.next_functions]
         if op == 'Cat' and self._channel_cat(node):
-            # a child without autograd node is the model input (or a
-            # constant: the widths check of the reader catches that)
-            return tuple(part for child in children
-                         for part in self.layout(child))
+            layouts = [self.layout(child) for child in children]
+            if all(self._sized(child, layout)
+                   for child, layout in zip(children, layouts)):
+                return tuple(part for layout in layouts for part in layout)
+            found, bad = self.sources_of(layouts)
+            return ((found, bad | {'Cat of channels the walk cannot size'}), )
         unsupported = set()
         inputs = [n for n in children if n is not None]
         if op in _SQUEEZE_OPS and not _keeps_channels(

@@ -92,6 +92,21 @@ class MixedSum(nn.Module):
         return self.head(x).mean((2, 3))
 
 
+class SlicedPart(nn.Module):
+    """A concatenation of a slice of one group's channels: the part is
+    narrower than its group, so the parts cannot be sized."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 1)
+        self.b = nn.Conv2d(3, 4, 1)
+        self.head = nn.Conv2d(6, 6, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.a(x)[:, :2], self.b(x)], 1)
+        return self.head(x).mean((2, 3))
+
+
 def _model(seed: int = 0) -> DenseNetLike:
     torch.manual_seed(seed)
     model = DenseNetLike()
@@ -192,7 +207,8 @@ def test_batch_norm_over_parts_updates_the_statistics_it_reads():
 
 @pytest.mark.parametrize('model_class,op', [
     (GroupedReader, 'concatenation read by a grouped conv'),
-    (MixedSum, 'element-wise op on concatenations with other parts')])
+    (MixedSum, 'element-wise op on concatenations with other parts'),
+    (SlicedPart, 'Cat of channels the walk cannot size')])
 def test_a_concatenation_that_cannot_be_sliced_stays_fixed(
         model_class, op, caplog, test_logger):
     with caplog.at_level(logging.WARNING):
