@@ -82,6 +82,8 @@ _NORM_OPS = {'NativeBatchNorm', 'CudnnBatchNorm'}
 # Shape ops that keep channels only when every dim after the channel is 1.
 _SQUEEZE_OPS = {'View', 'Reshape', 'ReshapeAlias', 'UnsafeView', 'Squeeze',
                 'Unsqueeze', 'Flatten'}
+# Views a channel shuffle is made of.
+_VIEW_OPS = {'View', 'UnsafeView', 'Reshape', 'ReshapeAlias'}
 # Reductions that keep channels only when they reduce spatial dims alone.
 _REDUCE_OPS = {'Mean', 'Sum'}
 _TRAILING_DIGITS = re.compile(r'(Backward)?\d*$')
@@ -282,6 +284,9 @@ class _GraphWalker:
         self.output_shapes = output_shapes
         self.widths = widths
         self.memo: dict = {}
+        # (producers, groups) of every channel shuffle passed: the widths
+        # of their group must be multiples of the shuffle's groups
+        self.divisors: list[tuple[frozenset, int]] = []
 
     def sources(self, node) -> tuple[frozenset, frozenset]:
         """(producer names or INPUT, unsupported op descriptions) behind
@@ -340,6 +345,35 @@ class _GraphWalker:
         return shape is not None and len(shape) >= 2 \
             and dim % len(shape) == 1
 
+    def _shuffle(self, node) -> tuple | None:
+        """(input node, groups) when ``node`` ends a channel shuffle (as
+        ShuffleNet's): a view of (N, C, ...) as (N, g, C/g, ...), dims 1
+        and 2 swapped, viewed back as (N, C, ...). It keeps the width, so
+        its output is its input's group (the order of the channels is
+        the shuffle's at every width)."""
+        if _op_name(node) not in _VIEW_OPS:
+            return None
+        sizes = getattr(node, '_saved_self_sym_sizes', None)
+        out = self.output_shapes.get(node)
+        if sizes is None or out is None or len(sizes) != len(out) + 1:
+            return None
+        batch, per_group, groups, *rest = (int(v) for v in sizes)
+        if tuple(out) != (batch, per_group * groups, *rest):
+            return None
+        swap = node.next_functions[0][0]
+        while swap is not None and _op_name(swap) in ('Clone', 'Contiguous'):
+            swap = swap.next_functions[0][0]
+        if swap is None or _op_name(swap) != 'Transpose' or {
+                int(getattr(swap, '_saved_dim0', -1)) % len(sizes),
+                int(getattr(swap, '_saved_dim1', -1)) % len(sizes)} != {1, 2}:
+            return None
+        split = swap.next_functions[0][0]
+        if split is None or _op_name(split) not in _VIEW_OPS \
+                or self.output_shapes.get(split) != (
+                    batch, groups, per_group, *rest):
+            return None
+        return split.next_functions[0][0], groups
+
     def _sized(self, node, layout: tuple[_Part, ...]) -> bool:
         """Whether the parts' widths add up to ``node``'s channels (a
         child without autograd node is the model input)."""
@@ -363,6 +397,15 @@ class _GraphWalker:
                 return tuple(part for layout in layouts for part in layout)
             found, bad = self.sources_of(layouts)
             return ((found, bad | {'Cat of channels the walk cannot size'}), )
+        shuffle = self._shuffle(node)
+        if shuffle is not None:
+            source, groups = shuffle
+            layout = self.layout(source)
+            if len(layout) == 1:
+                self.divisors.append((layout[0][0], groups))
+                return layout
+            found, bad = self.sources_of([layout])
+            return ((found, bad | {'channel shuffle of a concatenation'}), )
         unsupported = set()
         inputs = [n for n in children if n is not None]
         if op in _SQUEEZE_OPS and not _keeps_channels(
@@ -710,6 +753,8 @@ def analyze_channels(model: nn.Module,
         if record.kind == 'conv' and record.module.groups > 1:
             multiples += [(input_parts[name][0][0], record.module.groups),
                           (name, record.module.groups)]
+    multiples += [(sorted(producers)[0], groups)
+                  for producers, groups in walker.divisors if producers]
     for name, layer in fixed_layers.items():  # its input keeps its width
         for node in counter.inputs.get(name, []):
             found = walker.sources(node)[0] or frozenset([INPUT])

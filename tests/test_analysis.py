@@ -11,9 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
+from mmpretrain.models.utils import channel_shuffle
 from torch import nn
 
 from mmchansearch.analysis import analyze_channels
+from mmchansearch.coverage import randomize_batch_norms
 from mmchansearch.errors import ChannelConfigError
 from mmchansearch.mutator import ChannelMutator
 from mmchansearch.registry import MODELS
@@ -52,6 +54,22 @@ class GroupedConvNet(nn.Module):
         x = F.relu(self.bn2(self.gconv(x)))
         x = F.relu(self.conv3(x))
         return self.fc(x.mean((2, 3)))
+
+
+class ShuffleNet(nn.Module):
+    """A ShuffleNet unit: channels shuffled in 3 groups between a conv and
+    a grouped conv (mmpretrain's ``channel_shuffle``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.compress = nn.Conv2d(3, 12, 1)
+        self.bn = nn.BatchNorm2d(12)
+        self.expand = nn.Conv2d(12, 9, 3, padding=1, groups=3)
+        self.fc = nn.Linear(9, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = channel_shuffle(F.relu(self.bn(self.compress(x))), 3)
+        return self.fc(F.relu(self.expand(x)).mean((2, 3)))
 
 
 class LayerScaleNet(nn.Module):
@@ -213,6 +231,33 @@ def test_grouped_conv_groups_get_its_group_count_as_divisor(caplog,
         ('conv', 'conv1', 'gconv')
     assert not analysis.fixed
     assert 'kept fixed' not in caplog.text
+
+
+def test_channel_shuffle_keeps_the_group_in_multiples_of_its_groups(
+        count_flops, caplog, test_logger):
+    torch.manual_seed(0)
+    model = ShuffleNet()
+    randomize_batch_norms(model, 0)
+    model.eval()
+    with caplog.at_level(logging.WARNING):
+        analysis = analyze_channels(model, (3, 8, 8), logger=test_logger)
+    assert not analysis.fixed and 'kept fixed' not in caplog.text
+    assert analysis.layers['expand'].in_group == 'compress'
+    assert analysis.groups['compress'].divisor == 3
+    mutator = ChannelMutator(input_shape=(3, 8, 8))
+    mutator.prepare(model)
+    assert mutator.candidates('compress') == [3, 6, 9, 12]
+    x = torch.randn(2, 3, 8, 8)
+    for widths in ({'compress': 6, 'expand': 3}, {'compress': 9, 'expand': 9}):
+        mutator.set_choices(widths)
+        static = mutator.export_static().eval()
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), static(x), atol=1e-6,
+                                       rtol=0)
+        assert mutator.estimate()['flops'] == count_flops(
+            static, torch.zeros(1, 3, 8, 8))
+    with pytest.raises(ChannelConfigError, match='multiple of 3'):
+        mutator.set_choices({'compress': 4, 'expand': 3})
 
 
 def test_grouped_conv_slices_per_multiple_and_exports_exactly(count_flops):
