@@ -105,6 +105,9 @@ class LayerInfo:
         in_parts: for a layer reading a concatenation (``in_group`` is
             None then): (group or None when fixed, max width) of every
             part, in channel order; None otherwise.
+        out_parts: for a conv or linear layer whose output is added to a
+            concatenation, the parts it writes (``out_group`` is None
+            then), as ``in_parts``; None otherwise.
     """
     name: str
     kind: str
@@ -114,6 +117,7 @@ class LayerInfo:
     out_channels: int
     output_positions: int
     in_parts: tuple[tuple[str | None, int], ...] | None = None
+    out_parts: tuple[tuple[str | None, int], ...] | None = None
 
     def input_width(self, widths: Mapping) -> Any:
         """Input channels at group name -> width (missing groups: max);
@@ -124,11 +128,28 @@ class LayerInfo:
         return widths.get(self.in_group, self.in_channels) \
             if self.in_group else self.in_channels
 
+    def output_width(self, widths: Mapping) -> Any:
+        """Output channels at group name -> width, as :meth:`input_width`
+        (a batch norm's and a depthwise conv's are its input channels)."""
+        if self.kind in ('bn', 'dwconv'):
+            return self.input_width(widths)
+        if self.out_parts:
+            return sum(widths.get(group, width) if group else width
+                       for group, width in self.out_parts)
+        return widths.get(self.out_group, self.out_channels) \
+            if self.out_group else self.out_channels
+
     def input_groups(self) -> list[str]:
         """The searchable groups of its input channels."""
         if self.in_parts:
             return [group for group, _ in self.in_parts if group]
         return [self.in_group] if self.in_group else []
+
+    def output_groups(self) -> list[str]:
+        """The searchable groups of its output channels."""
+        if self.out_parts:
+            return [group for group, _ in self.out_parts if group]
+        return [self.out_group] if self.out_group else []
 
 
 @dataclass
@@ -261,6 +282,23 @@ def _reduces_spatial_only(node) -> bool:
 # side.
 _Part = tuple[frozenset, frozenset]
 _UNSIGNED = 2 ** 64  # autograd saves a negative dim as an unsigned int
+# the most walks of the graph to find producers whose output is written in
+# parts (a walk can find more as parts meet other producers: ShuffleNetV1
+# needs one per stage)
+_SPLIT_ROUNDS = 16
+
+
+def part_item(producer: str, index: int) -> str:
+    """The union-find key of one part of a producer's output."""
+    return f'{producer}#{index}'
+
+
+def output_items(producer: str, splits: Mapping) -> list[str]:
+    """The union-find keys of a producer's output: its name, or one per
+    part it is written in."""
+    if producer not in splits:
+        return [producer]
+    return [part_item(producer, i) for i in range(len(splits[producer]))]
 
 
 class _GraphWalker:
@@ -273,16 +311,26 @@ class _GraphWalker:
         norm_nodes: normalization nodes of sliceable norm layers.
         output_shapes: output shape of every node made by a torch function.
         widths: producer name (or INPUT) -> its output channels.
+        conv_groups: producer name -> its conv groups (1 if not grouped).
+        splits: producer name -> the widths of the parts its output is
+            written in (:func:`part_item` names them), found by an earlier
+            walk; the walk asks for more in ``new_splits``.
     """
 
     def __init__(self, producer_nodes: dict, transparent_nodes: dict,
-                 norm_nodes: set, output_shapes: dict,
-                 widths: dict) -> None:
+                 norm_nodes: set, output_shapes: dict, widths: dict,
+                 conv_groups: dict, splits: dict) -> None:
         self.producer_nodes = producer_nodes
         self.transparent_nodes = transparent_nodes
         self.norm_nodes = norm_nodes
         self.output_shapes = output_shapes
-        self.widths = widths
+        self.widths = dict(widths)
+        for name, part_widths in splits.items():
+            for index, width in enumerate(part_widths):
+                self.widths[part_item(name, index)] = width
+        self.conv_groups = conv_groups
+        self.splits = splits
+        self.new_splits: dict[str, tuple[int, ...]] = {}
         self.memo: dict = {}
         # (producers, groups) of every channel shuffle passed: the widths
         # of their group must be multiples of the shuffle's groups
@@ -319,6 +367,7 @@ class _GraphWalker:
         shapes = {tuple(self.part_width(p) for p in layout)
                   for layout in layouts}
         if len(shapes) > 1 and any(len(layout) > 1 for layout in layouts):
+            self._ask_split(layouts)
             found, mixed = self.sources_of(layouts)
             return ((found, mixed | bad
                      | {'element-wise op on concatenations with other '
@@ -327,6 +376,35 @@ class _GraphWalker:
             (frozenset().union(*(p[0] for p in parts)),
              frozenset().union(*(p[1] for p in parts)) | bad)
             for parts in zip(*layouts))
+
+    def _ask_split(self, layouts: list[tuple[_Part, ...]]) -> None:
+        """Asks for the producers of one-part layouts met element-wise
+        with a concatenation to write their output in its parts (as
+        ShuffleNetV1's residual added to a concatenation): where every
+        such producer is as wide as the concatenation, and a grouped conv
+        has parts in multiples of its groups."""
+        shapes = {tuple(self.part_width(p) for p in layout)
+                  for layout in layouts if len(layout) > 1}
+        if len(shapes) != 1:
+            return
+        target = shapes.pop()
+        if None in target:
+            return
+        names = set()
+        for layout in layouts:
+            if len(layout) > 1:
+                continue
+            found, bad = layout[0]
+            if bad or not found or any(
+                    name not in self.conv_groups or name in self.splits
+                    or self.widths[name] != sum(target)
+                    or any(w % self.conv_groups[name] for w in target)
+                    for name in found):
+                return
+            names |= found
+        if all(self.new_splits.get(name, target) == target
+               for name in names):
+            self.new_splits.update(dict.fromkeys(names, target))
 
     @staticmethod
     def sources_of(layouts: Iterable[tuple[_Part, ...]]
@@ -385,7 +463,9 @@ class _GraphWalker:
 
     def _visit(self, node) -> tuple[_Part, ...]:
         if node in self.producer_nodes:
-            return ((frozenset([self.producer_nodes[node]]), frozenset()), )
+            name = self.producer_nodes[node]
+            return tuple((frozenset([item]), frozenset())
+                         for item in output_items(name, self.splits))
         if node in self.transparent_nodes:  # its layer's input
             return self.layout(self.transparent_nodes[node])
         op = _op_name(node)
@@ -717,8 +797,23 @@ def analyze_channels(model: nn.Module,
                        for name, r in records.items()
                        if r.kind in ('conv', 'linear')}
     producer_widths[INPUT] = input_shape[0]
-    walker = _GraphWalker(producers, transparent, norms, output_shapes,
-                          producer_widths)
+    conv_groups = {name: getattr(records[name].module, 'groups', 1)
+                   for name in producer_widths if name != INPUT}
+    splits: dict[str, tuple[int, ...]] = {}
+    for round_ in range(_SPLIT_ROUNDS):
+        walker = _GraphWalker(producers, transparent, norms, output_shapes,
+                              producer_widths, conv_groups, splits)
+        # a shared layer: every call
+        layouts = {name: walker.combine([walker.layout(input_node)
+                                         for input_node, _ in record.calls])
+                   for name, record in records.items()}
+        walker.sources(output_node)
+        for name in fixed_layers:
+            for node in counter.inputs.get(name, []):
+                walker.sources(node)
+        if not walker.new_splits or round_ == _SPLIT_ROUNDS - 1:
+            break  # (what is left unsplit stays fixed)
+        splits = {**splits, **walker.new_splits}
     union = _UnionFind()
     fixed_roots: dict[str, str] = {}
     # layer -> (item, max width) of each input part (one unless it reads
@@ -737,9 +832,7 @@ def analyze_channels(model: nn.Module,
         return members[0]
 
     for name, record in records.items():
-        # a shared layer: every call
-        layout = walker.combine([walker.layout(input_node)
-                                 for input_node, _ in record.calls])
+        layout = layouts[name]
         if len(layout) > 1:
             why = _concat_refusal(record, [walker.part_width(part)
                                            for part in layout])
@@ -751,8 +844,9 @@ def analyze_channels(model: nn.Module,
              walker.part_width((found, bad)) or 0)
             for found, bad in layout]
         if record.kind == 'conv' and record.module.groups > 1:
-            multiples += [(input_parts[name][0][0], record.module.groups),
-                          (name, record.module.groups)]
+            multiples += [(item, record.module.groups) for item in
+                          [i for i, _ in input_parts[name]]
+                          + output_items(name, splits)]
     multiples += [(sorted(producers)[0], groups)
                   for producers, groups in walker.divisors if producers]
     for name, layer in fixed_layers.items():  # its input keeps its width
@@ -774,8 +868,9 @@ def analyze_channels(model: nn.Module,
     widths: dict[str, set] = {}
     for name, record in records.items():
         if record.kind in ('conv', 'linear'):
-            widths.setdefault(union.find(name), set()).add(
-                _out_channels(record.module))
+            for item in output_items(name, splits):
+                widths.setdefault(union.find(item), set()).add(
+                    walker.widths[item])
     for root, values in widths.items():
         if len(values) > 1:
             fixed.setdefault(root, f'producers disagree on width {values}')
@@ -799,21 +894,27 @@ def analyze_channels(model: nn.Module,
         module = record.module
         parts = [(group_of(item), width) for item, width in input_parts[name]]
         in_group = parts[0][0] if len(parts) == 1 else None
+        out_parts = None
         if record.kind in ('conv', 'linear'):
-            out_group = group_of(name)
-            if out_group is not None:
-                groups[out_group].producers.append(name)
+            outputs = [(group_of(item), walker.widths[item])
+                       for item in output_items(name, splits)]
+            out_group = outputs[0][0] if len(outputs) == 1 else None
+            out_parts = tuple(outputs) if len(outputs) > 1 else None
+            for group in dict.fromkeys(g for g, _ in outputs):
+                if group is not None:
+                    groups[group].producers.append(name)
         else:
-            out_group = in_group
-        for group in dict.fromkeys([g for g, _ in parts] + [out_group]):
+            outputs, out_group = [], in_group
+        for group in dict.fromkeys([g for g, _ in parts + outputs]
+                                   + [out_group]):
             if group is not None:
                 groups[group].members.append(name)
         layers[name] = LayerInfo(
             name, record.kind, in_group, out_group, _in_channels(module),
             _out_channels(module), record.output_positions,
-            tuple(parts) if len(parts) > 1 else None)
+            tuple(parts) if len(parts) > 1 else None, out_parts)
 
-    reasons = _describe_fixed(records, union, fixed, input_parts)
+    reasons = _describe_fixed(records, union, fixed, input_parts, splits)
     reasons += [f'{name or "model"}: {", ".join(layer.ops)} outside the '
                 'sliceable layers (its FLOPs count as a constant)'
                 for name, layer in fixed_layers.items()]
@@ -826,46 +927,50 @@ def analyze_channels(model: nn.Module,
 def _concat_refusal(record: _Record, widths: list[int | None]
                     ) -> str | None:
     """Why a layer cannot read a concatenation part by part (None: it
-    can): a grouped conv mixes parts within its groups, and the parts'
-    widths must add up to the layer's input channels."""
+    can): the parts' widths must add up to the layer's input channels, and
+    a grouped conv (which reads the first inputs of each conv group) needs
+    every part in multiples of its groups."""
     module = record.module
-    if record.kind == 'conv' and module.groups > 1 \
-            and not _is_depthwise(module):
-        return 'a concatenation read by a grouped conv'
     if None in widths or sum(widths) != _in_channels(module):
         return 'a concatenation of parts of unknown width'
+    if record.kind == 'conv' and module.groups > 1 \
+            and not _is_depthwise(module) \
+            and any(w % module.groups for w in widths):
+        return ('a concatenation read by a grouped conv in parts that are '
+                'not multiples of its groups')
     return None
 
 
-def refuse_concat_readers(analysis: ChannelAnalysis, what: str, fix: str,
-                          groups: Iterable[str] | None = None) -> None:
+def refuse_channel_parts(analysis: ChannelAnalysis, what: str, fix: str,
+                         groups: Iterable[str] | None = None) -> None:
     """Raises a :class:`~mmchansearch.errors.ConfigError` naming the layers
-    that read a concatenation with a searchable part (of ``groups``, if
-    given): ``what`` cannot handle them yet and would take their input as
-    fixed; ``fix`` says what to do instead.
+    that read or write a concatenation with a searchable part (of
+    ``groups``, if given): ``what`` cannot handle them yet and would take
+    their channels as one group or fixed; ``fix`` says what to do instead.
     """
     wanted = None if groups is None else set(groups)
-    readers = [name for name, info in analysis.layers.items()
-               if info.in_parts and any(
-                   wanted is None or g in wanted
-                   for g in info.input_groups())]
-    if readers:
-        shown = ', '.join(readers[:5]) + (
-            f' and {len(readers) - 5} more' if len(readers) > 5 else '')
+    layers = [name for name, info in analysis.layers.items()
+              if (info.in_parts or info.out_parts) and any(
+                  wanted is None or g in wanted
+                  for g in info.input_groups() + info.output_groups())]
+    if layers:
+        shown = ', '.join(layers[:5]) + (
+            f' and {len(layers) - 5} more' if len(layers) > 5 else '')
         raise ConfigError(
-            f'{what} does not support layers reading a concatenation of '
-            f'searchable groups yet ({shown}); {fix}.')
+            f'{what} does not support layers reading or writing a '
+            f'concatenation of searchable groups yet ({shown}); {fix}.')
 
 
 def _describe_fixed(records: dict, union: _UnionFind, fixed: dict,
-                    input_parts: dict) -> list[str]:
+                    input_parts: dict, splits: dict) -> list[str]:
     """One line per fixed set of channels, skipping the expected ones."""
     touched: dict[str, list[str]] = {}
     for name, record in records.items():
         items = [item for item, _ in input_parts[name]]
-        for item in items + [
-                name if record.kind in ('conv', 'linear') else None]:
-            if item is not None and union.find(item) in fixed:
+        if record.kind in ('conv', 'linear'):
+            items += output_items(name, splits)
+        for item in items:
+            if union.find(item) in fixed:
                 touched.setdefault(union.find(item), []).append(name)
     lines = []
     for root, why in fixed.items():

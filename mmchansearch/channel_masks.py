@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from .analysis import ChannelAnalysis, refuse_concat_readers
+from .analysis import ChannelAnalysis, refuse_channel_parts
 
 
 def mask_input(x: torch.Tensor, mask: torch.Tensor, kind: str
@@ -36,7 +36,7 @@ def mask_input(x: torch.Tensor, mask: torch.Tensor, kind: str
 def group_readers(analysis: ChannelAnalysis, group: str) -> list[tuple]:
     """(layer name, kind) of every conv / linear layer reading ``group``
     (a group read inside a concatenation is refused)."""
-    refuse_concat_readers(
+    refuse_channel_parts(
         analysis, 'channel masks (DMaskingNAS, Network Adjustment)',
         'search this model with AutoSlim, or freeze the concatenated groups '
         '(mutator frozen_groups)', [group])

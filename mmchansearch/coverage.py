@@ -208,7 +208,7 @@ def _check(cfg: Config, report: CoverageReport, seed: int) -> None:
     layer_flops = mutator.estimator.layer_flops(mutator.max_widths)
     searchable = sum(
         layer_flops[name] for name, info in analysis.layers.items()
-        if info.input_groups() or info.out_group is not None)
+        if info.input_groups() or info.output_groups())
     report.searchable_flops = searchable / full['flops'] \
         if full['flops'] else 0.0
     if not analysis.groups:
@@ -238,10 +238,12 @@ def _count_channels(supernet: ChannelSupernet,
     for info in analysis.layers.values():
         if info.kind not in ('conv', 'linear'):
             continue
-        if info.out_group is None:
-            fixed += info.out_channels
-        else:
-            searchable += info.out_channels
+        parts = info.out_parts or ((info.out_group, info.out_channels), )
+        for group, width in parts:
+            if group is None:
+                fixed += width
+            else:
+                searchable += width
     for name in analysis.fixed_layers:
         module = supernet.architecture.get_submodule(name)
         fixed += getattr(module, 'out_channels',

@@ -6,8 +6,10 @@ slimmable networks). Only the *output* width is looked up, in the
 :class:`ChannelWidth` its group shares; the input width is read from the
 input tensor, so a layer never disagrees with the layer feeding it.
 
-A layer reading a concatenation of groups (DenseNet) has a
-:class:`ConcatInput`: the first channels of *each part* at its offset.
+A layer reading a concatenation of groups (DenseNet) has input
+:class:`ChannelParts`: it uses the first channels of *each part* at the
+part's offset; a conv whose output is added to a concatenation
+(ShuffleNetV1) has output parts the same way.
 
 Layers are converted in place by swapping their class, so parameters,
 buffers, state_dict keys and optimizer references stay exactly as they were:
@@ -50,11 +52,12 @@ def _clone(tensor: torch.Tensor | None) -> torch.Tensor | None:
     return None if tensor is None else tensor.detach().clone()
 
 
-class ConcatInput:
-    """The input channels of a layer reading a concatenation.
+class ChannelParts:
+    """The channels of a layer's input or output that are several groups
+    side by side (a concatenation).
 
     Each part is a group (or a fixed width) at its offset in the full
-    input; at the current widths the layer reads the first channels of
+    channels; at the current widths the layer uses the first channels of
     every part, so its weights are indexed, not sliced.
 
     Args:
@@ -73,9 +76,9 @@ class ConcatInput:
 
     def index(self, channels: int, device: torch.device
               ) -> torch.Tensor | None:
-        """Indices of the channels in use among the full input's (None:
-        all of them); ``channels`` is the input's, checked against the
-        parts' widths."""
+        """Indices of the channels in use among all of them (None: all);
+        ``channels`` (those of the input, or of the output in use) is
+        checked against the parts' widths."""
         widths = self.widths()
         if sum(widths) != channels:
             raise ValueError(
@@ -93,18 +96,31 @@ class ConcatInput:
         return self._indices[key]
 
 
+def _select(tensor: torch.Tensor, dim: int, channels: int,
+            parts: ChannelParts | None) -> torch.Tensor:
+    """``tensor``'s entries along ``dim`` for ``channels`` channels: the
+    first ones, or the first of each part."""
+    if parts is None:
+        return tensor.narrow(dim, 0, channels)
+    index = parts.index(channels, tensor.device)
+    return tensor if index is None else tensor.index_select(dim, index)
+
+
 class _ReadsChannels:
-    """Picks the input channels in use from a tensor of a dynamic layer:
-    the first ones, or a concatenation's parts (``concat_input``)."""
-    concat_input: ConcatInput | None = None
+    """Picks the channels in use from a tensor of a dynamic layer: the
+    first ones, or those of each part (``input_parts``, ``output_parts``)."""
+    input_parts: ChannelParts | None = None
+    output_parts: ChannelParts | None = None
 
     def _input_slice(self, tensor: torch.Tensor, dim: int,
                      channels: int) -> torch.Tensor:
         """``tensor``'s entries along ``dim`` for ``channels`` inputs."""
-        if self.concat_input is None:
-            return tensor.narrow(dim, 0, channels)
-        index = self.concat_input.index(channels, tensor.device)
-        return tensor if index is None else tensor.index_select(dim, index)
+        return _select(tensor, dim, channels, self.input_parts)
+
+    def _output_slice(self, tensor: torch.Tensor, channels: int
+                      ) -> torch.Tensor:
+        """``tensor``'s first-dim entries for ``channels`` outputs."""
+        return _select(tensor, 0, channels, self.output_parts)
 
 
 class DynamicConv2d(_ReadsChannels, nn.Conv2d):
@@ -129,6 +145,8 @@ class DynamicConv2d(_ReadsChannels, nn.Conv2d):
     def _out_channels_now(self, in_channels: int) -> int:
         if self.depthwise:
             return in_channels
+        if self.output_parts is not None:
+            return sum(self.output_parts.widths())
         return self.out_channels if self.out_width is None \
             else self.out_width.current
 
@@ -155,8 +173,13 @@ class DynamicConv2d(_ReadsChannels, nn.Conv2d):
             bias = None if self.bias is None \
                 else self._input_slice(self.bias, 0, cin)
             return weight, bias
-        weight = self._input_slice(self.weight[:cout], 1, cin // self.groups)
-        return weight, None if self.bias is None else self.bias[:cout]
+        weight = self._output_slice(self.weight, cout)
+        if self.input_parts is None or self.groups == 1:
+            weight = self._input_slice(weight, 1, cin // self.groups)
+        else:  # a grouped conv: the first inputs of every conv group
+            weight = weight[:, :cin // self.groups]
+        return weight, None if self.bias is None \
+            else self._output_slice(self.bias, cout)
 
     def _static_layer(self, in_channels: int, out_channels: int,
                       groups: int) -> nn.Conv2d:
@@ -241,6 +264,8 @@ class DynamicLinear(_ReadsChannels, nn.Linear):
         return linear
 
     def _out_features_now(self) -> int:
+        if self.output_parts is not None:
+            return sum(self.output_parts.widths())
         return self.out_features if self.out_width is None \
             else self.out_width.current
 
@@ -248,19 +273,22 @@ class DynamicLinear(_ReadsChannels, nn.Linear):
         cin, cout = x.shape[-1], self._out_features_now()
         if cin == self.in_features and cout == self.out_features:
             return super().forward(x)
-        bias = None if self.bias is None else self.bias[:cout]
-        return F.linear(x, self._input_slice(self.weight[:cout], 1, cin),
-                        bias)
+        bias = None if self.bias is None else self._output_slice(
+            self.bias, cout)
+        return F.linear(
+            x, self._input_slice(self._output_slice(self.weight, cout), 1,
+                                 cin), bias)
 
     def to_static(self, in_features: int) -> nn.Linear:
         """A plain Linear holding copies of the weights in use."""
         cout = self._out_features_now()
         static = nn.Linear(in_features, cout, self.bias is not None,
                            device=self.weight.device, dtype=self.weight.dtype)
-        static.weight = nn.Parameter(_clone(
-            self._input_slice(self.weight[:cout], 1, in_features)))
+        static.weight = nn.Parameter(_clone(self._input_slice(
+            self._output_slice(self.weight, cout), 1, in_features)))
         if self.bias is not None:
-            static.bias = nn.Parameter(_clone(self.bias[:cout]))
+            static.bias = nn.Parameter(_clone(
+                self._output_slice(self.bias, cout)))
         return static
 
 
@@ -289,10 +317,10 @@ class _DynamicBatchNorm(_ReadsChannels):
                 self.weight, self.bias))
         out = self._normalize(x, running_mean, running_var, weight, bias,
                               use_batch_stats, factor)
-        if self.concat_input is not None and use_batch_stats \
+        if self.input_parts is not None and use_batch_stats \
                 and running_mean is not None:
             # indexed statistics are copies: write the update back
-            index = self.concat_input.index(channels, x.device)
+            index = self.input_parts.index(channels, x.device)
             with torch.no_grad():
                 self.running_mean.index_copy_(0, index, running_mean)
                 self.running_var.index_copy_(0, index, running_var)
@@ -425,7 +453,8 @@ def sliceable_kind(module: nn.Module) -> str | None:
 
 def make_dynamic(module: nn.Module, out_width: ChannelWidth | None,
                  depthwise: bool = False,
-                 concat_input: ConcatInput | None = None) -> nn.Module:
+                 input_parts: ChannelParts | None = None,
+                 output_parts: ChannelParts | None = None) -> nn.Module:
     """Converts a Conv2d, Linear or BatchNorm into its dynamic version.
 
     Subclasses are converted only when they keep the base class's forward,
@@ -437,7 +466,9 @@ def make_dynamic(module: nn.Module, out_width: ChannelWidth | None,
         out_width: the output group's width; None keeps the output at full
             width (batch norms and depthwise convs follow their input).
         depthwise: whether a conv is depthwise.
-        concat_input: the parts of the concatenation it reads, if it does.
+        input_parts: the parts of the concatenation it reads, if it does.
+        output_parts: the parts its output is written in, if it has
+            several (a conv or linear layer; ``out_width`` is None then).
 
     Returns:
         The same object, now of the dynamic class.
@@ -458,8 +489,10 @@ def make_dynamic(module: nn.Module, out_width: ChannelWidth | None,
         module.__class__ = dynamic
     if any(dynamic is own for _, _, own in _OWN_FORWARD):
         module.static_class = base
-    if concat_input is not None:
-        module.concat_input = concat_input
+    if input_parts is not None:
+        module.input_parts = input_parts
+    if output_parts is not None:
+        module.output_parts = output_parts
     return module
 
 

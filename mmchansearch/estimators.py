@@ -180,12 +180,7 @@ def _widths_of(cost: _LayerCost, widths: Mapping[str, int]
     """Input channels per conv group and output channels of a layer (a
     batch norm's and a depthwise conv's are its input channels)."""
     layer = cost.layer
-    cin = layer.input_width(widths)
-    if layer.kind in ('bn', 'dwconv'):
-        cout = cin
-    else:
-        cout = widths.get(layer.out_group, layer.out_channels) \
-            if layer.out_group else layer.out_channels
+    cin, cout = layer.input_width(widths), layer.output_width(widths)
     return (cin // cost.groups if isinstance(cin, int)
             else cin / cost.groups), cout
 

@@ -28,7 +28,7 @@ import torch
 from mmengine.utils import ProgressBar
 from torch import nn
 
-from .analysis import LogitsModule, forward_logits, refuse_concat_readers
+from .analysis import LogitsModule, forward_logits, refuse_channel_parts
 from .errors import ConfigError, LatencyTableError
 from .fileio import atomic_write_text
 
@@ -443,7 +443,7 @@ def channel_op_grids(mutator) -> dict[str, tuple[list[int], list[int],
                                                  list[list[OpSpec]]]]:
     """Per analyzed conv/linear layer: candidate input widths, output
     widths and the op at each pair (one row for depthwise convs)."""
-    refuse_concat_readers(
+    refuse_channel_parts(
         mutator.analysis, 'latency tables',
         'search this model under a FLOPs or params budget')
     inputs = _layer_inputs(mutator)

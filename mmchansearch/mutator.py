@@ -17,7 +17,7 @@ from torch import nn
 
 from .analysis import ChannelAnalysis, analyze_channels
 from .channel_cfg import ChannelConfig, parse_channel_cfg, validate_channels
-from .dynamic_ops import ChannelWidth, ConcatInput, is_dynamic, make_dynamic
+from .dynamic_ops import ChannelParts, ChannelWidth, is_dynamic, make_dynamic
 from .errors import BudgetError, ChannelConfigError, ConfigError
 from .estimators import ResourceEstimator
 from .latency import ChannelLatencyModel, LatencyTable
@@ -139,21 +139,26 @@ class ChannelMutator:
                        for name, g in self.analysis.groups.items()}
         self.explicit_candidates = self._group_candidates(candidates or {})
         for name, info in self.analysis.layers.items():
-            if not info.input_groups() and info.out_group is None:
+            if not info.input_groups() and not info.output_groups():
                 continue
             out_width = self.widths[info.out_group] \
                 if info.kind in ('conv', 'linear') and info.out_group else None
-            concat_input = ConcatInput([
-                (self.widths[group] if group else None, width)
-                for group, width in info.in_parts]) if info.in_parts else None
             make_dynamic(model.get_submodule(name), out_width,
                          depthwise=info.kind == 'dwconv',
-                         concat_input=concat_input)
+                         input_parts=self._channel_parts(info.in_parts),
+                         output_parts=self._channel_parts(info.out_parts))
         self._model = model
         if self.latency_table:
             table = LatencyTable.load(self.latency_table,
                                       self.latency_device)
             self.estimator.latency = ChannelLatencyModel(self, table)
+
+    def _channel_parts(self, parts: tuple | None) -> ChannelParts | None:
+        """The dynamic layers' view of a layer's input or output parts."""
+        if not parts:
+            return None
+        return ChannelParts([(self.widths[group] if group else None, width)
+                             for group, width in parts])
 
     def _group_candidates(self, candidates: Mapping[str, Sequence[int]]
                           ) -> dict[str, list[int]]:

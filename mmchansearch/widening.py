@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .analysis import ChannelAnalysis, refuse_concat_readers
+from .analysis import ChannelAnalysis, refuse_channel_parts
 
 
 def _new_parameter(like: torch.Tensor | None, *shape: int
@@ -78,7 +78,7 @@ def resize_layers(model: nn.Module, analysis: ChannelAnalysis,
     def width(group: str | None, default: int) -> int:
         return int(widths.get(group, default)) if group else default
 
-    refuse_concat_readers(
+    refuse_channel_parts(
         analysis, 'resizing layers (Network Adjustment, width_cap > 1)',
         'search this model with AutoSlim, ReXNet or DMaskingNAS (width_cap '
         '1), or keep the concatenated groups out of the widths',

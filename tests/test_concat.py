@@ -61,13 +61,14 @@ class DenseNetLike(nn.Module):
 
 
 class GroupedReader(nn.Module):
-    """A grouped conv reading a concatenation: it mixes the parts inside
-    its groups, so the parts stay fixed."""
+    """A grouped conv reading a concatenation (ShuffleNetV1's units): it
+    reads the first inputs of each conv group, so every part's width must
+    stay a multiple of its groups."""
 
-    def __init__(self) -> None:
+    def __init__(self, part: int = 4) -> None:
         super().__init__()
-        self.a = nn.Conv2d(3, 4, 1)
-        self.b = nn.Conv2d(3, 4, 1)
+        self.a = nn.Conv2d(3, part, 1)
+        self.b = nn.Conv2d(3, 8 - part, 1)
         self.grouped = nn.Conv2d(8, 8, 3, padding=1, groups=2)
         self.head = nn.Conv2d(8, 6, 1)
 
@@ -76,19 +77,39 @@ class GroupedReader(nn.Module):
         return self.head(x).mean((2, 3))
 
 
+class ResidualOnConcat(nn.Module):
+    """A conv's output added to a concatenation (ShuffleNetV1's residual
+    after a downsampling unit): the conv writes its output in the
+    concatenation's parts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 1)
+        self.b = nn.Conv2d(3, 6, 1)
+        self.c = nn.Conv2d(3, 10, 1)
+        self.c_bn = nn.BatchNorm2d(10)
+        self.head = nn.Linear(10, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.a(x), self.b(x)], 1) + self.c_bn(self.c(x))
+        return self.head(x.mean((2, 3)))
+
+
 class MixedSum(nn.Module):
-    """A concatenation added to a single conv's output: the conv's
-    channels would have to split into the concatenation's parts."""
+    """Two concatenations with other parts added: neither can be written
+    in the other's parts."""
 
     def __init__(self) -> None:
         super().__init__()
         self.a = nn.Conv2d(3, 4, 1)
         self.b = nn.Conv2d(3, 4, 1)
-        self.c = nn.Conv2d(3, 8, 1)
+        self.c = nn.Conv2d(3, 2, 1)
+        self.d = nn.Conv2d(3, 6, 1)
         self.head = nn.Conv2d(8, 6, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([self.a(x), self.b(x)], 1) + self.c(x)
+        x = torch.cat([self.a(x), self.b(x)], 1) \
+            + torch.cat([self.c(x), self.d(x)], 1)
         return self.head(x).mean((2, 3))
 
 
@@ -107,9 +128,9 @@ class SlicedPart(nn.Module):
         return self.head(x).mean((2, 3))
 
 
-def _model(seed: int = 0) -> DenseNetLike:
+def _model(seed: int = 0, model_class: type = DenseNetLike) -> nn.Module:
     torch.manual_seed(seed)
-    model = DenseNetLike()
+    model = model_class()
     randomize_batch_norms(model, seed)
     return model
 
@@ -145,11 +166,26 @@ def test_concatenation_keeps_the_groups_of_its_parts(caplog, test_logger):
     assert 'fc' in analysis.groups['layer1'].members
 
 
+def test_parts_of_grouped_readers_and_residual_writers():
+    analysis = analyze_channels(_model(0, GroupedReader), SHAPE)
+    assert not analysis.fixed
+    assert analysis.layers['grouped'].in_parts == (('a', 4), ('b', 4))
+    assert analysis.groups['a'].divisor == analysis.groups['b'].divisor == 2
+    analysis = analyze_channels(_model(0, ResidualOnConcat), SHAPE)
+    assert not analysis.fixed
+    assert analysis.layers['c'].out_parts == (('a', 4), ('b', 6))
+    assert analysis.layers['c'].out_group is None
+    assert analysis.layers['c_bn'].in_parts == (('a', 4), ('b', 6))
+    assert analysis.groups['b'].producers == ['b', 'c']
+
+
+@pytest.mark.parametrize('model_class',
+                         [DenseNetLike, GroupedReader, ResidualOnConcat])
 @pytest.mark.parametrize('memory_format',
                          [torch.contiguous_format, torch.channels_last])
-def test_supernet_equals_its_export_with_concatenations(memory_format,
-                                                        count_flops):
-    model = _model().to(memory_format=memory_format)
+def test_supernet_equals_its_export_with_concatenations(
+        memory_format, model_class, count_flops):
+    model = _model(0, model_class).to(memory_format=memory_format)
     mutator = ChannelMutator(input_shape=SHAPE)
     mutator.prepare(model)
     x = torch.randn(3, *SHAPE).to(memory_format=memory_format)
@@ -205,15 +241,14 @@ def test_batch_norm_over_parts_updates_the_statistics_it_reads():
     assert moved.tolist() == [0, 1, 2, 8, 9]
 
 
-@pytest.mark.parametrize('model_class,op', [
-    (GroupedReader, 'concatenation read by a grouped conv'),
-    (MixedSum, 'element-wise op on concatenations with other parts'),
-    (SlicedPart, 'Cat of channels the walk cannot size')])
+@pytest.mark.parametrize('model,op', [
+    (GroupedReader(part=3), 'parts that are not multiples of its groups'),
+    (MixedSum(), 'element-wise op on concatenations with other parts'),
+    (SlicedPart(), 'Cat of channels the walk cannot size')])
 def test_a_concatenation_that_cannot_be_sliced_stays_fixed(
-        model_class, op, caplog, test_logger):
+        model, op, caplog, test_logger):
     with caplog.at_level(logging.WARNING):
-        analysis = analyze_channels(model_class(), SHAPE,
-                                    logger=test_logger)
+        analysis = analyze_channels(model, SHAPE, logger=test_logger)
     for name in ('a', 'b'):
         assert analysis.layers[name].out_group is None
     assert any(op in reason for reason in analysis.fixed)
@@ -233,6 +268,10 @@ def test_methods_without_concatenation_support_refuse_it(tmp_path):
         resize_layers(copy.deepcopy(model), analysis, {'layer2': 8})
     with pytest.raises(ConfigError, match='resizing layers'):
         ChannelMutator(input_shape=SHAPE, width_cap=1.5).prepare(_model())
+    writer = ChannelMutator(input_shape=SHAPE)  # a layer writing parts
+    writer.prepare(_model(0, ResidualOnConcat))
+    with pytest.raises(ConfigError, match=r'latency tables.*\bc\b'):
+        channel_op_grids(writer)
 
 
 def test_switchable_batch_norms_over_parts_give_each_subnet(test_logger):

@@ -328,10 +328,44 @@ def test_uncounted_conv_or_linear_is_refused():
 
 
 # ------------------------------------------------------------------ tools
-def test_template_of_a_model_without_groups_says_why(write_config, run_tool,
-                                                     tmp_path):
-    config = osp.join(MMPRETRAIN_CONFIGS, 'shufflenet_v1',
-                      'shufflenet-v1-1x_16xb64_in1k.py')
+FIXED_NET = """
+import torch
+from mmengine.model import BaseModule
+from torch import nn
+
+from mmpretrain.registry import MODELS
+
+
+@MODELS.register_module()
+class UnfoldNet(BaseModule):
+    \"\"\"Every conv's output channels pass a reshape mixing them with
+    space.\"\"\"
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 1)
+
+    @staticmethod
+    def mix(x):
+        n, c, h, w = x.shape
+        return x.reshape(n, c * 2, h // 2, w).reshape(n, c, h, w)
+
+    def forward(self, x):
+        return (self.mix(self.conv2(self.mix(self.conv(x)))), )
+"""
+
+
+def test_template_of_a_model_without_groups_says_why(
+        write_config, run_tool, tmp_path, monkeypatch):
+    (tmp_path / 'unfold_net.py').write_text(FIXED_NET)
+    monkeypatch.setenv('PYTHONPATH', str(tmp_path))
+    config = write_config(dict(
+        type='ImageClassifier', backbone=dict(type='UnfoldNet'),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=3, in_channels=4)))
+    config.write_text(config.read_text() + "custom_imports = dict("
+                      "imports=['unfold_net'], allow_failed_imports=False)\n")
     result = run_tool('tools/get_channel_template.py', config, '-o',
                       tmp_path / 't.yaml', '--shape', '32', '32',
                       check=False)

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from mmengine import dist
 from torch import nn
 
-from ..analysis import ChannelAnalysis
+from ..analysis import ChannelAnalysis, refuse_channel_parts
 from ..channel_masks import (
     GroupMasks,
     MaskHooks,
@@ -113,6 +113,10 @@ def group_outputs(analysis: ChannelAnalysis, group: str) -> list[str]:
     Returns:
         module names, in execution order.
     """
+    refuse_channel_parts(
+        analysis, 'FLOPs Utilization Ratio (Network Adjustment)',
+        'search this model with AutoSlim, or freeze the concatenated groups '
+        '(mutator frozen_groups)', [group])
     names = list(analysis.layers)
     sites = []
     for producer in analysis.groups[group].producers:
