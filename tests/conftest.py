@@ -318,6 +318,43 @@ def gumbel_search_options() -> Callable[[Path, int], list[str]]:
     return _gumbel_search_options
 
 
+def _rexnet_search_options(root: Path, num_train: int, num_heldout: int,
+                           **search_loop: float) -> list[str]:
+    """``--cfg-options`` shrinking a ReXNet channel search on Fashion-MNIST
+    (``configs/rexnet/rexnet_search*_fashion-mnist.py``) to the tiny data
+    under ``root``.
+
+    Six one-block stages; candidates train on training images
+    [0, num_train), 16 a batch, for one epoch and are ranked on the next
+    ``num_heldout``; two candidates of one seed; every loader runs in the
+    process. ``search_loop`` sets the loop's other keys, the limits for
+    the network at hand (``max_flops=1.5e6`` ...).
+    """
+    return [
+        'model.backbone.stage_blocks=[1,1,1,1,1,1]',
+        f'train_dataloader.dataset.dataset.data_root={root}',
+        f'train_dataloader.dataset.stop={num_train}',
+        'train_dataloader.batch_size=16', 'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        f'val_dataloader.dataset.dataset.data_root={root}',
+        f'val_dataloader.dataset.start={num_train}',
+        f'val_dataloader.dataset.stop={num_train + num_heldout}',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+        'max_epochs=1', 'train_cfg.max_epochs=1', 'param_scheduler.end=1',
+        'search_loop.num_candidates=2', 'search_loop.seeds=1',
+        *(f'search_loop.{key}={value}' for key, value in search_loop.items()),
+    ]
+
+
+@pytest.fixture(scope='session')
+def rexnet_search_options() -> Callable[..., list[str]]:
+    """``rexnet_search_options(root, num_train, num_heldout, **limits)``:
+    ``--cfg-options`` running a ReXNet search config on
+    :func:`make_fashion_mnist` data."""
+    return _rexnet_search_options
+
+
 def _tool_env() -> dict[str, str]:
     # The tools must import this checkout's package, whatever is installed.
     path = os.pathsep.join(filter(None, [str(REPO),

@@ -183,31 +183,15 @@ def test_loop_takes_the_network_and_its_depth(tmp_path):
         assert cand['params'] <= 0.3e6
 
 
-def _options(root: Path) -> list[str]:
-    return [
-        'model.backbone.stage_blocks=[1,1,1,1,1,1]',
-        f'train_dataloader.dataset.dataset.data_root={root}',
-        f'train_dataloader.dataset.stop={N_TRAIN}',
-        'train_dataloader.batch_size=16', 'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        f'val_dataloader.dataset.dataset.data_root={root}',
-        f'val_dataloader.dataset.start={N_TRAIN}',
-        f'val_dataloader.dataset.stop={N_TRAIN + N_HELDOUT}',
-        'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False',
-        'max_epochs=1', 'train_cfg.max_epochs=1', 'param_scheduler.end=1',
-        'search_loop.num_candidates=2', 'search_loop.seeds=1',
-        'search_loop.max_breakpoints=0',
-        'search_loop.max_flops=4.5e6', 'search_loop.min_flops=2.0e6',
-    ]
-
-
-def test_search_runs_end_to_end(tmp_path, make_fashion_mnist, run_tool):
+def test_search_runs_end_to_end(tmp_path, make_fashion_mnist, run_tool,
+                                rexnet_search_options):
     root = make_fashion_mnist(tmp_path / 'data', N_TRAIN + N_HELDOUT,
                               N_TEST)
     work_dir = tmp_path / 'search'
     run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
-             '--cfg-options', *_options(root))
+             '--cfg-options', *rexnet_search_options(
+                 root, N_TRAIN, N_HELDOUT, max_breakpoints=0,
+                 max_flops=4.5e6, min_flops=2.0e6))
     state = json.loads((work_dir / STATE_FILE).read_text())
     assert state['stage_blocks'] == [1, 1, 1, 1, 1, 1]
     assert set(state['results']) == {'0/0', '1/0'}

@@ -6,6 +6,7 @@ made here (a 6-block ReXNet, two candidates of one short epoch).
 import csv
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -151,32 +152,22 @@ def test_loop_refuses_other_backbones(tmp_path):
 
 
 # ------------------------------------------------------------ end to end
-def _options(root: Path) -> list[str]:
-    return [
-        'model.backbone.stage_blocks=[1,1,1,1,1,1]',
-        f'train_dataloader.dataset.dataset.data_root={root}',
-        f'train_dataloader.dataset.stop={N_TRAIN}',
-        'train_dataloader.batch_size=16', 'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        f'val_dataloader.dataset.dataset.data_root={root}',
-        f'val_dataloader.dataset.start={N_TRAIN}',
-        f'val_dataloader.dataset.stop={N_TRAIN + N_HELDOUT}',
-        'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False',
-        'max_epochs=1', 'train_cfg.max_epochs=1', 'param_scheduler.end=1',
-        'search_loop.num_candidates=2', 'search_loop.seeds=1',
-        'search_loop.max_flops=1.5e6', 'search_loop.max_params=0.25e6',
-        'search_loop.min_flops=1.0e6',
-    ]
+@pytest.fixture(scope='module')
+def options(rexnet_search_options) -> Callable[[Path], list[str]]:
+    """``options(root)``: the search on the tiny data under ``root``,
+    within the limits of its six one-block stages at 32x32."""
+    return lambda root: rexnet_search_options(
+        root, N_TRAIN, N_HELDOUT,
+        max_flops=1.5e6, max_params=0.25e6, min_flops=1.0e6)
 
 
 @pytest.fixture(scope='module')
-def search(tmp_path_factory, make_fashion_mnist, run_tool):
+def search(tmp_path_factory, make_fashion_mnist, run_tool, options):
     tmp = tmp_path_factory.mktemp('rexnet_search')
     root = make_fashion_mnist(tmp / 'data', N_TRAIN + N_HELDOUT, N_TEST)
     work_dir = tmp / 'search'
     run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
-             '--cfg-options', *_options(root), 'search_loop.patience=1')
+             '--cfg-options', *options(root), 'search_loop.patience=1')
     return dict(tmp=tmp, root=root, work_dir=work_dir)
 
 
@@ -201,7 +192,7 @@ def test_search_writes_candidates_best_and_plot(search):
     assert (work_dir / 'channel_curves.png').stat().st_size > 0
 
 
-def test_resume_trains_only_the_missing_job(search, run_tool):
+def test_resume_trains_only_the_missing_job(search, run_tool, options):
     work_dir = search['tmp'] / 'resumed'
     shutil.copytree(search['work_dir'], work_dir)
     state_file = work_dir / STATE_FILE
@@ -213,7 +204,7 @@ def test_resume_trains_only_the_missing_job(search, run_tool):
     kept_files = {p: p.stat().st_mtime_ns for p in kept.rglob('*.pth')}
     # isolate: the retraining runs in a subprocess, as on several ranks
     run_tool('tools/search.py', SEARCH, '--work-dir', work_dir, '--resume',
-             '--cfg-options', *_options(search['root']),
+             '--cfg-options', *options(search['root']),
              'search_loop.patience=1', 'search_loop.isolate=True')
     state = json.loads(state_file.read_text())
     assert state['candidates'] == candidates  # not resampled
@@ -227,22 +218,23 @@ def test_resume_trains_only_the_missing_job(search, run_tool):
 
 def test_killed_search_resumes_to_the_same_values(tmp_path,
                                                   make_fashion_mnist,
-                                                  run_tool, kill_when):
+                                                  run_tool, kill_when,
+                                                  options):
     """kill -9 in the second epoch of the second job, --resume: the killed
     job trains again from its start (the done one is kept), and every
     job's value, the ranking and best.yaml are the uninterrupted run's."""
     root = make_fashion_mnist(tmp_path / 'data', N_TRAIN + N_HELDOUT, N_TEST)
-    options = ['--cfg-options', *_options(root), 'train_cfg.max_epochs=2',
-               'param_scheduler.end=2']
+    two_epochs = ['--cfg-options', *options(root), 'train_cfg.max_epochs=2',
+                  'param_scheduler.end=2']
     straight, killed = tmp_path / 'straight', tmp_path / 'killed'
-    run_tool('tools/search.py', SEARCH, '--work-dir', straight, *options)
+    run_tool('tools/search.py', SEARCH, '--work-dir', straight, *two_epochs)
     second = killed / 'candidate_1' / 'seed_0'
     kill_when(lambda: (second / 'last_checkpoint').exists(),
-              'tools/search.py', SEARCH, '--work-dir', killed, *options)
+              'tools/search.py', SEARCH, '--work-dir', killed, *two_epochs)
     assert list(json.loads((killed / STATE_FILE).read_text())[
         'results']) == ['0/0']
     run_tool('tools/search.py', SEARCH, '--work-dir', killed, '--resume',
-             *options)
+             *two_epochs)
     resumed = json.loads((killed / STATE_FILE).read_text())
     expected = json.loads((straight / STATE_FILE).read_text())
     assert resumed['candidates'] == expected['candidates']
@@ -252,12 +244,13 @@ def test_killed_search_resumes_to_the_same_values(tmp_path,
         assert (killed / name).read_text() == (straight / name).read_text()
 
 
-def test_search_runs_on_two_cpu_processes(search, run_torchrun, tmp_path):
+def test_search_runs_on_two_cpu_processes(search, run_torchrun, tmp_path,
+                                          options):
     """torchrun with 2 gloo processes: each rank trains one candidate (in
     a subprocess, undistributed), rank 0 gathers both results."""
     work_dir = tmp_path / 'dist'
     run_torchrun(2, 'tools/search.py', SEARCH, '--work-dir', work_dir,
-                 '--cfg-options', *_options(search['root']),
+                 '--cfg-options', *options(search['root']),
                  'search_loop.patience=1')
     state = json.loads((work_dir / STATE_FILE).read_text())
     single = json.loads((search['work_dir'] / STATE_FILE).read_text())
@@ -271,10 +264,11 @@ def test_search_runs_on_two_cpu_processes(search, run_torchrun, tmp_path):
     assert (work_dir / 'best.yaml').is_file()
 
 
-def test_a_diverging_schedule_stops_the_search(search, run_tool, tmp_path):
+def test_a_diverging_schedule_stops_the_search(search, run_tool, tmp_path,
+                                               options):
     work_dir = tmp_path / 'diverged'
     result = run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
-                      '--cfg-options', *_options(search['root']),
+                      '--cfg-options', *options(search['root']),
                       'optim_wrapper.optimizer.lr=1e30', check=False)
     assert result.returncode == 2, result.stderr[-2000:]
     assert 'error: ReXNet channel search: non-finite accuracy/top1 of ' \

@@ -17,6 +17,11 @@ their 224x224 pipelines (the images are small, so decoding is cheap); a
 differentiable search config trains its architecture from the first epoch
 (no warm-up), so both kinds of step run.
 
+Every config file, the ``_base_/`` fragments included, is also loaded on
+its own (``test_config_resolves``, cheap): a base that is gone, two bases
+that define one key, a ``_base_.x`` that no base defines or a ``_delete_``
+left with nothing to delete fails there.
+
 Not run here, by design:
 
 - ``configs/_base_/``: fragments, not runnable alone.
@@ -77,6 +82,33 @@ def _shipped_configs() -> Iterator[Path]:
 
 SHIPPED = list(_shipped_configs())
 TRAIN_TOOL = REPO / 'tools' / 'train.py'
+# every config file but your_data/'s (see NOT_RUN), fragments included
+ALL_CONFIGS = [p for p in sorted(CONFIGS.rglob('*.py'))
+               if p.relative_to(CONFIGS).parts[0] != 'your_data']
+# settings merged into other configs later, `_delete_` and all
+MERGED_LATER = {'compare'}
+
+
+def _keys(value) -> Iterator[str]:
+    """Every dict key in a config value, at any depth."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _keys(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _keys(item)
+
+
+@pytest.mark.parametrize(
+    'config', ALL_CONFIGS,
+    ids=[str(p.relative_to(CONFIGS)) for p in ALL_CONFIGS])
+def test_config_resolves(config):
+    """The file loads with its bases, and no `_delete_` is left over:
+    mmengine drops one only where a base has the key it replaces."""
+    cfg = Config.fromfile(config).to_dict()
+    if config.relative_to(CONFIGS).parts[0] not in MERGED_LATER:
+        assert '_delete_' not in set(_keys(cfg))
 
 
 def test_the_configs_are_discovered():
@@ -86,6 +118,8 @@ def test_the_configs_are_discovered():
     assert folders == {'autoslim', 'baselines', 'dmasking', 'fbnet',
                        'network_adjustment', 'rexnet'}
     assert len(SHIPPED) >= 30
+    assert {p.relative_to(CONFIGS).parts[0] for p in ALL_CONFIGS} >= \
+        folders | {'_base_', 'compare', 'model_zoo'}
 
 
 # ------------------------------------------------------------------- data

@@ -2,18 +2,16 @@
 # supernet (1.80M FLOPs at 28x28; every group at a quarter: 0.29M), each
 # try scored on 1000 held-out training images (never trained on; the test
 # images are only for the final table).
-_base_ = ['./autoslim_mbv2_0.5x_supernet_1xb128_fashion-mnist-demo.py']
+_base_ = [
+    './autoslim_mbv2_0.5x_supernet_1xb128_fashion-mnist-demo.py',
+    '../_base_/search_loops/greedy_slimming.py',
+]
 
 search_loop = dict(
-    type='GreedySlimmingLoop',
     targets=[0.9e6, 0.6e6, 0.4e6],
-    constraint='flops',
-    calibrate_bn_batches=10,
     dataloader=dict(
-        batch_size=500,
         num_workers=0,
-        # held-out images (the supernet trains on [0, 50000)), in order
+        # held-out images (the supernet trains on [0, 50000))
         dataset=dict(type='SubsetDataset', start=50000, stop=51000,
                      dataset=dict(_base_.train_dataloader.dataset.dataset,
-                                  pipeline=_base_.test_pipeline)),
-        sampler=dict(type='DefaultSampler', shuffle=False)))
+                                  pipeline=_base_.test_pipeline))))

@@ -2,19 +2,17 @@
 # targets in one pass. Subnets are scored on the 10000 held-out training
 # images the supernet never trained on; BN is recalibrated on 10 training
 # batches before each result is evaluated.
-_base_ = ['./autoslim_mbv2_1.0x_supernet_1xb64_fashion-mnist.py']
+_base_ = [
+    './autoslim_mbv2_1.0x_supernet_1xb64_fashion-mnist.py',
+    '../_base_/search_loops/greedy_slimming.py',
+]
 
 search_loop = dict(
-    type='GreedySlimmingLoop',
     targets=[4.5e6, 3e6, 2e6],  # FLOPs; the full supernet has 6.12M
-    constraint='flops',
     num_batches=None,
-    calibrate_bn_batches=10,
     dataloader=dict(
-        batch_size=500,
         num_workers=2,
-        # held-out images (the supernet trains on [0, 50000)), in order
+        # held-out images (the supernet trains on [0, 50000))
         dataset=dict(type='SubsetDataset', start=50000, stop=60000,
                      dataset=dict(_base_.train_dataloader.dataset.dataset,
-                                  pipeline=_base_.test_pipeline)),
-        sampler=dict(type='DefaultSampler', shuffle=False)))
+                                  pipeline=_base_.test_pipeline))))

@@ -24,16 +24,16 @@
 # bytes = 7.5 GB of host RAM. A batch is moved to the GPU and normalized to
 # float32 (500 images = 0.3 GB) only while it is scored. To use less host
 # memory set num_batches (e.g. 40 = 20000 images = 3.0 GB).
-_base_ = ['./autoslim_mbv2_1.5x_supernet_8xb256_in1k.py']
+_base_ = [
+    './autoslim_mbv2_1.5x_supernet_8xb256_in1k.py',
+    '../_base_/search_loops/greedy_slimming.py',
+]
 
 search_loop = dict(
-    type='GreedySlimmingLoop',
     targets=[505e6, 305e6, 207e6],  # conv + linear MACs, see above
-    constraint='flops',
     num_batches=None,  # all 100 batches = the 50000 held-out images
     calibrate_bn_batches=16,
     dataloader=dict(
-        batch_size=500,
         num_workers=8,
         persistent_workers=False,
         dataset=_base_.heldout_dataset,

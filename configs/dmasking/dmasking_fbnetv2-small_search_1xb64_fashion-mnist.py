@@ -21,10 +21,12 @@
 #     --checkpoint work_dirs/dmasking_fbnetv2_fmnist/epoch_5.pth \
 #     --channel-cfg work_dirs/dmasking_fbnetv2_fmnist/derived.yaml \
 #     -o fbnetv2_small.pth --onnx fbnetv2_small.onnx
+# The schedule is the MobileNetV2 search's
+# (_base_/schedules/fashion_mnist_bs64_dmasking.py: optimizers, BN
+# recalibration), on a tenth of its images and shorter (below).
 _base_ = [
     '../_base_/models/fbnetv2-small_fashion_mnist.py',
-    '../_base_/datasets/fashion_mnist_bs64_heldout.py',  # [0, 50000)
-    '../_base_/schedules/gumbel_search.py',
+    '../_base_/schedules/fashion_mnist_bs64_dmasking.py',  # + data
     '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
@@ -42,7 +44,7 @@ model = dict(
 
 # the dataset config's [0, 50000): weights on [0, 4000), the architecture
 # on [4000, 5000) (FBNet's 80/20 split of the images used)
-weights_split = dict(_base_.train_dataloader.dataset, stop=4000)
+weights_split = dict(_base_.weights_split, stop=4000)
 train_dataloader = dict(dataset=weights_split)
 
 max_epochs = 5
@@ -56,25 +58,11 @@ train_cfg = dict(
     # kernel mixtures, not on the kernels it derives.
     tau_decay=0.5,
     val_interval=max_epochs,
-    arch_dataloader=dict(
-        batch_size=64,
-        num_workers=2,
-        dataset=dict(weights_split, start=4000, stop=5000)))
+    arch_dataloader=dict(dataset=dict(weights_split, start=4000, stop=5000)))
+param_scheduler = dict(architecture=dict(end=max_epochs))
 # the derived network is validated on held-out training images
 val_dataloader = dict(dataset=dict(
     _delete_=True, type='SubsetDataset', start=50000, stop=52000,
     dataset=dict(_base_.train_dataloader.dataset.dataset,
                  pipeline=_base_.test_pipeline)))
-val_cfg = dict(calibrate_bn_batches=10)
-test_cfg = dict(calibrate_bn_batches=10)
-
-optim_wrapper = dict(
-    architecture=dict(optimizer=dict(lr=0.05, weight_decay=4e-5)),
-    # FBNetV2: Adam lr 0.01 on the architecture; 0.05 for this schedule's
-    # few architecture steps (as the MobileNetV2 config)
-    arch_params=dict(optimizer=dict(lr=0.05)))
-param_scheduler = dict(architecture=dict(end=max_epochs))
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
-auto_scale_lr = dict(base_batch_size=64)
-
-search_loop = dict(type='DMaskingSearchLoop')

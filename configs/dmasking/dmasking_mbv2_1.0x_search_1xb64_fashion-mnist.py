@@ -5,16 +5,16 @@
 #     --work-dir work_dirs/dmasking        # --resume after a kill
 # Weights train on training images [0, 40000), the architecture on
 # [40000, 50000); the first 2 epochs train weights only, then every weight
-# step is followed by an architecture step. Candidates: eighths of each
-# group's width, multiples of 8. Writes derived.yaml: retrain it with the
-# AutoSlim subnet config (any channel_cfg of this model):
+# step is followed by an architecture step (the schedule:
+# _base_/schedules/fashion_mnist_bs64_dmasking.py). Candidates: eighths of
+# each group's width, multiples of 8. Writes derived.yaml: retrain it with
+# the AutoSlim subnet config (any channel_cfg of this model):
 #   python tools/train.py \
 #     configs/autoslim/autoslim_mbv2_1.0x_subnet_1xb64_fashion-mnist.py \
 #     --cfg-options model.channel_cfgs=work_dirs/dmasking/derived.yaml
 _base_ = [
     '../_base_/models/mobilenet_v2_fashion_mnist.py',
-    '../_base_/datasets/fashion_mnist_bs64_heldout.py',  # [0, 50000)
-    '../_base_/schedules/gumbel_search.py',
+    '../_base_/schedules/fashion_mnist_bs64_dmasking.py',  # + data
     '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
@@ -39,33 +39,4 @@ model = dict(
     # runs: benchmarks/RESULTS.md, section 10)
     cost_network='derived')
 
-# the dataset config's [0, 50000) split 40000 / 10000
-weights_split = dict(_base_.train_dataloader.dataset, stop=40000)
-train_dataloader = dict(dataset=weights_split)
-
-max_epochs = 8
-train_cfg = dict(
-    max_epochs=max_epochs,
-    warmup_epochs=2,
-    # FBNet anneals x0.956 per epoch over 90 epochs; this short schedule
-    # anneals faster (5.0 -> 0.41 at epoch 7)
-    tau_decay=0.7,
-    val_interval=1,
-    arch_dataloader=dict(
-        batch_size=64,
-        num_workers=2,
-        dataset=dict(weights_split, start=40000, stop=50000)))
-val_cfg = dict(calibrate_bn_batches=10)
-test_cfg = dict(calibrate_bn_batches=10)
-
-optim_wrapper = dict(
-    architecture=dict(optimizer=dict(lr=0.05, weight_decay=4e-5)),
-    # FBNetV2: Adam, lr 0.01, weight decay 5e-4 on the architecture; lr
-    # 0.05 here: this schedule has ~20x fewer architecture steps than one
-    # of ImageNet, and at 0.01 the distributions stay flat
-    arch_params=dict(optimizer=dict(lr=0.05)))
-param_scheduler = dict(architecture=dict(end=max_epochs))
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
-auto_scale_lr = dict(base_batch_size=64)
-
-search_loop = dict(type='DMaskingSearchLoop')

@@ -8,13 +8,14 @@
 # of every width, so the 300M budget can move channels between layers both
 # ways rather than only shrink the 1.0x model.
 #
-# FBNetV2's recipe: SGD (momentum 0.9, cosine lr) on the weights, Adam
-# (lr 0.01, weight decay 5e-4) on the architecture, Gumbel temperature 5.0
-# annealed x0.956 per epoch over 90 epochs, the first 8 epochs train the
-# weights only. The training set is split 80/20 (a fixed random
-# permutation, so every class is in both): the weights train on 80%, the
-# architecture on the other 20%; the ImageNet validation set is untouched
-# until the derived network is retrained.
+# FBNetV2's recipe (_base_/schedules/imagenet_bs512_dmasking.py): SGD
+# (momentum 0.9, cosine lr) on the weights, Adam (lr 0.01, weight decay
+# 5e-4) on the architecture, Gumbel temperature 5.0 annealed x0.956 per
+# epoch over 90 epochs, the first 8 epochs train the weights only. The
+# training set is split 80/20 (a fixed random permutation, so every class
+# is in both): the weights train on 80%, the architecture on the other
+# 20%; the ImageNet validation set is untouched until the derived network
+# is retrained.
 #
 # Resolution search (optional): add candidate input sizes, all <= 224, e.g.
 #   --cfg-options model.resolutions=[160,192,224]
@@ -26,8 +27,7 @@
 #   --cfg-options model.channel_cfgs=work_dirs/dmasking_in1k/derived.yaml
 _base_ = [
     '../_base_/models/mobilenet_v2_1.5x_imagenet.py',
-    '../_base_/datasets/imagenet_bs32.py',
-    '../_base_/schedules/gumbel_search.py',
+    '../_base_/schedules/imagenet_bs512_dmasking.py',  # + data, 80/20
     '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
@@ -53,29 +53,4 @@ model = dict(
     tau=5.0,
     cost_network='derived')  # cost on the argmax network
 
-train_set = _base_.train_dataloader.dataset
-num_train = 1281167  # ImageNet-1k training images
-split = num_train * 4 // 5
-train_dataloader = dict(
-    batch_size=64,
-    dataset=dict(_delete_=True, type='SubsetDataset', start=0, stop=split,
-                 permute_seed=0, dataset=train_set))
-val_dataloader = dict(batch_size=64)
-test_dataloader = val_dataloader
-
-train_cfg = dict(
-    warmup_epochs=8,
-    val_interval=5,
-    arch_dataloader=dict(
-        batch_size=64,
-        num_workers=5,
-        dataset=dict(
-            type='SubsetDataset', start=split, stop=None, permute_seed=0,
-            dataset=train_set)))
-
-optim_wrapper = dict(
-    architecture=dict(optimizer=dict(lr=0.2, weight_decay=4e-5)))
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2))
-auto_scale_lr = dict(base_batch_size=512)
-
-search_loop = dict(type='DMaskingSearchLoop')

@@ -21,9 +21,10 @@
 #     --cfg-options model.backbone.blocks=work_dirs/dnas_fmnist/best.yaml
 _base_ = [
     '../_base_/models/fbnet-small_fashion_mnist.py',
-    '../_base_/datasets/fashion_mnist_bs64.py',
+    # training on [0, 50000), validation on held-out [50000, 52000)
+    '../_base_/datasets/fashion_mnist_bs64_heldout-val.py',
     '../_base_/schedules/gumbel_search.py',
-    '../_base_/default_runtime.py',
+    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
 model = dict(
@@ -38,16 +39,10 @@ model = dict(
     cost_weight=1.0,
     target=1.2,  # ms
     tau=5.0)
-model_wrapper_cfg = dict(type='ChannelSearchDDP')
 
-train_dataloader = dict(dataset=dict(
-    _delete_=True, type='SubsetDataset', start=0, stop=10000,
-    dataset=_base_.train_dataloader.dataset))
-# the derived network is validated on held-out training images
-val_dataloader = dict(dataset=dict(
-    _delete_=True, type='SubsetDataset', start=50000, stop=60000,
-    dataset=dict(_base_.train_dataloader.dataset,
-                 pipeline=_base_.test_pipeline)))
+train_dataloader = dict(dataset=dict(stop=10000))
+# the derived network is validated on all 10000 held-out training images
+val_dataloader = dict(dataset=dict(stop=60000))
 
 max_epochs = 6
 train_cfg = dict(
@@ -57,9 +52,8 @@ train_cfg = dict(
     arch_dataloader=dict(
         batch_size=64,
         num_workers=2,
-        dataset=dict(
-            type='SubsetDataset', start=10000, stop=12500,
-            dataset=_base_.train_dataloader.dataset)))
+        dataset=dict(_base_.train_dataloader.dataset, start=10000,
+                     stop=12500)))
 val_cfg = dict(calibrate_bn_batches=10)
 test_cfg = dict(calibrate_bn_batches=10)
 

@@ -20,7 +20,7 @@ _base_ = [
     '../_base_/models/fbnet_imagenet.py',
     '../_base_/datasets/imagenet_bs32.py',
     '../_base_/schedules/gumbel_search.py',
-    '../_base_/default_runtime.py',
+    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
 model = dict(
@@ -35,7 +35,6 @@ model = dict(
     alpha=0.2,
     beta=0.6,
     tau=5.0)
-model_wrapper_cfg = dict(type='ChannelSearchDDP')
 
 # 80% / 20% of a fixed random permutation of the (class-sorted) train list
 split_seed = 0

@@ -1,9 +1,7 @@
 # timm's resnet50 (random weights) through mmpretrain's
 # TIMMBackbone, for the model-zoo coverage table (docs/model_zoo.md).
+_base_ = ['../_base_/models/timm_in1k.py']
+
 model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='TIMMBackbone', model_name='resnet50',
-                  pretrained=False),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=1000, in_channels=2048,
-              loss=dict(type='CrossEntropyLoss')))
+    backbone=dict(model_name='resnet50'),
+    head=dict(in_channels=2048))

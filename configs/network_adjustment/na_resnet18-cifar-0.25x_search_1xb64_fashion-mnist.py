@@ -4,19 +4,17 @@
 #     na_resnet18-cifar-0.25x_search_1xb64_fashion-mnist.py \
 #     --work-dir work_dirs/na_fmnist
 # (the config path is one word: no space after the slash)
-# The paper's protocol: every round trains the current network from scratch
-# for `max_epochs` epochs on the first 50000 training images with channel
-# dropout (rate 0.05) as a regulariser, measures the FURs on 2000 held-out
-# training images (dropping channels at the layers' outputs, rate 0.05),
-# moves 2 groups up and 2 down by 0.1 of their starting width and rescales
-# every group to the starting FLOPs; "searched 0.8x" (final_x0.8.yaml) is
-# the same adjustment of the uniform 0.8x network (work dir x0.8/).
+# The paper's protocol (_base_/search_loops/network_adjustment.py): 5
+# rounds, each training the current network from scratch for `max_epochs`
+# epochs on the first 50000 training images, the FURs measured on 2000
+# held-out training images (4 dropout repetitions).
 # search_loop.protocol=finetune gives the toolbox's first protocol
 # (fine-tuning rounds; it was run with step=0.2 and dropout.rate=0.1).
 _base_ = [
     '../_base_/models/resnet18_cifar_0.25x_fashion_mnist.py',
     '../_base_/datasets/fashion_mnist_bs64_heldout.py',  # [0, 50000)
     '../_base_/schedules/fashion_mnist_sgd.py',
+    '../_base_/search_loops/network_adjustment.py',
     '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
@@ -39,20 +37,12 @@ param_scheduler = dict(end=max_epochs)
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
 
 search_loop = dict(
-    type='NetworkAdjustmentLoop',
-    protocol='paper',
     rounds=5,
-    num_changed=2,
-    step=0.1,
-    dropout=dict(kind='bernoulli', rate=0.05, scale_by_flops=True, repeats=4),
-    # the protocol's training dropout: train_dropout=dict(rate=0.05)
-    metric='loss',
-    scales=[0.8],
+    dropout=dict(repeats=4),
     dataloader=dict(
         batch_size=500,
         num_workers=0,
-        # held-out images (training is on [0, 50000)), in order
+        # held-out images (training is on [0, 50000))
         dataset=dict(type='SubsetDataset', start=50000, stop=52000,
                      dataset=dict(_base_.train_dataloader.dataset.dataset,
-                                  pipeline=_base_.test_pipeline)),
-        sampler=dict(type='DefaultSampler', shuffle=False)))
+                                  pipeline=_base_.test_pipeline))))

@@ -1,11 +1,8 @@
 # Network Adjustment of ResNet-18 on ImageNet, 10 rounds as in the paper
 # (ResNet-18 70.31 -> 71.22 top-1 at 1.81G FLOPs; "0.8x" 69.41 at 1.17G).
-# The paper's protocol (its authors' code): every round trains the current
-# network from scratch with channel dropout (rate 0.05) as a regulariser,
-# measures FURs on the 50000 held-out training images (channels dropped at
-# the layers' outputs, rate 0.05, 5 repeats), moves the 2 groups of
-# highest FUR up and the 2 of lowest down by 0.1 of their starting width
-# and rescales every group to the starting FLOPs. On 8 GPUs:
+# The paper's protocol (its authors' code,
+# _base_/search_loops/network_adjustment.py), the FURs measured on the
+# 50000 held-out training images (5 dropout repetitions). On 8 GPUs:
 #   python -m torch.distributed.run --nproc_per_node=8 tools/search.py \
 #       configs/network_adjustment/na_resnet18_search_8xb32_in1k.py \
 #       --launcher pytorch --work-dir work_dirs/na_r18
@@ -25,6 +22,7 @@
 _base_ = [
     '../_base_/models/resnet18_imagenet.py',
     '../_base_/datasets/imagenet_bs32.py',
+    '../_base_/search_loops/network_adjustment.py',
     '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
@@ -56,16 +54,9 @@ auto_scale_lr = dict(base_batch_size=256)
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
 
 search_loop = dict(
-    type='NetworkAdjustmentLoop',
-    protocol='paper',
     rounds=10,
-    num_changed=2,
-    step=0.1,
-    dropout=dict(kind='bernoulli', rate=0.05, scale_by_flops=True, repeats=5),
-    # the protocol's training dropout: train_dropout=dict(rate=0.05)
-    metric='loss',
+    dropout=dict(repeats=5),
     num_batches=None,
-    scales=[0.8],
     dataloader=dict(
         batch_size=100,
         num_workers=5,
@@ -77,5 +68,4 @@ search_loop = dict(
             # 50 images of every class (BN uses running statistics here,
             # so the class-grouped order does not matter)
             ann_file='meta/train_autoslim_heldout.txt',
-            pipeline=_base_.test_pipeline),
-        sampler=dict(type='DefaultSampler', shuffle=False)))
+            pipeline=_base_.test_pipeline)))

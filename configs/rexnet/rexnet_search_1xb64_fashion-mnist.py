@@ -10,7 +10,9 @@
 # seed and ranks them on 2000 held-out training images (the test files
 # stay untouched).
 _base_ = [
-    '../_base_/datasets/fashion_mnist_bs64_heldout.py',  # [0, 50000)
+    '../_base_/models/image_classifier.py',
+    # training on [0, 50000), validation on held-out [50000, 52000)
+    '../_base_/datasets/fashion_mnist_bs64_heldout-val.py',
     '../_base_/schedules/fashion_mnist_sgd.py',
     # + the ChannelSearchDDP wrapper: it wraps the search's own (untrained)
     # model under --launcher pytorch, also on CPUs; every candidate trains
@@ -20,26 +22,15 @@ _base_ = [
 
 widen_factor = 0.25
 model = dict(
-    type='ImageClassifier',
     backbone=dict(
         type='ReXNet',
         widen_factor=widen_factor,
         stage_blocks=(1, 1, 1, 2, 1, 2)),
-    neck=dict(type='GlobalAveragePooling'),
     # ReXNet's last conv has int(1280 * widen_factor) channels
-    head=dict(
-        type='LinearClsHead',
-        num_classes=10,
-        in_channels=int(1280 * widen_factor),
-        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, 5)))
+    head=dict(num_classes=10, in_channels=int(1280 * widen_factor)))
 
+# candidates train on [0, 5000) and are ranked on the held-out images
 train_dataloader = dict(dataset=dict(stop=5000))
-# candidates are ranked on held-out training images
-val_dataloader = dict(
-    dataset=dict(_delete_=True, type='SubsetDataset', start=50000, stop=52000,
-                 dataset=dict(_base_.train_dataloader.dataset.dataset,
-                              pipeline=_base_.test_pipeline)))
 
 # the short schedule every candidate trains for
 max_epochs = 2

@@ -14,6 +14,7 @@
 # The split of the 18 blocks into stages, the number of candidates and
 # seeds and the epochs per candidate are our choices, not the paper's.
 _base_ = [
+    '../_base_/models/image_classifier.py',
     '../_base_/datasets/imagenet_bs64_rexnet.py',
     # + the ChannelSearchDDP wrapper: it wraps the search's own (untrained)
     # model under --launcher pytorch, also on CPUs; every candidate trains
@@ -22,20 +23,12 @@ _base_ = [
 ]
 
 model = dict(
-    type='ImageClassifier',
     backbone=dict(
         type='ReXNet', widen_factor=1.0, stage_blocks=(1, 2, 2, 3, 4, 6)),
-    neck=dict(type='GlobalAveragePooling'),
     head=dict(
-        type='LinearClsHead',
-        num_classes=1000,
         in_channels=1280,  # ReXNet's last conv: int(1280 * widen_factor)
-        loss=dict(
-            type='LabelSmoothLoss',
-            mode='original',
-            label_smooth_val=0.1,
-            loss_weight=1.0),
-        topk=(1, 5)))
+        loss=dict(type='LabelSmoothLoss', mode='original',
+                  label_smooth_val=0.1)))
 
 # the short schedule every candidate trains for
 max_epochs = 10

@@ -7,7 +7,9 @@
 #   dataset=dict(type='SubsetDataset', start=50000, stop=52000,
 #                dataset=dict(_base_.train_dataloader.dataset.dataset,
 #                             pipeline=_base_.test_pipeline))
-# and may train on fewer images: train_dataloader.dataset.stop.
+# and may train on fewer images: train_dataloader.dataset.stop. A search
+# that validates on held-out images inherits
+# fashion_mnist_bs64_heldout-val.py.
 _base_ = ['./fashion_mnist_bs64.py']
 
 train_dataloader = dict(

@@ -3,18 +3,13 @@
 # stages of 1, 2, 2, 2 (16, 24, 32, 64 channels), all 9 FBNet candidate
 # blocks, last conv 256; 10 classes. The FBNetSearchSpace defaults are
 # FBNet's ImageNet space (see fbnet_imagenet.py).
+_base_ = ['./image_classifier.py']
+
 model = dict(
-    type='ImageClassifier',
     backbone=dict(
         type='FBNetSearchSpace',
         stages=((1, 16, 1), (2, 24, 2), (2, 32, 2), (2, 64, 2)),
         stem_channels=16,
         stem_stride=1,
         last_channels=256),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=10,
-        in_channels=256,
-        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, 5)))
+    head=dict(num_classes=10, in_channels=256))

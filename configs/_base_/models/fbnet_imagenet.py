@@ -4,13 +4,7 @@
 # strides 1, 2, 2, 2, 1, 2, 1), each choosing one of k3_e1, k3_e1_g2,
 # k3_e3, k3_e6, k5_e1, k5_e1_g2, k5_e3, k5_e6 and skip; 1x1 conv 1984;
 # average pooling; 1000-class linear head.
+_base_ = ['./image_classifier.py']
+
 model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='FBNetSearchSpace'),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=1000,
-        in_channels=1984,
-        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, 5)))
+    backbone=dict(type='FBNetSearchSpace'), head=dict(in_channels=1984))

@@ -5,10 +5,11 @@
 # one of FBNetV2's 0.75 .. 4.5 (of its widest input; the first stage keeps
 # 1) and its depthwise kernel 3 or 5; last conv 128 or 256; 10 classes.
 # 1.4M-8.9M FLOPs. The defaults of FBNetV2SearchSpace are the ImageNet
-# space of configs/dmasking/dmasking_fbnetv2_search_8xb64_in1k.py.
+# space of fbnetv2_imagenet.py.
+_base_ = ['./image_classifier.py']
+
 expansions = [0.75, 1.5, 2.25, 3.0, 3.75, 4.5]
 model = dict(
-    type='ImageClassifier',
     backbone=dict(
         type='FBNetV2SearchSpace',
         stages=[
@@ -25,10 +26,4 @@ model = dict(
         stem_stride=1,  # 32x32 inputs
         last_channels=[128, 256],
         divisor=8),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=10,
-        in_channels=256,
-        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, 5)))
+    head=dict(num_classes=10, in_channels=256))
