@@ -27,7 +27,7 @@ import torch
 from mmchansearch.analysis import LogitsModule
 from mmchansearch.cli import load_config
 from mmchansearch.estimators import traced_macs
-from mmchansearch.latency import (
+from mmchansearch.latency_table import (
     LatencyTable,
     build_table,
     calibrate,

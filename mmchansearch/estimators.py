@@ -10,9 +10,9 @@ layers (the analysis' fixed layers: a conv subclass with its own forward, a
 Conv1d, an ``F.linear`` in a custom forward) keep their channels, so their
 cost is a constant; a model whose cost the trace could not count is refused
 (:class:`~mmchansearch.errors.ConfigError`), never estimated low. With a
-latency model (a lookup table measured on the user's device,
-:mod:`mmchansearch.latency`) the estimate has 'latency' (ms) too, so every
-search can bound it like FLOPs.
+latency model (:mod:`mmchansearch.channel_latency`, from a lookup table
+measured on the user's device) the estimate has 'latency' (ms) too, so
+every search can bound it like FLOPs.
 """
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ class ResourceEstimator:
             read once; parameters outside analyzed layers count as a
             constant, as do the FLOPs of the analysis' fixed layers).
         latency: an object whose ``latency(widths)`` gives milliseconds
-            (:class:`~mmchansearch.latency.ChannelLatencyModel`); adds the
-            'latency' metric.
+            (:class:`~mmchansearch.channel_latency.ChannelLatencyModel`); adds
+            the 'latency' metric.
     """
 
     def __init__(self, analysis: ChannelAnalysis, model: nn.Module,

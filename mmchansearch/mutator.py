@@ -12,15 +12,17 @@ import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
+import torch
 from mmengine.logging import MMLogger
 from torch import nn
 
-from .analysis import ChannelAnalysis, analyze_channels
+from .analysis import ChannelAnalysis, analyze_channels, forward_logits
 from .channel_cfg import ChannelConfig, parse_channel_cfg, validate_channels
+from .channel_latency import ChannelLatencyModel, channel_ops
 from .dynamic_ops import ChannelParts, ChannelWidth, is_dynamic, make_dynamic
 from .errors import BudgetError, ChannelConfigError, ConfigError
 from .estimators import ResourceEstimator
-from .latency import ChannelLatencyModel, LatencyTable
+from .latency_table import LatencyTable, OpSpec, record_input_shapes
 from .registry import MODELS
 from .widening import resize_layers
 
@@ -104,6 +106,7 @@ class ChannelMutator:
         self.explicit_candidates: dict[str, list[int]] = {}
         self.analysis: ChannelAnalysis | None = None
         self.widths: dict[str, ChannelWidth] = {}
+        self.layer_input_shapes: dict[str, tuple[int, ...]] = {}
         self.estimator: ResourceEstimator | None = None
         self._model: nn.Module | None = None
 
@@ -114,7 +117,10 @@ class ChannelMutator:
         """Analyzes ``model`` and converts its layers to dynamic ones.
 
         With ``width_cap > 1`` the layers are first rebuilt at the capped
-        widths and the wider model is analyzed again.
+        widths and the wider model is analyzed again. Once converted, at
+        the max widths, the model runs forward once more to record the
+        input shape of every conv and linear layer
+        (:attr:`layer_input_shapes`, what latency ops are timed at).
 
         Args:
             model: the model.
@@ -148,10 +154,29 @@ class ChannelMutator:
                          input_parts=self._channel_parts(info.in_parts),
                          output_parts=self._channel_parts(info.out_parts))
         self._model = model
+        self.layer_input_shapes = self._record_layer_inputs()
         if self.latency_table:
-            table = LatencyTable.load(self.latency_table,
-                                      self.latency_device)
-            self.estimator.latency = ChannelLatencyModel(self, table)
+            self.estimator.latency = self.latency_model(LatencyTable.load(
+                self.latency_table, self.latency_device))
+
+    def _record_layer_inputs(self) -> dict[str, tuple[int, ...]]:
+        """One sample's input shape of every analyzed conv and linear
+        layer, from one forward of the model just converted (every group
+        at its max width)."""
+        model = self.model
+        layers = {name: model.get_submodule(name)
+                  for name, info in self.analysis.layers.items()
+                  if info.kind != 'bn'}
+        param = next(model.parameters(), None)
+        inputs = torch.zeros(1, *self.input_shape, device=param.device
+                             if param is not None else 'cpu')
+        was_training = model.training
+        try:
+            with torch.no_grad():
+                return record_input_shapes(layers, lambda: forward_logits(
+                    model.eval(), inputs))
+        finally:
+            model.train(was_training)
 
     def _channel_parts(self, parts: tuple | None) -> ChannelParts | None:
         """The dynamic layers' view of a layer's input or output parts."""
@@ -248,6 +273,11 @@ class ChannelMutator:
         values = {self.round_width(group, top * r) for r in self.width_ratios}
         values.add(top)
         return sorted(values)
+
+    @property
+    def candidate_widths(self) -> dict[str, list[int]]:
+        """Group name -> :meth:`candidates`, for every group."""
+        return {group: self.candidates(group) for group in self.widths}
 
     def current_choices(self) -> dict[str, int]:
         """Group name -> current width."""
@@ -488,6 +518,23 @@ class ChannelMutator:
         """FLOPs and params of ``choices`` (default: the current ones)."""
         return self.estimator.estimate(
             self.current_choices() if choices is None else choices)
+
+    # ------------------------------------------------------------ latency
+    def latency_ops(self) -> list[OpSpec]:
+        """Every op a latency table of this supernet must hold: each
+        analyzed conv and linear layer at every pair of candidate widths of
+        its groups (:func:`~mmchansearch.channel_latency.channel_ops`)."""
+        return channel_ops(self.analysis, self.model, self.candidate_widths,
+                           self.layer_input_shapes)
+
+    def latency_model(self, table: LatencyTable) -> ChannelLatencyModel:
+        """The latency of any choice of this supernet's widths, from
+        ``table`` (:class:`~mmchansearch.channel_latency.ChannelLatencyModel`
+        of the candidate widths and the input shapes recorded by
+        :meth:`prepare`)."""
+        return ChannelLatencyModel(self.analysis, self.model,
+                                   self.candidate_widths,
+                                   self.layer_input_shapes, table)
 
     # ------------------------------------------------------------- export
     def export_static(self) -> nn.Module:

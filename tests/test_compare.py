@@ -25,7 +25,11 @@ from mmchansearch.comparison.methods import (
     NetworkAdjustment,
 )
 from mmchansearch.errors import ConfigError
-from mmchansearch.latency import LatencyTable, measure_latencies, network_ops
+from mmchansearch.latency_table import (
+    LatencyTable,
+    measure_latencies,
+    network_ops,
+)
 from mmchansearch.registry import COMPARED_METHODS
 
 REDUCED = 'configs/compare/fashion_mnist_reduced.py'

@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmchansearch.analysis import analyze_channels
+from mmchansearch.channel_latency import channel_op_grids
 from mmchansearch.channel_masks import group_readers
 from mmchansearch.coverage import randomize_batch_norms
 from mmchansearch.errors import ConfigError
-from mmchansearch.latency import channel_op_grids
 from mmchansearch.models.algorithms import SlimmableNetwork
 from mmchansearch.mutator import ChannelMutator
 from mmchansearch.widening import resize_layers
@@ -261,7 +261,8 @@ def test_methods_without_concatenation_support_refuse_it(tmp_path):
     mutator.prepare(model)
     analysis = mutator.analysis
     with pytest.raises(ConfigError, match='latency tables.*layer2_bn'):
-        channel_op_grids(mutator)
+        channel_op_grids(analysis, model, mutator.candidate_widths,
+                         mutator.layer_input_shapes)
     with pytest.raises(ConfigError, match='channel masks.*layer2'):
         group_readers(analysis, 'layer1')
     with pytest.raises(ConfigError, match='resizing layers.*dw'):

@@ -29,7 +29,7 @@ from mmchansearch.export import (
     load_static_model,
     save_static_checkpoint,
 )
-from mmchansearch.latency import LatencyTable, measurement_meta
+from mmchansearch.latency_table import LatencyTable, measurement_meta
 from mmchansearch.models.algorithms import DMaskingNAS
 from mmchansearch.mutator import ChannelMutator
 from mmchansearch.optim import SeparateOptimWrapperConstructor

@@ -21,7 +21,7 @@ from mmchansearch.errors import (
     LatencyTableError,
     NonFiniteError,
 )
-from mmchansearch.latency import LatencyTable, measurement_meta
+from mmchansearch.latency_table import LatencyTable, measurement_meta
 from mmchansearch.models.backbones.fbnet import (
     CANDIDATES,
     ChoiceLayer,

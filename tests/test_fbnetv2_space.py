@@ -16,7 +16,7 @@ from mmchansearch.channel_cfg import (
 )
 from mmchansearch.errors import ChannelConfigError, ConfigError
 from mmchansearch.export import export_subnet, load_static_model
-from mmchansearch.latency import LatencyTable, channel_ops, network_ops
+from mmchansearch.latency_table import LatencyTable, network_ops
 from mmchansearch.models.algorithms import DMaskingNAS
 from mmchansearch.models.backbones import FBNetV2SearchSpace
 from mmchansearch.registry import MODELS
@@ -257,7 +257,7 @@ def test_latency_cost_is_the_tables_sum_over_the_static_network(
     probe = _build()
     rng = random.Random(2)
     entries = {op.signature: rng.uniform(0.01, 1.0)
-               for op in channel_ops(probe.mutator)}
+               for op in probe.mutator.latency_ops()}
     path = tmp_path / 'lut.json'
     LatencyTable(entries, dict(device='cpu')).save(path)
     torch.manual_seed(0)

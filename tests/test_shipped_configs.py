@@ -48,7 +48,7 @@ from PIL import Image
 
 from mmchansearch.channel_cfg import ChannelConfig, save_channel_cfg
 from mmchansearch.fileio import install_checkpoint_io
-from mmchansearch.latency import LatencyTable
+from mmchansearch.latency_table import LatencyTable
 from mmchansearch.registry import MODELS
 from mmchansearch.supernet import build_search_space, build_supernet
 

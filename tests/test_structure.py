@@ -64,7 +64,7 @@ def test_the_graph_is_read():
     graph = _import_graph()
     assert 'mmchansearch.mutator' in graph['mmchansearch.models.algorithms'
                                            '.base']
-    assert 'mmchansearch.analysis' in graph['mmchansearch.latency']
+    assert 'mmchansearch.analysis' in graph['mmchansearch.channel_latency']
 
 
 def test_no_import_circle():
@@ -78,3 +78,21 @@ def test_the_library_does_not_import_the_tools_glue():
     users = [name for name, deps in _import_graph().items()
              if 'mmchansearch.cli' in deps]
     assert users == []
+
+
+def test_the_latency_table_knows_nothing_of_channel_search():
+    """Device tables time ops and know no search: they import neither the
+    mutator, the estimators nor the channel-latency model, and of the
+    analysis only how a classifier gives its logits. The channel-latency
+    model imports no mutator either: it is given plain data."""
+    graph = _import_graph()
+    assert graph['mmchansearch.latency_table'] <= {
+        'mmchansearch.analysis', 'mmchansearch.errors', 'mmchansearch.fileio'}
+    source = (PACKAGE / 'latency_table.py').read_text()
+    from_analysis = {alias.name for node in ast.walk(ast.parse(source))
+                     if isinstance(node, ast.ImportFrom)
+                     and node.module == 'analysis'
+                     for alias in node.names}
+    assert from_analysis == {'LogitsModule', 'forward_logits'}
+    assert graph['mmchansearch.channel_latency'] <= {
+        'mmchansearch.analysis', 'mmchansearch.latency_table'}

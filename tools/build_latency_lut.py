@@ -27,7 +27,7 @@ import torch
 import mmchansearch.models  # noqa: F401  (registers algorithms)
 from mmchansearch.cli import DictAction, load_config, run_tool
 from mmchansearch.errors import LatencyTableError
-from mmchansearch.latency import LatencyTable, build_table, calibrate
+from mmchansearch.latency_table import LatencyTable, build_table, calibrate
 from mmchansearch.supernet import build_search_space
 
 

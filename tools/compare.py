@@ -36,7 +36,7 @@ from mmchansearch.comparison import (
 from mmchansearch.comparison.measure import static_network
 from mmchansearch.errors import ConfigError
 from mmchansearch.fileio import atomic_write_text
-from mmchansearch.latency import measure_latencies
+from mmchansearch.latency_table import measure_latencies
 from mmchansearch.registry import COMPARED_METHODS
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..analysis import LogitsModule, forward_logits
 from ..estimators import traced_macs
-from ..latency import (
+from ..latency_table import (
     LatencyTable,
     build_table,
     calibrate,

@@ -15,12 +15,7 @@ from torch import nn
 from ...channel_cfg import read_channel_cfg
 from ...distributed import average_gradients
 from ...errors import ConfigError
-from ...latency import (
-    ChannelLatencyModel,
-    LatencyTable,
-    OpSpec,
-    channel_ops,
-)
+from ...latency_table import LatencyTable, OpSpec
 from ...memory_format import (
     check_memory_format,
     runs_channels_last,
@@ -157,17 +152,18 @@ class ChannelSupernet(BaseModel):
     def sample_network(self, rng: random.Random
                        ) -> tuple[nn.Module, Callable[[LatencyTable], float]]:
         """Random candidate widths as a static network, with its latency
-        predicted by a table (for :func:`~mmchansearch.latency.calibrate`
-        and fidelity checks). The supernet is left at those widths."""
+        predicted by a table (for
+        :func:`~mmchansearch.latency_table.calibrate` and fidelity checks).
+        The supernet is left at those widths."""
         choices = self.mutator.sample(rng)
         self.mutator.set_choices(choices)
         return self.mutator.export_static(), lambda table: float(
-            ChannelLatencyModel(self.mutator, table).latency(choices))
+            self.mutator.latency_model(table).latency(choices))
 
     def latency_ops(self) -> list[OpSpec]:
         """The ops a latency table of this search space must hold: every
         analyzed layer at the candidate widths of its groups."""
-        return channel_ops(self.mutator)
+        return self.mutator.latency_ops()
 
     # ------------------------------------------------------------ subnets
     def eval_subnets(self) -> dict[str, Callable[[], None]]:

@@ -20,7 +20,7 @@ from torch import nn
 from ...channel_cfg import ChannelConfig
 from ...errors import ConfigError
 from ...estimators import traced_macs
-from ...latency import LatencyTable, OpSpec, copy_op, record_input_shapes
+from ...latency_table import LatencyTable, OpSpec, copy_op, record_input_shapes
 from ...registry import MODELS
 from ..backbones.fbnet import ChoiceLayer, FBNetSearchSpace
 from .base import build_architecture
@@ -234,7 +234,7 @@ class DNAS(DifferentiableSearch, BaseModel):
                        ) -> tuple[nn.Module, Callable[[LatencyTable], float]]:
         """A uniformly random architecture as a static network, with its
         latency predicted by a table (for
-        :func:`~mmchansearch.latency.calibrate` and fidelity checks)."""
+        :func:`~mmchansearch.latency_table.calibrate` and fidelity checks)."""
         blocks = {name: rng.choice(layer.names)
                   for name, layer in self.all_layers.items()}
         keys = ['stem', 'last', 'head'] + [f'{n}.{b}'

@@ -3,11 +3,15 @@
 A table maps op signatures (what an op computes and at which input shape)
 to the median latency of that op, in milliseconds, measured on one device
 with one thread count and torch version (recorded in its ``meta``).
-``tools/build_latency_lut.py`` measures every distinct op a search space can
-instantiate: FBNet-style block choices (:meth:`DNAS.latency_ops`) and every
-analyzed layer at the widths its channel groups can take
-(:func:`channel_ops`), so any search can constrain latency through the
-estimator as it constrains FLOPs (:class:`ChannelLatencyModel`).
+This module knows ops, not search spaces: it describes a conv or linear
+layer as the op it runs at given widths (:func:`layer_op`), times ops
+(:func:`measure_latency`, :func:`build_table`), fits a table to whole
+networks (:func:`calibrate`) and lists the ops of any static network
+(:func:`network_ops`). Which ops a search space needs comes from its
+algorithm: FBNet-style block choices (:meth:`DNAS.latency_ops`) or every
+analyzed layer at the candidate widths of its channel groups
+(:mod:`mmchansearch.channel_latency`, which also turns a table into the
+latency of any channel choice).
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ import torch
 from mmengine.utils import ProgressBar
 from torch import nn
 
-from .analysis import LogitsModule, forward_logits, refuse_channel_parts
+from .analysis import LogitsModule, forward_logits
 from .errors import ConfigError, LatencyTableError
 from .fileio import atomic_write_text
 
@@ -293,7 +297,7 @@ def calibrate(table: LatencyTable, networks: Sequence[tuple],
                       calibration_ratios=[round(r, 4) for r in ratios])
 
 
-# --------------------------------------------------- channel-width tables
+# ------------------------------------------------------ ops of layers
 def _conv_signature(conv: nn.Conv2d, cin: int, cout: int, groups: int,
                     hw: Sequence[int]) -> str:
     k, s, p, d = (tuple(conv.kernel_size), tuple(conv.stride),
@@ -302,9 +306,22 @@ def _conv_signature(conv: nn.Conv2d, cin: int, cout: int, groups: int,
             f':g{groups}:bias{int(conv.bias is not None)}')
 
 
-def _layer_op(module: nn.Module, kind: str, cin: int, cout: int,
-              in_shape: Sequence[int]) -> OpSpec:
-    """The op of an analyzed layer at input/output widths cin/cout."""
+def layer_op(module: nn.Module, kind: str, cin: int, cout: int,
+             in_shape: Sequence[int]) -> OpSpec:
+    """The op a conv or linear layer runs at input/output widths cin/cout.
+
+    Args:
+        module: the layer (static or dynamic); its kernel, stride,
+            padding, dilation, groups and bias are read.
+        kind: 'conv', 'dwconv' (groups = cin) or 'linear'.
+        cin: input channels (features).
+        cout: output channels (features).
+        in_shape: one input sample's shape; a conv's op is timed at its
+            height and width, a linear layer's at (cin, ).
+
+    Returns:
+        The op; its signature is the table key.
+    """
     bias = module.bias is not None
     if kind == 'linear':
         return OpSpec(f'linear:{cin}->{cout}:bias{int(bias)}',
@@ -348,24 +365,6 @@ def record_input_shapes(modules: Mapping[str, nn.Module],
     return shapes
 
 
-def _layer_inputs(mutator) -> dict[str, tuple[int, ...]]:
-    """Input shape (one sample) of every analyzed conv/linear layer, at
-    the max widths."""
-    model = mutator.model
-    layers = {name: model.get_submodule(name)
-              for name, info in mutator.analysis.layers.items()
-              if info.kind != 'bn'}
-    previous, was_training = mutator.current_choices(), model.training
-    mutator.set_max()
-    try:
-        with torch.no_grad():
-            return record_input_shapes(layers, lambda: forward_logits(
-                model.eval(), torch.zeros(1, *mutator.input_shape)))
-    finally:
-        model.train(was_training)
-        mutator.set_choices(previous)
-
-
 def network_ops(model: nn.Module, input_shape: Sequence[int]
                 ) -> list[OpSpec]:
     """Every conv and linear layer of a (static) network as the op it runs
@@ -384,110 +383,12 @@ def network_ops(model: nn.Module, input_shape: Sequence[int]
     for name, shape in shapes.items():
         module = layers[name]
         if isinstance(module, nn.Linear):
-            ops.append(_layer_op(module, 'linear', module.in_features,
-                                 module.out_features, shape))
+            ops.append(layer_op(module, 'linear', module.in_features,
+                                module.out_features, shape))
         else:  # the conv's own groups (depthwise included)
-            ops.append(_layer_op(module, 'conv', module.in_channels,
-                                 module.out_channels, shape))
+            ops.append(layer_op(module, 'conv', module.in_channels,
+                                module.out_channels, shape))
     return ops
-
-
-class ChannelLatencyModel:
-    """Latency of any channel choice from a table of per-layer ops.
-
-    Each analyzed conv and linear layer has been measured at every pair of
-    candidate input and output widths of its groups; a choice's latency is
-    the sum over layers. Between measured widths (and for the real-valued
-    expected widths of DMaskingNAS) the layer's latency is interpolated
-    bilinearly, so it is exact at candidate widths and differentiable in
-    between. Batch norms, activations and additions are not in the table.
-
-    Args:
-        mutator: a prepared :class:`ChannelMutator`.
-        table: the measured table.
-    """
-
-    def __init__(self, mutator, table: LatencyTable) -> None:
-        self._layers = []
-        for name, op_grid in channel_op_grids(mutator).items():
-            info = mutator.analysis.layers[name]
-            ins, outs, ops = op_grid
-            grid = torch.tensor([[table[op.signature] for op in row]
-                                 for row in ops], dtype=torch.float64)
-            self._layers.append((info, ins, outs, grid))
-        self.table = table
-
-    def latency(self, widths: Mapping,
-                layer_weights: Mapping | None = None) -> Any:
-        """Milliseconds for group name -> width (missing groups: max);
-        ``layer_weights`` (layer name -> factor, e.g. the probability of
-        the block candidate it belongs to) weighs the layers it names."""
-        total = 0.0
-        weights = layer_weights or {}
-        for info, ins, outs, grid in self._layers:
-            cin = _width(widths, info.in_group, ins[-1])
-            cout = _width(widths, info.out_group, outs[-1])
-            if info.kind == 'dwconv':
-                value = _interpolate(outs, grid[0], cout)
-            else:
-                row = [_interpolate(outs, grid[i], cout)
-                       for i in range(len(ins))]
-                value = _interpolate(ins, row, cin)
-            if info.name in weights:
-                value = value * weights[info.name]
-            total = total + value
-        return total
-
-
-def channel_op_grids(mutator) -> dict[str, tuple[list[int], list[int],
-                                                 list[list[OpSpec]]]]:
-    """Per analyzed conv/linear layer: candidate input widths, output
-    widths and the op at each pair (one row for depthwise convs)."""
-    refuse_channel_parts(
-        mutator.analysis, 'latency tables',
-        'search this model under a FLOPs or params budget')
-    inputs = _layer_inputs(mutator)
-    grids = {}
-    for name, info in mutator.analysis.layers.items():
-        if info.kind == 'bn' or name not in inputs:
-            continue
-        module = mutator.model.get_submodule(name)
-        outs = _candidates(mutator, info.out_group, info.out_channels)
-        if info.kind == 'dwconv':
-            grids[name] = ([outs[-1]], outs, [[_layer_op(
-                module, 'dwconv', c, c, inputs[name]) for c in outs]])
-            continue
-        ins = _candidates(mutator, info.in_group, info.in_channels)
-        grids[name] = (ins, outs, [[_layer_op(module, info.kind, i, o,
-                                              inputs[name]) for o in outs]
-                                   for i in ins])
-    return grids
-
-
-def channel_ops(mutator) -> list[OpSpec]:
-    """Every op a channel search over ``mutator``'s candidates runs."""
-    return [op for _, _, ops in channel_op_grids(mutator).values()
-            for row in ops for op in row]
-
-
-def _candidates(mutator, group: str | None, fixed: int) -> list[int]:
-    return mutator.candidates(group) if group else [fixed]
-
-
-def _width(widths: Mapping, group: str | None, default: int):
-    return widths.get(group, default) if group else default
-
-
-def _interpolate(points: Sequence[int], values: Sequence, x) -> Any:
-    """Piecewise-linear interpolation of values at sorted points, clamped;
-    differentiable when ``x`` is a tensor."""
-    if len(points) == 1 or x <= points[0]:
-        return values[0]
-    for i in range(1, len(points)):
-        if x <= points[i]:
-            frac = (x - points[i - 1]) / (points[i] - points[i - 1])
-            return values[i - 1] + frac * (values[i] - values[i - 1])
-    return values[-1]
 
 
 def copy_op(module: nn.Module) -> Callable[[], nn.Module]:
