@@ -46,7 +46,7 @@ from ...registry import MODELS
 from .fbnet import ChoiceLayer, conv_bn_relu
 
 FBNETV2_EXPANSIONS = (0.75, 1.5, 2.25, 3.0, 3.75, 4.5)
-# The ImageNet default; configs/dmasking/fbnetv2_search_8xb64_in1k.py
+# The ImageNet default; configs/_base_/models/fbnetv2_imagenet.py
 # says where each number comes from.
 FBNETV2_STAGES = (
     dict(blocks=1, stride=1, channels=(8, 12, 16), expansions=(1, ),
