@@ -64,6 +64,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from .dynamic_ops import sliceable_kind
 from .errors import ConfigError
+from .layer_kinds import LAYER_KINDS
 
 INPUT = '<input>'
 OUTPUT = '<output>'
@@ -131,7 +132,7 @@ class LayerInfo:
     def output_width(self, widths: Mapping) -> Any:
         """Output channels at group name -> width, as :meth:`input_width`
         (a batch norm's and a depthwise conv's are its input channels)."""
-        if self.kind in ('bn', 'dwconv'):
+        if not LAYER_KINDS[self.kind].produces:
             return self.input_width(widths)
         if self.out_parts:
             return sum(widths.get(group, width) if group else width
@@ -709,7 +710,7 @@ def _trace(model: nn.Module, inputs: torch.Tensor
             nonlocal calls
             if not record.calls:
                 record.order, calls = calls, calls + 1
-            channels = output.shape[-1 if record.kind == 'linear' else 1]
+            channels = LAYER_KINDS[record.kind].channels(output)
             record.output_positions += output.numel() // (
                 output.shape[0] * channels)
             record.calls.append((args[0].grad_fn, output.grad_fn))
@@ -787,7 +788,7 @@ def analyze_channels(model: nn.Module,
                     if name not in records}
 
     producers = {out: n for n, r in records.items()
-                 if r.kind in ('conv', 'linear') for _, out in r.calls}
+                 if LAYER_KINDS[r.kind].produces for _, out in r.calls}
     transparent = {out: inp for r in records.values() if r.kind == 'dwconv'
                    for inp, out in r.calls}
     norms = {node for r in records.values() if r.kind == 'bn'
@@ -795,7 +796,7 @@ def analyze_channels(model: nn.Module,
              if _op_name(node) in _NORM_OPS}
     producer_widths = {name: _out_channels(r.module)
                        for name, r in records.items()
-                       if r.kind in ('conv', 'linear')}
+                       if LAYER_KINDS[r.kind].produces}
     producer_widths[INPUT] = input_shape[0]
     conv_groups = {name: getattr(records[name].module, 'groups', 1)
                    for name in producer_widths if name != INPUT}
@@ -867,7 +868,7 @@ def analyze_channels(model: nn.Module,
     fixed = {union.find(r): why for r, why in fixed_roots.items()}
     widths: dict[str, set] = {}
     for name, record in records.items():
-        if record.kind in ('conv', 'linear'):
+        if LAYER_KINDS[record.kind].produces:
             for item in output_items(name, splits):
                 widths.setdefault(union.find(item), set()).add(
                     walker.widths[item])
@@ -895,7 +896,7 @@ def analyze_channels(model: nn.Module,
         parts = [(group_of(item), width) for item, width in input_parts[name]]
         in_group = parts[0][0] if len(parts) == 1 else None
         out_parts = None
-        if record.kind in ('conv', 'linear'):
+        if LAYER_KINDS[record.kind].produces:
             outputs = [(group_of(item), walker.widths[item])
                        for item in output_items(name, splits)]
             out_group = outputs[0][0] if len(outputs) == 1 else None
@@ -967,7 +968,7 @@ def _describe_fixed(records: dict, union: _UnionFind, fixed: dict,
     touched: dict[str, list[str]] = {}
     for name, record in records.items():
         items = [item for item, _ in input_parts[name]]
-        if record.kind in ('conv', 'linear'):
+        if LAYER_KINDS[record.kind].produces:
             items += output_items(name, splits)
         for item in items:
             if union.find(item) in fixed:

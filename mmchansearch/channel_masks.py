@@ -15,22 +15,7 @@ import torch
 from torch import nn
 
 from .analysis import ChannelAnalysis, refuse_channel_parts
-
-
-def mask_input(x: torch.Tensor, mask: torch.Tensor, kind: str
-               ) -> torch.Tensor:
-    """``x`` times ``mask`` over its channels.
-
-    Args:
-        x: a conv input (N, C, ...) or a linear input (N, ..., C).
-        mask: (C,) for every sample, or (N, C) per sample.
-        kind: 'conv', 'dwconv' or 'linear'.
-    """
-    mask = mask.to(device=x.device, dtype=x.dtype)
-    batch = mask.shape[0] if mask.dim() == 2 else 1
-    if kind == 'linear':  # channels last
-        return x * mask.view(batch, *[1] * (x.dim() - 2), -1)
-    return x * mask.view(batch, -1, *[1] * (x.dim() - 2))
+from .layer_kinds import LAYER_KINDS
 
 
 def group_readers(analysis: ChannelAnalysis, group: str) -> list[tuple]:
@@ -96,6 +81,6 @@ class GroupMasks(MaskHooks):
             mask = self.masks[group]
             if mask is None:
                 return None
-            return (mask_input(args[0], mask, kind), *args[1:])
+            return (LAYER_KINDS[kind].mask(args[0], mask), *args[1:])
         return hook
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from .analysis import ChannelAnalysis, LayerInfo, count_conv_linear
 from .errors import ConfigError
+from .layer_kinds import LAYER_KINDS
 
 METRICS = ('flops', 'params')
 
@@ -187,19 +188,12 @@ def _widths_of(cost: _LayerCost, widths: Mapping[str, int]
 
 def _layer_cost(info: LayerInfo, module: nn.Module) -> _LayerCost:
     positions = max(info.output_positions, 1)
-    bias = 1 if getattr(module, 'bias', None) is not None else 0
-    if info.kind == 'dwconv':
-        kernel = module.kernel_size[0] * module.kernel_size[1]
-        return _LayerCost(info, 0, 0, kernel + bias, kernel * positions,
-                          positions=positions)
-    if info.kind == 'conv':
-        kernel = module.kernel_size[0] * module.kernel_size[1]
-        return _LayerCost(info, kernel * positions, kernel, bias, 0,
-                          module.groups, positions)
-    if info.kind == 'linear':
-        return _LayerCost(info, positions, 1, bias, 0, positions=positions)
-    affine = 2 if getattr(module, 'affine', False) else 0  # batch norm
-    return _LayerCost(info, 0, 0, affine, 0, positions=positions)
+    coefficients = LAYER_KINDS[info.kind].cost(module, positions)
+    return _LayerCost(info, coefficients.flops_per_pair,
+                      coefficients.params_per_pair,
+                      coefficients.params_per_out,
+                      coefficients.flops_per_out, coefficients.groups,
+                      positions)
 
 
 def traced_macs(model: nn.Module, run: Callable[[], Any]) -> dict[str, int]:

@@ -35,6 +35,7 @@ from torch import nn
 from .analysis import LogitsModule, forward_logits
 from .errors import ConfigError, LatencyTableError
 from .fileio import atomic_write_text
+from .layer_kinds import LAYER_KINDS
 
 BUILD_HINT = ('build it with `python tools/build_latency_lut.py CONFIG '
               '--device {device} -o {path}`')
@@ -298,17 +299,10 @@ def calibrate(table: LatencyTable, networks: Sequence[tuple],
 
 
 # ------------------------------------------------------ ops of layers
-def _conv_signature(conv: nn.Conv2d, cin: int, cout: int, groups: int,
-                    hw: Sequence[int]) -> str:
-    k, s, p, d = (tuple(conv.kernel_size), tuple(conv.stride),
-                  tuple(conv.padding), tuple(conv.dilation))
-    return (f'conv2d:{cin}x{hw[0]}x{hw[1]}->{cout}:k{k}:s{s}:p{p}:d{d}'
-            f':g{groups}:bias{int(conv.bias is not None)}')
-
-
 def layer_op(module: nn.Module, kind: str, cin: int, cout: int,
              in_shape: Sequence[int]) -> OpSpec:
-    """The op a conv or linear layer runs at input/output widths cin/cout.
+    """The op a conv or linear layer runs at input/output widths cin/cout
+    (its kind's handler, :mod:`mmchansearch.layer_kinds`).
 
     Args:
         module: the layer (static or dynamic); its kernel, stride,
@@ -322,27 +316,7 @@ def layer_op(module: nn.Module, kind: str, cin: int, cout: int,
     Returns:
         The op; its signature is the table key.
     """
-    bias = module.bias is not None
-    if kind == 'linear':
-        return OpSpec(f'linear:{cin}->{cout}:bias{int(bias)}',
-                      lambda: nn.Linear(cin, cout, bias), (cin, ))
-    groups = cin if kind == 'dwconv' else module.groups
-    hw = tuple(in_shape[1:])
-    own_class = getattr(module, 'static_class', None)
-    if own_class is not None:
-        # a conv with a forward of its own (mmcv's Conv2dAdaptivePadding:
-        # TF 'same' padding from the input size): timed as that class
-        return OpSpec(
-            _conv_signature(module, cin, cout, groups, hw)
-            + f':{own_class.__name__}',
-            lambda: own_class(cin, cout, module.kernel_size, module.stride,
-                              module.padding, module.dilation, groups, bias),
-            (cin, *hw))
-    return OpSpec(
-        _conv_signature(module, cin, cout, groups, hw),
-        lambda: nn.Conv2d(cin, cout, module.kernel_size, module.stride,
-                          module.padding, module.dilation, groups, bias),
-        (cin, *hw))
+    return OpSpec(*LAYER_KINDS[kind].op(module, cin, cout, in_shape))
 
 
 def record_input_shapes(modules: Mapping[str, nn.Module],

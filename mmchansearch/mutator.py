@@ -23,6 +23,7 @@ from .dynamic_ops import ChannelParts, ChannelWidth, is_dynamic, make_dynamic
 from .errors import BudgetError, ChannelConfigError, ConfigError
 from .estimators import ResourceEstimator
 from .latency_table import LatencyTable, OpSpec, record_input_shapes
+from .layer_kinds import LAYER_KINDS
 from .registry import MODELS
 from .widening import resize_layers
 
@@ -148,7 +149,7 @@ class ChannelMutator:
             if not info.input_groups() and not info.output_groups():
                 continue
             out_width = self.widths[info.out_group] \
-                if info.kind in ('conv', 'linear') and info.out_group else None
+                if LAYER_KINDS[info.kind].produces and info.out_group else None
             make_dynamic(model.get_submodule(name), out_width,
                          depthwise=info.kind == 'dwconv',
                          input_parts=self._channel_parts(info.in_parts),

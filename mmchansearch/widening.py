@@ -10,55 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import torch
 from torch import nn
 
 from .analysis import ChannelAnalysis, refuse_channel_parts
-
-
-def _new_parameter(like: torch.Tensor | None, *shape: int
-                   ) -> nn.Parameter | None:
-    if like is None:
-        return None
-    return nn.Parameter(torch.empty(*shape, dtype=like.dtype,
-                                    device=like.device),
-                        requires_grad=like.requires_grad)
-
-
-def _resize_conv(conv: nn.Conv2d, cin: int, cout: int,
-                 depthwise: bool) -> None:
-    groups = cin if depthwise else conv.groups
-    if cin % groups or cout % groups:
-        raise ValueError(f'widths {cin}->{cout} are not multiples of the '
-                         f'{groups} groups of a grouped conv')
-    conv.in_channels, conv.out_channels, conv.groups = cin, cout, groups
-    conv.weight = _new_parameter(conv.weight, cout, cin // groups,
-                                 *conv.kernel_size)
-    if conv.bias is not None:
-        conv.bias = _new_parameter(conv.bias, cout)
-    conv.reset_parameters()
-
-
-def _resize_linear(linear: nn.Linear, cin: int, cout: int) -> None:
-    linear.in_features, linear.out_features = cin, cout
-    linear.weight = _new_parameter(linear.weight, cout, cin)
-    if linear.bias is not None:
-        linear.bias = _new_parameter(linear.bias, cout)
-    linear.reset_parameters()
-
-
-def _resize_batch_norm(bn: nn.modules.batchnorm._NormBase,
-                       width: int) -> None:
-    bn.num_features = width
-    if bn.affine:
-        bn.weight = _new_parameter(bn.weight, width)
-        bn.bias = _new_parameter(bn.bias, width)
-    if bn.track_running_stats:
-        for name in ('running_mean', 'running_var'):
-            old = getattr(bn, name)
-            bn.register_buffer(name, torch.empty(
-                width, dtype=old.dtype, device=old.device))
-    bn.reset_parameters()
+from .layer_kinds import LAYER_KINDS
 
 
 def resize_layers(model: nn.Module, analysis: ChannelAnalysis,
@@ -89,10 +44,4 @@ def resize_layers(model: nn.Module, analysis: ChannelAnalysis,
         cout = width(info.out_group, info.out_channels)
         if (cin, cout) == (info.in_channels, info.out_channels):
             continue
-        module = model.get_submodule(name)
-        if info.kind in ('conv', 'dwconv'):
-            _resize_conv(module, cin, cout, info.kind == 'dwconv')
-        elif info.kind == 'linear':
-            _resize_linear(module, cin, cout)
-        else:
-            _resize_batch_norm(module, cout)
+        LAYER_KINDS[info.kind].resize(model.get_submodule(name), cin, cout)

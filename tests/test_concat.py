@@ -272,7 +272,8 @@ def test_methods_without_concatenation_support_refuse_it(tmp_path):
     writer = ChannelMutator(input_shape=SHAPE)  # a layer writing parts
     writer.prepare(_model(0, ResidualOnConcat))
     with pytest.raises(ConfigError, match=r'latency tables.*\bc\b'):
-        channel_op_grids(writer)
+        channel_op_grids(writer.analysis, writer.model,
+                         writer.candidate_widths, writer.layer_input_shapes)
 
 
 def test_switchable_batch_norms_over_parts_give_each_subnet(test_logger):

@@ -87,7 +87,8 @@ def test_the_latency_table_knows_nothing_of_channel_search():
     model imports no mutator either: it is given plain data."""
     graph = _import_graph()
     assert graph['mmchansearch.latency_table'] <= {
-        'mmchansearch.analysis', 'mmchansearch.errors', 'mmchansearch.fileio'}
+        'mmchansearch.analysis', 'mmchansearch.errors', 'mmchansearch.fileio',
+        'mmchansearch.layer_kinds'}
     source = (PACKAGE / 'latency_table.py').read_text()
     from_analysis = {alias.name for node in ast.walk(ast.parse(source))
                      if isinstance(node, ast.ImportFrom)
@@ -96,3 +97,15 @@ def test_the_latency_table_knows_nothing_of_channel_search():
     assert from_analysis == {'LogitsModule', 'forward_logits'}
     assert graph['mmchansearch.channel_latency'] <= {
         'mmchansearch.analysis', 'mmchansearch.latency_table'}
+
+
+def test_layer_kinds_are_a_leaf_every_module_may_use():
+    """The layer-kind handlers import nothing of the package, and the
+    modules that differ per kind ask them instead of comparing kind
+    strings themselves."""
+    graph = _import_graph()
+    assert not {m for m in graph['mmchansearch.layer_kinds']
+                if m.startswith('mmchansearch')}
+    for user in ('estimators', 'latency_table', 'widening', 'channel_masks',
+                 'engine.flops_utilization'):
+        assert 'mmchansearch.layer_kinds' in graph[f'mmchansearch.{user}']

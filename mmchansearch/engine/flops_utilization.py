@@ -41,13 +41,9 @@ from mmengine import dist
 from torch import nn
 
 from ..analysis import ChannelAnalysis, refuse_channel_parts
-from ..channel_masks import (
-    GroupMasks,
-    MaskHooks,
-    group_readers,
-    mask_input,
-)
+from ..channel_masks import GroupMasks, MaskHooks, group_readers
 from ..errors import ConfigError
+from ..layer_kinds import LAYER_KINDS
 from ..mutator import ChannelMutator
 
 DROPOUT_KINDS = ('bernoulli', 'gaussian')
@@ -128,11 +124,6 @@ def group_outputs(analysis: ChannelAnalysis, group: str) -> list[str]:
     return sites
 
 
-def _site_kind(analysis: ChannelAnalysis, name: str) -> str:
-    """How a site's output holds its channels ('linear': last dim)."""
-    return 'linear' if analysis.layers[name].kind == 'linear' else 'conv'
-
-
 class OutputMasks(MaskHooks):
     """Per-sample masks on the outputs of a group's writers
     (:func:`group_outputs`), one independent mask per site: set
@@ -153,7 +144,7 @@ class OutputMasks(MaskHooks):
             groups)
         self._handles = [
             model.get_submodule(name).register_forward_hook(
-                self._hook(group, i, _site_kind(analysis, name)))
+                self._hook(group, i, analysis.layers[name].kind))
             for group, names in self.sites.items()
             for i, name in enumerate(names)]
 
@@ -162,7 +153,7 @@ class OutputMasks(MaskHooks):
             masks = self.masks[group]
             if masks is None:
                 return None
-            return mask_input(output, masks[index], kind)
+            return LAYER_KINDS[kind].mask(output, masks[index])
         return hook
 
 
@@ -211,7 +202,7 @@ class TrainingDropout:
         self._generator = torch.Generator()
         self._handles = [] if rate == 0 else [
             model.get_submodule(name).register_forward_hook(
-                self._hook(name, k, _site_kind(analysis, name)))
+                self._hook(name, k, analysis.layers[name].kind))
             for k, name in enumerate(sites)]
 
     def site_rate(self, name: str) -> float:
@@ -228,13 +219,13 @@ class TrainingDropout:
             rate = self.site_rate(name)
             if rate <= 0:
                 return None
-            channels = output.shape[-1 if kind == 'linear' else 1]
+            channels = LAYER_KINDS[kind].channels(output)
             self._generator.manual_seed(
                 self.seed + 1000003 * dist.get_rank()
                 + 7919 * self.clock()[0] + index)
             keep = torch.rand(output.shape[0], channels,
                               generator=self._generator) >= rate
-            return mask_input(output, keep.float() / (1 - rate), kind)
+            return LAYER_KINDS[kind].mask(output, keep.float() / (1 - rate))
         return hook
 
     def remove(self) -> None:
