@@ -108,9 +108,34 @@ def _select(tensor: torch.Tensor, dim: int, channels: int,
 
 class _ReadsChannels:
     """Picks the channels in use from a tensor of a dynamic layer: the
-    first ones, or those of each part (``input_parts``, ``output_parts``)."""
+    first ones, or those of each part (``input_parts``, ``output_parts``);
+    and checks that its input has the channels the channel analysis
+    expects at the current widths (``input_width``, or the parts; a layer
+    of fixed input: all of them), so that a model the analysis misread
+    fails loudly instead of computing other widths than the estimator
+    counts and the export builds."""
     input_parts: ChannelParts | None = None
     output_parts: ChannelParts | None = None
+    input_width: ChannelWidth | None = None
+    checks_input: bool = False  # set by make_dynamic
+
+    def _check_input(self, channels: int, full: int) -> None:
+        if not self.checks_input:
+            return
+        if self.input_parts is not None:
+            expected = sum(self.input_parts.widths())
+        elif self.input_width is not None:
+            expected = self.input_width.current
+        else:
+            expected = full
+        if channels != expected:
+            raise RuntimeError(
+                f'a {type(self).__name__} got {channels} input channels '
+                f'where the channel analysis expects {expected} at the '
+                'current widths: the analysis misread how this model '
+                'connects its channels (please report the model); freezing '
+                'the groups around this layer (mutator frozen_groups) avoids '
+                'it')
 
     def _input_slice(self, tensor: torch.Tensor, dim: int,
                      channels: int) -> torch.Tensor:
@@ -152,6 +177,7 @@ class DynamicConv2d(_ReadsChannels, nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cin = x.shape[1]
+        self._check_input(cin, self.in_channels)
         cout = self._out_channels_now(cin)
         if cin == self.in_channels and cout == self.out_channels:
             return super().forward(x)
@@ -271,6 +297,7 @@ class DynamicLinear(_ReadsChannels, nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cin, cout = x.shape[-1], self._out_features_now()
+        self._check_input(cin, self.in_features)
         if cin == self.in_features and cout == self.out_features:
             return super().forward(x)
         bias = None if self.bias is None else self._output_slice(
@@ -299,6 +326,7 @@ class _DynamicBatchNorm(_ReadsChannels):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels = x.shape[1]
+        self._check_input(channels, self.num_features)
         if channels == self.num_features:
             return super().forward(x)
         self._check_input_dim(x)
@@ -454,7 +482,9 @@ def sliceable_kind(module: nn.Module) -> str | None:
 def make_dynamic(module: nn.Module, out_width: ChannelWidth | None,
                  depthwise: bool = False,
                  input_parts: ChannelParts | None = None,
-                 output_parts: ChannelParts | None = None) -> nn.Module:
+                 output_parts: ChannelParts | None = None,
+                 input_width: ChannelWidth | None = None,
+                 check_input: bool = False) -> nn.Module:
     """Converts a Conv2d, Linear or BatchNorm into its dynamic version.
 
     Subclasses are converted only when they keep the base class's forward,
@@ -469,6 +499,11 @@ def make_dynamic(module: nn.Module, out_width: ChannelWidth | None,
         input_parts: the parts of the concatenation it reads, if it does.
         output_parts: the parts its output is written in, if it has
             several (a conv or linear layer; ``out_width`` is None then).
+        input_width: its input group's width; with neither it nor
+            ``input_parts`` the input is fixed at full width.
+        check_input: every forward checks the input's channels against
+            those (the mutator's layers); otherwise the input width is
+            whatever the input has.
 
     Returns:
         The same object, now of the dynamic class.
@@ -493,6 +528,8 @@ def make_dynamic(module: nn.Module, out_width: ChannelWidth | None,
         module.input_parts = input_parts
     if output_parts is not None:
         module.output_parts = output_parts
+    module.input_width = input_width
+    module.checks_input = check_input
     return module
 
 

@@ -153,7 +153,9 @@ class ChannelMutator:
             make_dynamic(model.get_submodule(name), out_width,
                          depthwise=info.kind == 'dwconv',
                          input_parts=self._channel_parts(info.in_parts),
-                         output_parts=self._channel_parts(info.out_parts))
+                         output_parts=self._channel_parts(info.out_parts),
+                         input_width=self.widths[info.in_group]
+                         if info.in_group else None, check_input=True)
         self._model = model
         self.layer_input_shapes = self._record_layer_inputs()
         if self.latency_table:

@@ -296,3 +296,31 @@ def test_switchable_batch_norms_over_parts_give_each_subnet(test_logger):
                 rtol=1e-5)
         assert slimmable.architecture.layer2_bn.bns[index].num_features \
             == cfg['stem'] + cfg['layer1']
+
+
+class ShapeDependent(nn.Module):
+    """A forward that changes with the width it sees: at full width (the
+    trace) the channels pass, narrower they are cut, which no trace at
+    full width can show."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 1)
+        self.b = nn.Conv2d(8, 6, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a(x)
+        if x.shape[1] < 8:
+            x = x[:, :2]
+        return self.b(x).mean((2, 3))
+
+
+def test_a_layer_fed_other_widths_than_the_analysis_expects_fails():
+    model = _model(0, ShapeDependent)
+    mutator = ChannelMutator(input_shape=SHAPE)
+    mutator.prepare(model)
+    assert model(torch.randn(1, *SHAPE)).shape == (1, 6)
+    mutator.set_choices({'a': 4})
+    with pytest.raises(RuntimeError, match='got 2 input channels where the '
+                       'channel analysis expects 4'):
+        model(torch.randn(1, *SHAPE))
