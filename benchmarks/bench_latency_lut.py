@@ -13,7 +13,7 @@ choices; any other (channel-search) config samples candidate widths.
 
 Example (FBNet's ImageNet space, 224x224, batch 1, one CPU thread):
     python benchmarks/bench_latency_lut.py \
-        configs/fbnet/dnas_fbnet_search_8xb32_in1k.py --device cpu \
+        configs/dnas/dnas_fbnet_search_8xb32_in1k.py --device cpu \
         --threads 1 --archs 20 -o work_dirs/lut/fbnet_in1k_cpu.json
 """
 import argparse

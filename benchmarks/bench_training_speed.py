@@ -61,8 +61,8 @@ def worker(args) -> dict:
     from bench_autoslim import build_autoslim, optimizer_for
     from classifiers import random_batches
 
+    from mmchansearch.engine.autoslim_search import score_batches
     from mmchansearch.engine.batch_norm import batch_statistics
-    from mmchansearch.engine.greedy_search import score_batches
     from mmchansearch.memory_format import to_memory_format
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -285,9 +285,10 @@ def make_fashion_mnist() -> Callable[[Path, int, int], Path]:
     return _make_fashion_mnist
 
 
-def _gumbel_search_options(root: Path, epochs: int) -> list[str]:
-    """``--cfg-options`` shrinking a Gumbel search config (schedule
-    ``_base_/schedules/gumbel_search.py``) to the tiny data under ``root``.
+def _differentiable_search_options(root: Path, epochs: int) -> list[str]:
+    """``--cfg-options`` shrinking a differentiable search config
+    (schedule ``_base_/schedules/differentiable_search.py``) to the tiny
+    data under ``root``.
 
     The weights train on training images [0, 48) and the architecture on
     [48, 96), 16 a batch, for ``epochs`` epochs; every loader runs in the
@@ -312,10 +313,11 @@ def _gumbel_search_options(root: Path, epochs: int) -> list[str]:
 
 
 @pytest.fixture(scope='session')
-def gumbel_search_options() -> Callable[[Path, int], list[str]]:
-    """``gumbel_search_options(root, epochs)``: ``--cfg-options`` running a
-    DMaskingNAS or DNAS search config on :func:`make_fashion_mnist` data."""
-    return _gumbel_search_options
+def differentiable_search_options() -> Callable[[Path, int], list[str]]:
+    """``differentiable_search_options(root, epochs)``: ``--cfg-options``
+    running a DMaskingNAS or DNAS search config on
+    :func:`make_fashion_mnist` data."""
+    return _differentiable_search_options
 
 
 def _rexnet_search_options(root: Path, num_train: int, num_heldout: int,

@@ -20,10 +20,7 @@ from mmchansearch.comparison import (
     measure_networks,
     plot_comparison,
 )
-from mmchansearch.comparison.methods import (
-    ChannelParameterization,
-    NetworkAdjustment,
-)
+from mmchansearch.comparison.methods import NetworkAdjustmentRun, ReXNetRun
 from mmchansearch.errors import ConfigError
 from mmchansearch.latency_table import (
     LatencyTable,
@@ -59,13 +56,13 @@ def test_derive_config_names_a_missing_file(tmp_path):
 
 def test_methods_refuse_an_unsupported_budget():
     with pytest.raises(ConfigError, match="FLOPs budget only"):
-        NetworkAdjustment('NA', 's.py', 'r.py', budget='latency')
+        NetworkAdjustmentRun('NA', 's.py', 'r.py', budget='latency')
     with pytest.raises(ConfigError, match='budget must be one of'):
-        COMPARED_METHODS.build(dict(type='DMaskingNAS', name='D',
+        COMPARED_METHODS.build(dict(type='dmasking', name='D',
                                     search='s.py', retrain='r.py',
                                     budget='params'))
     with pytest.raises(ConfigError, match='window'):
-        ChannelParameterization('R', 's.py', 'r.py', window=1.5)
+        ReXNetRun('R', 's.py', 'r.py', window=1.5)
 
 
 def test_every_method_of_the_configs_builds():
@@ -74,8 +71,10 @@ def test_every_method_of_the_configs_builds():
         methods = [COMPARED_METHODS.build(m)
                    for m in [cfg.baseline, *cfg.methods.values()]]
         assert [type(m).__name__ for m in methods] == [
-            'UniformWidth', 'GreedySlimming', 'NetworkAdjustment',
-            'ChannelParameterization', 'DMaskingNAS', 'DNAS']
+            'UniformWidthRun', 'AutoSlimRun', 'NetworkAdjustmentRun',
+            'ReXNetRun', 'DMaskingNASRun', 'DNASRun']
+        assert [cfg.baseline.type, *(m.type for m in cfg.methods.values())
+                ] == ['uniform', *cfg.methods]  # type = key = method name
 
 
 def test_tool_runner_records_stages_and_skips_finished_ones(tmp_path):

@@ -22,7 +22,7 @@ from mmchansearch.channel_cfg import (
     validate_channels,
 )
 from mmchansearch.engine.batch_norm import recalibrate_bn
-from mmchansearch.engine.dmasking_search import DMaskingSearchLoop
+from mmchansearch.engine.dmasking_search import DMaskingNASSearchLoop
 from mmchansearch.errors import BudgetError, ConfigError, NonFiniteError
 from mmchansearch.export import (
     export_subnet,
@@ -279,22 +279,24 @@ SEARCH = REPO / 'configs' / 'dmasking' / \
     'dmasking_mbv2_1.0x_search_1xb64_fashion-mnist.py'
 
 
-def _search_options(gumbel_search_options, root, epochs: int) -> list[str]:
+def _search_options(differentiable_search_options, root,
+                    epochs: int) -> list[str]:
     """The shared tiny-data options, this config's validation data, and
     one warm-up epoch (the config has two)."""
-    return gumbel_search_options(root, epochs) + [
+    return differentiable_search_options(root, epochs) + [
         f'val_dataloader.dataset.data_root={root}',
         'train_cfg.warmup_epochs=1', 'val_cfg.calibrate_bn_batches=2',
     ]
 
 
-def test_search_writes_results_and_resumes(tmp_path, make_fashion_mnist,
-                                           run_tool, gumbel_search_options):
+def test_search_writes_results_and_resumes(
+        tmp_path, make_fashion_mnist, run_tool,
+        differentiable_search_options):
     root = make_fashion_mnist(tmp_path / 'data', 96, 32)
     work_dir = tmp_path / 'search'
     run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
              '--cfg-options',
-             *_search_options(gumbel_search_options, root, 2))
+             *_search_options(differentiable_search_options, root, 2))
     cfg = load_channel_cfg(work_dir / 'derived.yaml')
     supernet = build_supernet(str(SEARCH))
     validate_channels(cfg, supernet.mutator.max_widths)
@@ -313,7 +315,7 @@ def test_search_writes_results_and_resumes(tmp_path, make_fashion_mnist,
     assert history[0]['probabilities'] != history[1]['probabilities']
     run_tool('tools/search.py', SEARCH, '--work-dir', work_dir, '--resume',
              '--cfg-options',
-             *_search_options(gumbel_search_options, root, 3))
+             *_search_options(differentiable_search_options, root, 3))
     log = sorted(work_dir.glob('2*/*.log'))[-1].read_text()
     assert 'resumed epoch: 2' in log
     history = json.loads((work_dir / 'arch_history.json').read_text())
@@ -322,7 +324,7 @@ def test_search_writes_results_and_resumes(tmp_path, make_fashion_mnist,
 
 def test_killed_search_resumes_to_the_same_result(
         tmp_path, make_fashion_mnist, run_tool, kill_when,
-        gumbel_search_options, final_state):
+        differentiable_search_options, final_state):
     """kill -9 in the last of three epochs (one warm-up), --resume: the
     derived network, the distributions and every weight and architecture
     parameter are the uninterrupted run's. The Gumbel noise continues from
@@ -331,7 +333,7 @@ def test_killed_search_resumes_to_the_same_result(
     every epoch."""
     root = make_fashion_mnist(tmp_path / 'data', 96, 32)
     options = ['--cfg-options',
-               *_search_options(gumbel_search_options, root, 3),
+               *_search_options(differentiable_search_options, root, 3),
                'train_cfg.arch_dataloader.dataset.stop=80']
     straight, killed = tmp_path / 'straight', tmp_path / 'killed'
     run_tool('tools/search.py', SEARCH, '--work-dir', straight, *options)
@@ -373,7 +375,7 @@ def _calibrated_checkpoint(root: Path, path: Path) -> Path:
 
 def test_search_on_two_processes_matches_one(
         tmp_path, make_fashion_mnist, run_tool, run_torchrun,
-        gumbel_search_options):
+        differentiable_search_options):
     """torchrun with 2 gloo processes at 8 images a rank vs 1 process at
     16: each step sees the same 16 images (the distributed sampler deals
     the one-process order out to the ranks), every rank draws the one
@@ -399,7 +401,7 @@ def test_search_on_two_processes_matches_one(
     =True``, TV 0.048 (22 widths differ)."""
     root = make_fashion_mnist(tmp_path / 'data', 96, 32)
     checkpoint = _calibrated_checkpoint(root, tmp_path / 'bn.pth')
-    options = [*_search_options(gumbel_search_options, root, 2),
+    options = [*_search_options(differentiable_search_options, root, 2),
                'model.architecture.backbone.norm_eval=True',
                f'load_from={checkpoint}']
 
@@ -425,7 +427,7 @@ def test_search_on_two_processes_matches_one(
 
 
 def test_a_diverged_training_stops_before_any_result(
-        tmp_path, make_fashion_mnist, run_tool, gumbel_search_options):
+        tmp_path, make_fashion_mnist, run_tool, differentiable_search_options):
     root = make_fashion_mnist(tmp_path / 'data', 96, 32)
     with DefaultScope.overwrite_default_scope('mmchansearch'):
         model = MODELS.build(Config.fromfile(SEARCH).model)
@@ -436,7 +438,7 @@ def test_a_diverged_training_stops_before_any_result(
     work_dir = tmp_path / 'search'
     result = run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
                       '--cfg-options',
-                      *_search_options(gumbel_search_options, root, 1),
+                      *_search_options(differentiable_search_options, root, 1),
                       f'load_from={broken}', check=False)
     assert result.returncode == 2, result.stderr[-2000:]
     assert 'error: search training, epoch 1 iteration 1: non-finite ' \
@@ -457,7 +459,7 @@ def test_nan_architecture_parameters_derive_nothing(quarter_resnet_cfg,
     with pytest.raises(NonFiniteError, match=r'deriving the network: '
                        r'non-finite architecture parameters of \S+ = 1 of '
                        r'\d+ values NaN/inf'):
-        DMaskingSearchLoop(trained).run()
+        DMaskingNASSearchLoop(trained).run()
     assert not list(tmp_path.iterdir())
 
 

@@ -31,9 +31,9 @@ from mmchansearch.optim import SeparateOptimWrapperConstructor
 from mmchansearch.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / 'configs' / 'fbnet'
+CONFIGS = REPO / 'configs' / 'dnas'
 SEARCH = CONFIGS / 'dnas_fbnet-small_search_1xb64_fashion-mnist.py'
-RETRAIN = CONFIGS / 'fbnet-small_retrain_1xb64_fashion-mnist.py'
+RETRAIN = CONFIGS / 'dnas_fbnet-small_retrain_1xb64_fashion-mnist.py'
 TINY_SPACE = dict(type='FBNetSearchSpace', stages=((1, 8, 1), (2, 16, 2)),
                   stem_channels=8, stem_stride=1, last_channels=32)
 INPUT = (3, 16, 16)
@@ -288,11 +288,11 @@ def test_architecture_must_be_an_fbnet_space():
 
 
 # ------------------------------------------------ the tools, end to end
-def _search_options(gumbel_search_options, root, lut,
+def _search_options(differentiable_search_options, root, lut,
                     epochs: int) -> list[str]:
     """The shared tiny-data options, the latency table, and validation on
     held-out training images [96, 128)."""
-    return gumbel_search_options(root, epochs) + [
+    return differentiable_search_options(root, epochs) + [
         # the config's target is in ms of one CPU; a table measured here
         # can make it unreachable, so the test searches without a target
         f'model.latency_table={lut}', 'model.target=None',
@@ -306,7 +306,7 @@ def _search_options(gumbel_search_options, root, lut,
 
 @pytest.fixture(scope='module')
 def searched(tmp_path_factory, make_fashion_mnist, run_tool,
-             gumbel_search_options):
+             differentiable_search_options):
     """The reduced Fashion-MNIST config: LUT, 2-epoch search, resume to 3."""
     tmp = tmp_path_factory.mktemp('dnas')
     root = make_fashion_mnist(tmp / 'data', 128, 32)
@@ -316,11 +316,11 @@ def searched(tmp_path_factory, make_fashion_mnist, run_tool,
     work_dir = tmp / 'search'
     run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
              '--cfg-options',
-             *_search_options(gumbel_search_options, root, lut, 2))
+             *_search_options(differentiable_search_options, root, lut, 2))
     first = json.loads((work_dir / 'arch_history.json').read_text())
     run_tool('tools/search.py', SEARCH, '--work-dir', work_dir, '--resume',
              '--cfg-options',
-             *_search_options(gumbel_search_options, root, lut, 3))
+             *_search_options(differentiable_search_options, root, lut, 3))
     return tmp, root, lut, work_dir, first
 
 
@@ -366,13 +366,13 @@ def test_search_resumes_after_a_kill(searched):
 
 def test_killed_search_resumes_to_the_same_result(
         tmp_path, make_fashion_mnist, run_tool, kill_when,
-        gumbel_search_options, final_state):
+        differentiable_search_options, final_state):
     """kill -9 in the last of three epochs (one warm-up, validation every
     epoch), --resume: derived.yaml, the samples, the distributions and every
     parameter (theta included) are the uninterrupted run's. The cost is
     the FLOPs here, so no latency table is measured."""
     root = make_fashion_mnist(tmp_path / 'data', 128, 32)
-    options = ['--cfg-options', *gumbel_search_options(root, 3),
+    options = ['--cfg-options', *differentiable_search_options(root, 3),
                'model.latency_table=None', "model.cost_metric='flops'",
                'model.target=None', 'model.cost_weight=0.5',
                f'val_dataloader.dataset.dataset.data_root={root}',
@@ -404,13 +404,13 @@ def test_killed_search_resumes_to_the_same_result(
 
 
 # ------------------------------------ FBNet's last step: the candidates
-def _candidate_options(searched, gumbel_search_options,
+def _candidate_options(searched, differentiable_search_options,
                        epochs: int = 1) -> list[str]:
     """The finished search's options, with 3 candidates of ``epochs``
     epochs (one of 3 iterations) scored on held-out images [96, 128)."""
     _, root, lut, _, _ = searched
     return ['--cfg-options',
-            *_search_options(gumbel_search_options, root, lut, 3),
+            *_search_options(differentiable_search_options, root, lut, 3),
             'search_loop.num_candidates=3',
             f'search_loop.candidate_epochs={epochs}']
 
@@ -422,14 +422,15 @@ def _trainings(work_dir: Path) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope='module')
-def candidates(searched, run_tool, gumbel_search_options):
+def candidates(searched, run_tool, differentiable_search_options):
     """The finished search resumed with the candidate step on: only the
     candidates train."""
     tmp, _, _, work_dir, _ = searched
     copy = tmp / 'candidates'
     shutil.copytree(work_dir, copy)
     out = run_tool('tools/search.py', SEARCH, '--work-dir', copy, '--resume',
-                   *_candidate_options(searched, gumbel_search_options))
+                   *_candidate_options(searched,
+                                       differentiable_search_options))
     return copy, out
 
 
@@ -478,13 +479,14 @@ def test_candidates_train_and_the_best_is_written(searched, candidates):
 
 
 def test_resumed_candidates_train_only_the_missing_ones(
-        searched, candidates, run_tool, gumbel_search_options, tmp_path):
+        searched, candidates, run_tool, differentiable_search_options,
+        tmp_path):
     copy, _ = candidates
     work_dir = tmp_path / 'resumed'
     shutil.copytree(copy, work_dir)
     before = _trainings(work_dir)
     best = (work_dir / 'best.yaml').read_text()
-    options = _candidate_options(searched, gumbel_search_options)
+    options = _candidate_options(searched, differentiable_search_options)
     out = run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
                    '--resume', *options)
     assert _trainings(work_dir) == before  # nothing trained again
@@ -507,7 +509,7 @@ def test_resumed_candidates_train_only_the_missing_ones(
     # another candidate schedule does not mix with the saved results
     result = run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
                       '--resume', *_candidate_options(
-                          searched, gumbel_search_options, epochs=2),
+                          searched, differentiable_search_options, epochs=2),
                       check=False)
     assert result.returncode != 0
     assert 'candidates_state.json was made with another candidate ' \
@@ -516,14 +518,14 @@ def test_resumed_candidates_train_only_the_missing_ones(
 
 
 def test_candidates_train_on_two_cpu_processes(
-        searched, candidates, run_torchrun, gumbel_search_options,
+        searched, candidates, run_torchrun, differentiable_search_options,
         tmp_path):
     """torchrun with 2 gloo processes: each rank trains one of the 2
     candidates (in a subprocess), rank 0 writes the results."""
     _, _, _, work_dir, _ = searched
     copy = tmp_path / 'dist'
     shutil.copytree(work_dir, copy)
-    options = _candidate_options(searched, gumbel_search_options)
+    options = _candidate_options(searched, differentiable_search_options)
     run_torchrun(2, 'tools/search.py', SEARCH, '--work-dir', copy,
                  '--resume', *options, 'search_loop.num_candidates=2')
     state = json.loads((copy / 'candidates_state.json').read_text())
@@ -594,7 +596,7 @@ def test_missing_blocks_file_is_a_clear_error(tmp_path, run_tool):
 
 def test_imagenet_configs_build():
     for name in ('dnas_fbnet_search_8xb32_in1k.py',
-                 'fbnet_retrain_8xb32_in1k.py'):
+                 'dnas_fbnet_retrain_8xb32_in1k.py'):
         cfg = Config.fromfile(CONFIGS / name)
         assert cfg.model
     search = Config.fromfile(CONFIGS / 'dnas_fbnet_search_8xb32_in1k.py')

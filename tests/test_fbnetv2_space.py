@@ -388,7 +388,7 @@ def test_joint_retraining_of_blocks_is_refused():
 
 
 def test_search_runs_end_to_end_and_its_result_exports(
-        tmp_path, make_fashion_mnist, run_tool, gumbel_search_options):
+        tmp_path, make_fashion_mnist, run_tool, differentiable_search_options):
     """The Fashion-MNIST config through tools/search.py on tiny data (one
     warm-up epoch, one with architecture steps, the resolution searched
     too): derived.yaml names valid widths, every kernel and a resolution;
@@ -396,7 +396,7 @@ def test_search_runs_end_to_end_and_its_result_exports(
     root = make_fashion_mnist(tmp_path / 'data', 96, 16)
     work_dir = tmp_path / 'search'
     run_tool('tools/search.py', SEARCH, '--work-dir', work_dir,
-             '--cfg-options', *gumbel_search_options(root, 2),
+             '--cfg-options', *differentiable_search_options(root, 2),
              f'val_dataloader.dataset.dataset.data_root={root}',
              'val_dataloader.dataset.start=0',
              'val_dataloader.dataset.stop=16',

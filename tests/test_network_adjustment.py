@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mmchansearch.channel_cfg import load_channel_cfg
-from mmchansearch.engine.network_adjustment import (
+from mmchansearch.engine.network_adjustment_search import (
     adjust_widths,
     scaled_variant,
 )

@@ -18,8 +18,8 @@ from mmengine.registry import DefaultScope
 
 from mmchansearch.engine.rexnet_search import (
     STATE_FILE,
-    ChannelParameterizationSearchLoop,
     ReXNetBudget,
+    ReXNetSearchLoop,
 )
 from mmchansearch.errors import ConfigError
 from mmchansearch.models.backbones import PlainInvertedBottleneckNet
@@ -166,7 +166,7 @@ def test_loop_takes_the_network_and_its_depth(tmp_path):
     cfg = Config.fromfile(SEARCH)
     runner = SimpleNamespace(cfg=Config(dict(model=cfg.model.to_dict())),
                              work_dir=str(tmp_path))
-    loop = ChannelParameterizationSearchLoop(
+    loop = ReXNetSearchLoop(
         runner, **{k: v for k, v in cfg.search_loop.items()
                    if k != 'type'} | dict(num_candidates=4,
                                           max_breakpoints=0,

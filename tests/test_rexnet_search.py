@@ -18,8 +18,8 @@ from mmengine.registry import DefaultScope
 
 from mmchansearch.engine.rexnet_search import (
     STATE_FILE,
-    ChannelParameterizationSearchLoop,
     ReXNetBudget,
+    ReXNetSearchLoop,
     curve_channels,
     fit_line,
     split_jobs,
@@ -47,12 +47,12 @@ def scope():
         yield
 
 
-def _loop(tmp_path, **kwargs) -> ChannelParameterizationSearchLoop:
+def _loop(tmp_path, **kwargs) -> ReXNetSearchLoop:
     runner = SimpleNamespace(cfg=Config(dict(model=MODEL)),
                              work_dir=str(tmp_path))
     kwargs = dict(dict(input_shape=(3, 32, 32), divisor=8,
                        first_channels=(8, 32), increase=(16, 96)), **kwargs)
-    return ChannelParameterizationSearchLoop(runner, **kwargs)
+    return ReXNetSearchLoop(runner, **kwargs)
 
 
 # --------------------------------------------------------------- backbone
@@ -148,7 +148,7 @@ def test_loop_refuses_other_backbones(tmp_path):
         MODEL, backbone=dict(type='ResNet', depth=18)))),
         work_dir=str(tmp_path))
     with pytest.raises(ConfigError, match='ReXNet'):
-        ChannelParameterizationSearchLoop(runner)
+        ReXNetSearchLoop(runner)
 
 
 # ------------------------------------------------------------ end to end

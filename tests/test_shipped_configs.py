@@ -115,7 +115,7 @@ def test_the_configs_are_discovered():
     """The discovery finds every training config family (an empty or
     short list would pass every parametrized test below)."""
     folders = {p.relative_to(CONFIGS).parts[0] for p in SHIPPED}
-    assert folders == {'autoslim', 'baselines', 'dmasking', 'fbnet',
+    assert folders == {'autoslim', 'baselines', 'dmasking', 'dnas',
                        'network_adjustment', 'rexnet'}
     assert len(SHIPPED) >= 30
     assert {p.relative_to(CONFIGS).parts[0] for p in ALL_CONFIGS} >= \

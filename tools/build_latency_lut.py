@@ -12,7 +12,7 @@ caches, inside a network they do not). Searches use the table through
 ``latency_table=``.
 
 Examples:
-    python tools/build_latency_lut.py configs/fbnet/CONFIG --device cpu \
+    python tools/build_latency_lut.py configs/dnas/CONFIG --device cpu \
         -o work_dirs/lut/fbnet_cpu.json
     python tools/build_latency_lut.py configs/dmasking/CONFIG --device cuda \
         --batch-size 32 -o lut_cuda.json

@@ -21,7 +21,7 @@ from mmchansearch.cli import (
     run_tool,
     supernet_from_args,
 )
-from mmchansearch.engine.network_adjustment import scaled_variant
+from mmchansearch.engine.network_adjustment_search import scaled_variant
 
 
 def parse_args() -> argparse.Namespace:

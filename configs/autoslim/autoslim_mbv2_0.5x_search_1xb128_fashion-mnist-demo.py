@@ -4,7 +4,7 @@
 # images are only for the final table).
 _base_ = [
     './autoslim_mbv2_0.5x_supernet_1xb128_fashion-mnist-demo.py',
-    '../_base_/search_loops/greedy_slimming.py',
+    '../_base_/search_loops/autoslim.py',
 ]
 
 search_loop = dict(

@@ -4,7 +4,7 @@
 # batches before each result is evaluated.
 _base_ = [
     './autoslim_mbv2_1.0x_supernet_1xb64_fashion-mnist.py',
-    '../_base_/search_loops/greedy_slimming.py',
+    '../_base_/search_loops/autoslim.py',
 ]
 
 search_loop = dict(

@@ -26,7 +26,7 @@
 # memory set num_batches (e.g. 40 = 20000 images = 3.0 GB).
 _base_ = [
     './autoslim_mbv2_1.5x_supernet_8xb256_in1k.py',
-    '../_base_/search_loops/greedy_slimming.py',
+    '../_base_/search_loops/autoslim.py',
 ]
 
 search_loop = dict(

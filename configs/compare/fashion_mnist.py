@@ -47,7 +47,7 @@ retrain = dict(
 # MobileNetV2 1.0x widths: the baseline, AutoSlim, NA and DMaskingNAS
 _mbv2_retrain = \
     'configs/autoslim/autoslim_mbv2_1.0x_subnet_1xb64_fashion-mnist.py'
-baseline = dict(type='UniformWidth', name='uniform MobileNetV2',
+baseline = dict(type='uniform', name='uniform MobileNetV2',
                 retrain=_mbv2_retrain)
 
 # search data: weights on [0, 10000) or less, held-out training images from
@@ -65,7 +65,7 @@ _fbnet_mbv2 = dict(
 # keyed so a config can change one method (methods.dnas.budget='flops')
 methods = dict(
     autoslim=dict(
-        type='GreedySlimming',
+        type='autoslim',
         name='AutoSlim',
         supernet='configs/autoslim/'
         'autoslim_mbv2_1.0x_supernet_1xb64_fashion-mnist.py',
@@ -83,7 +83,7 @@ methods = dict(
         overrides=dict(search_loop=dict(dataloader=dict(
             num_workers=0, dataset=dict(stop=50500))))),
     network_adjustment=dict(
-        type='NetworkAdjustment',
+        type='network_adjustment',
         name='Network Adjustment',
         search='configs/network_adjustment/'
         'na_mbv2_1.0x_search_1xb64_fashion-mnist.py',
@@ -101,7 +101,7 @@ methods = dict(
         retrain_overrides=dict(model=dict(mutator=dict(
             width_cap=2.0, divisor=8, min_width=8)))),
     rexnet=dict(
-        type='ChannelParameterization',
+        type='rexnet',
         name='ReXNet',
         search='configs/rexnet/rexnet_search_1xb64_fashion-mnist.py',
         retrain='configs/rexnet/rexnet_retrain_1xb64_fashion-mnist.py',
@@ -113,7 +113,7 @@ methods = dict(
             search_loop=dict(max_params=1e9, increase=(32, 192),
                              num_candidates=8, seeds=1))),
     dmasking=dict(
-        type='DMaskingNAS',
+        type='dmasking',
         name='DMaskingNAS',
         search='configs/dmasking/'
         'dmasking_mbv2_1.0x_search_1xb64_fashion-mnist.py',
@@ -127,11 +127,11 @@ methods = dict(
             param_scheduler=dict(architecture=dict(end=6)),
             val_dataloader=_loader)),
     dnas=dict(
-        type='DNAS',
+        type='dnas',
         name='FBNet DNAS',
         budget='latency',
-        search='configs/fbnet/dnas_fbnet-small_search_1xb64_fashion-mnist.py',
-        retrain='configs/fbnet/fbnet-small_retrain_1xb64_fashion-mnist.py',
+        search='configs/dnas/dnas_fbnet-small_search_1xb64_fashion-mnist.py',
+        retrain='configs/dnas/dnas_fbnet-small_retrain_1xb64_fashion-mnist.py',
         # 3 epochs (1 warm-up): weights on 5000 images, theta on 2500; with
         # so few theta steps tau decays x0.5 per epoch and theta's lr is 0.05
         overrides=dict(

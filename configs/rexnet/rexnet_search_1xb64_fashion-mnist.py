@@ -39,7 +39,7 @@ param_scheduler = dict(end=max_epochs)
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
 
 search_loop = dict(
-    type='ChannelParameterizationSearchLoop',
+    type='ReXNetSearchLoop',
     num_candidates=10,
     seeds=2,
     max_flops=1.6e6,

@@ -49,7 +49,7 @@ test_cfg = dict()
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
 
 search_loop = dict(
-    type='ChannelParameterizationSearchLoop',
+    type='ReXNetSearchLoop',
     num_candidates=200,
     seeds=3,
     max_flops=0.40e9,

@@ -5,7 +5,7 @@
 _base_ = ['./autoslim_mbv2_1.0x_supernet_1xb256_image-folder.py']
 
 search_loop = dict(
-    type='GreedySlimmingLoop',
+    type='AutoSlimSearchLoop',
     targets=[220e6, 150e6, 100e6],
     constraint='flops',
     calibrate_bn_batches=10,

@@ -5,7 +5,7 @@
 _base_ = ['./autoslim_resnet18-cifar_supernet_1xb128_cifar10.py']
 
 search_loop = dict(
-    type='GreedySlimmingLoop',
+    type='AutoSlimSearchLoop',
     targets=[400e6, 280e6, 140e6],
     constraint='flops',
     calibrate_bn_batches=10,

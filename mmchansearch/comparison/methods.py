@@ -1,8 +1,10 @@
 """The compared methods: each searches under the budget with its own
 tools and names the network its retraining config should train.
 
-A method is registered in ``COMPARED_METHODS`` and built from an entry of
-the compare config's ``methods`` list; adding one means implementing
+A method is registered in ``COMPARED_METHODS`` under its lower-case name
+(``autoslim``, ``network_adjustment``, ``rexnet``, ``dmasking``, ``dnas``;
+``uniform`` for the baseline), the key of its entry in the compare config's
+``methods``; its class is ``<Method>Run``. Adding one means implementing
 :meth:`ComparedMethod.search`.
 """
 from __future__ import annotations
@@ -83,8 +85,8 @@ class ComparedMethod(metaclass=ABCMeta):
         ``retrain`` build the network it found."""
 
 
-@COMPARED_METHODS.register_module()
-class UniformWidth(ComparedMethod):
+@COMPARED_METHODS.register_module(name='uniform')
+class UniformWidthRun(ComparedMethod):
     """The baseline: every channel group at the same fraction of its width,
     the widest such network within the FLOPs budget (``retrain``'s
     mutator defines the groups).
@@ -169,8 +171,8 @@ class ToolSearch(ComparedMethod):
         return settings
 
 
-@COMPARED_METHODS.register_module()
-class GreedySlimming(ToolSearch):
+@COMPARED_METHODS.register_module(name='autoslim')
+class AutoSlimRun(ToolSearch):
     """AutoSlim: trains the slimmable supernet, then the greedy search for
     the budget (one target).
 
@@ -207,8 +209,8 @@ class GreedySlimming(ToolSearch):
         return found[0]
 
 
-@COMPARED_METHODS.register_module()
-class NetworkAdjustment(ToolSearch):
+@COMPARED_METHODS.register_module(name='network_adjustment')
+class NetworkAdjustmentRun(ToolSearch):
     """Network Adjustment started from the base network rescaled to the
     budget; FLOPs stay at the budget every round."""
     result_file = 'final.yaml'
@@ -217,8 +219,8 @@ class NetworkAdjustment(ToolSearch):
         return dict(search_loop=dict(budget=value))
 
 
-@COMPARED_METHODS.register_module()
-class ChannelParameterization(ToolSearch):
+@COMPARED_METHODS.register_module(name='rexnet')
+class ReXNetRun(ToolSearch):
     """The ReXNet search: block widths as a (piecewise) linear function of
     the block index, sampled within [window x budget, budget] FLOPs.
 
@@ -246,20 +248,30 @@ class ChannelParameterization(ToolSearch):
         return dict(model=dict(backbone=dict(block_channels=channels)))
 
 
-@COMPARED_METHODS.register_module()
-class DMaskingNAS(ToolSearch):
-    """FBNetV2's differentiable channel search; the cost term's target is
-    the budget."""
+def _cost_target_overrides(budget: str, value: float) -> dict:
+    """A differentiable search's cost term aims at the budget."""
+    return dict(model=dict(cost_metric=budget, target=value))
+
+
+@COMPARED_METHODS.register_module(name='dmasking')
+class DMaskingNASRun(ToolSearch):
+    """FBNetV2's differentiable channel search (DMaskingNAS); the cost
+    term's target is the budget."""
     latency_support = True
 
     def budget_overrides(self, value: float) -> dict:
-        return dict(model=dict(cost_metric=self.budget, target=value))
+        return _cost_target_overrides(self.budget, value)
 
 
-@COMPARED_METHODS.register_module()
-class DNAS(DMaskingNAS):
-    """FBNet's block-choice search; the result retrains as ``blocks``."""
+@COMPARED_METHODS.register_module(name='dnas')
+class DNASRun(ToolSearch):
+    """FBNet's block-choice search (DNAS); the cost term's target is the
+    budget, the result retrains as ``blocks``."""
+    latency_support = True
     latency_table_key = 'model'
+
+    def budget_overrides(self, value: float) -> dict:
+        return _cost_target_overrides(self.budget, value)
 
     def network_overrides(self, result: str) -> dict:
         return dict(model=dict(backbone=dict(blocks=result)))

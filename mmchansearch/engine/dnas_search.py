@@ -29,7 +29,7 @@ from .child_training import (
     train_child,
     train_jobs,
 )
-from .dmasking_search import DifferentiableSearchLoop
+from .differentiable_search import DifferentiableSearchLoop
 from .search_state import SearchState, config_fingerprint, search_dependencies
 
 CANDIDATES_STATE = 'candidates_state.json'
@@ -98,7 +98,7 @@ class DNASSearchLoop(DifferentiableSearchLoop):
                 raise ConfigError(
                     f'search_loop.retrain_config {retrain_config!r} is not '
                     'a config file: the candidates train with its recipe '
-                    '(e.g. configs/fbnet/fbnet-small_retrain_1xb64_'
+                    '(e.g. configs/dnas/dnas_fbnet-small_retrain_1xb64_'
                     'fashion-mnist.py); or set search_loop.num_candidates=0 '
                     'to skip training them.')
             check_isolate(isolate)

@@ -221,7 +221,7 @@ class ReXNetBudget:
 
 # ------------------------------------------------------------------ loop
 @LOOPS.register_module()
-class ChannelParameterizationSearchLoop(BaseLoop):
+class ReXNetSearchLoop(BaseLoop):
     """Samples, trains and ranks ReXNet channel configurations.
 
     Args:
@@ -301,8 +301,8 @@ class ChannelParameterizationSearchLoop(BaseLoop):
         kind = backbone.get('type')
         if kind not in SEARCHABLE_BACKBONES:
             raise ConfigError(
-                'ChannelParameterizationSearchLoop searches the block '
-                f'widths of a {" or ".join(SEARCHABLE_BACKBONES)} backbone; '
+                'ReXNetSearchLoop searches the block widths of a '
+                f'{" or ".join(SEARCHABLE_BACKBONES)} backbone; '
                 f'the config\'s model.backbone.type is {kind!r}.')
         self.stage_blocks = list(backbone.get('stage_blocks') or (
             STAGE_BLOCKS if kind == 'ReXNet' else DEFAULT_STAGE_BLOCKS))

@@ -1,16 +1,17 @@
 # The DMaskingNAS schedule on Fashion-MNIST, one device at batch 64:
-# gumbel_search.py shortened to 8 epochs on the held-out dataset config's
-# [0, 50000) (fashion_mnist_bs64_heldout.py), split 40000 / 10000: the
+# differentiable_search.py shortened to 8 epochs on the held-out dataset
+# config's [0, 50000) (fashion_mnist_bs64_heldout.py), split 40000 / 10000: the
 # weights train on [0, 40000), the architecture on [40000, 50000); the
 # first 2 epochs train the weights only, then every weight step is
 # followed by an architecture step. The derived network is validated
 # every epoch (on the test files), BN recalibrated on 10 batches. Writes
-# derived.yaml after training (DMaskingSearchLoop). A config adds the
+# derived.yaml after training (DMaskingNASSearchLoop). A config adds the
 # model; one changing max_epochs also sets train_cfg.max_epochs and
 # param_scheduler.architecture.end, and one changing the split sets
 # weights_split, train_dataloader.dataset and
 # train_cfg.arch_dataloader.dataset again.
-_base_ = ['../datasets/fashion_mnist_bs64_heldout.py', './gumbel_search.py']
+_base_ = ['../datasets/fashion_mnist_bs64_heldout.py',
+          './differentiable_search.py']
 
 # the dataset config's [0, 50000) split 40000 / 10000
 weights_split = dict(_base_.train_dataloader.dataset, stop=40000)
@@ -40,4 +41,4 @@ optim_wrapper = dict(
 param_scheduler = dict(architecture=dict(end=max_epochs))
 auto_scale_lr = dict(base_batch_size=64)
 
-search_loop = dict(type='DMaskingSearchLoop')
+search_loop = dict(type='DMaskingNASSearchLoop')

@@ -1,5 +1,5 @@
 # The DMaskingNAS recipe of FBNetV2 on ImageNet-1k for 8 GPUs x 64 images
-# (total batch 512): gumbel_search.py's 90 epochs (SGD + cosine on the
+# (total batch 512): differentiable_search.py's 90 epochs (SGD + cosine on the
 # weights, Adam lr 0.01 / weight decay 5e-4 on the architecture, Gumbel
 # temperature 5.0 annealed x0.956 per epoch) with the weights' lr 0.2 and
 # weight decay 4e-5; the first 8 epochs train the weights only;
@@ -7,9 +7,9 @@
 # 80/20 (a fixed random permutation, so every class is in both): the
 # weights train on 80%, the architecture on the other 20%; the ImageNet
 # validation set is untouched until the derived network is retrained.
-# Writes derived.yaml after training (DMaskingSearchLoop). A config adds
+# Writes derived.yaml after training (DMaskingNASSearchLoop). A config adds
 # the model.
-_base_ = ['../datasets/imagenet_bs32.py', './gumbel_search.py']
+_base_ = ['../datasets/imagenet_bs32.py', './differentiable_search.py']
 
 train_set = _base_.train_dataloader.dataset
 num_train = 1281167  # ImageNet-1k training images
@@ -35,4 +35,4 @@ optim_wrapper = dict(
     architecture=dict(optimizer=dict(lr=0.2, weight_decay=4e-5)))
 auto_scale_lr = dict(base_batch_size=512)
 
-search_loop = dict(type='DMaskingSearchLoop')
+search_loop = dict(type='DMaskingNASSearchLoop')

@@ -1,4 +1,4 @@
-# Network Adjustment (NetworkAdjustmentLoop, tools/search.py) with the
+# Network Adjustment (NetworkAdjustmentSearchLoop, tools/search.py) with the
 # paper's protocol, as its authors' code: every round trains the current
 # network from scratch (train_cfg.max_epochs epochs) with channel dropout
 # as a regulariser, measures every group's FLOPs utilization ratio (FUR)
@@ -11,7 +11,7 @@
 # toolbox's first protocol (fine-tuning rounds). A config adds the rounds,
 # the dropout's repeats and the loader's dataset, batch size and workers.
 search_loop = dict(
-    type='NetworkAdjustmentLoop',
+    type='NetworkAdjustmentSearchLoop',
     protocol='paper',
     num_changed=2,
     step=0.1,

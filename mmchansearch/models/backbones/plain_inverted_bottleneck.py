@@ -4,7 +4,7 @@ Han et al. (CVPR 2021) searched channel parameterizations not with the
 ReXNet block but with a plain MobileNetV2-style network on CIFAR-style
 (32x32) data, its stem 16 channels wide. This is that network with every
 block's output width an argument (the search space of
-``ChannelParameterizationSearchLoop``):
+``ReXNetSearchLoop``):
 
 - stem: 3x3 conv (stride ``stem_stride``, 1 for CIFAR-style inputs),
   ``stem_channels`` (16) channels, BN, ReLU6;

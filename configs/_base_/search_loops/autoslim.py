@@ -1,4 +1,4 @@
-# AutoSlim's greedy slimming (GreedySlimmingLoop, tools/search.py): from
+# AutoSlim's greedy slimming (AutoSlimSearchLoop, tools/search.py): from
 # the widest subnet of a trained supernet, every step narrows the group
 # whose narrowing costs the least accuracy on held-out images, until the
 # subnet meets each FLOPs target in turn; BN is recalibrated on 10
@@ -10,7 +10,7 @@
 #                dataset=dict(_base_.train_dataloader.dataset.dataset,
 #                             pipeline=_base_.test_pipeline))
 search_loop = dict(
-    type='GreedySlimmingLoop',
+    type='AutoSlimSearchLoop',
     constraint='flops',
     calibrate_bn_batches=10,
     dataloader=dict(

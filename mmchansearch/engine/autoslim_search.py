@@ -74,7 +74,7 @@ def score_batches(model, batches: Sequence[dict]) -> tuple[float, float]:
 
 
 @LOOPS.register_module()
-class GreedySlimmingLoop(BaseLoop):
+class AutoSlimSearchLoop(BaseLoop):
     """Greedy channel slimming for several budgets in one pass.
 
     Args:

@@ -1,5 +1,5 @@
 # Trains a DNAS result of FBNet's ImageNet space from scratch on 8 GPUs:
-#   bash tools/dist_train.sh configs/fbnet/fbnet_retrain_8xb32_in1k.py 8 \
+#   bash tools/dist_train.sh configs/dnas/dnas_fbnet_retrain_8xb32_in1k.py 8 \
 #     --cfg-options model.backbone.blocks=work_dirs/dnas_in1k/derived.yaml
 # with the MobileNetV2 recipe (SGD lr 0.045 at batch 256, decayed x0.98
 # every epoch, weight decay 4e-5, 300 epochs) at 224x224.

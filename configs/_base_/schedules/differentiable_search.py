@@ -1,10 +1,11 @@
-# The schedule of a Gumbel-softmax search (DMaskingNAS, DNAS): the network
-# weights (model.architecture) and the architecture parameters
-# (model.arch_params) have separate optimizers, and training alternates
-# them: every weight step on the weights' split of the training images is
-# followed by an architecture step on a batch of the architecture's split
-# (DMaskingTrainLoop), after warmup_epochs of weight steps only. The Gumbel
-# temperature starts at tau and is multiplied by tau_decay every epoch.
+# The schedule of a differentiable (Gumbel-softmax) search (DMaskingNAS,
+# DNAS): the network weights (model.architecture) and the architecture
+# parameters (model.arch_params) have separate optimizers, and training
+# alternates them: every weight step on the weights' split of the training
+# images is followed by an architecture step on a batch of the
+# architecture's split (DifferentiableTrainLoop), after warmup_epochs of
+# weight steps only. The Gumbel temperature starts at tau and is multiplied
+# by tau_decay every epoch.
 #
 # The defaults are FBNet's ImageNet recipe for a total batch of 256. A
 # config adds train_cfg.warmup_epochs and val_interval, and the
@@ -35,7 +36,7 @@ param_scheduler = dict(
     arch_params=[])
 
 train_cfg = dict(
-    type='DMaskingTrainLoop',
+    type='DifferentiableTrainLoop',
     max_epochs=max_epochs,
     tau=5.0,
     tau_decay=0.956,  # FBNet's schedule: 5.0 -> 0.09 at epoch 89

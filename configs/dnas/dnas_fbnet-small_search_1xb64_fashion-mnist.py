@@ -1,11 +1,11 @@
 # FBNet DNAS on Fashion-MNIST, small enough for a CPU. First measure the
 # latency table of this space on the device the network will run on:
 #   python tools/build_latency_lut.py \
-#     configs/fbnet/dnas_fbnet-small_search_1xb64_fashion-mnist.py \
+#     configs/dnas/dnas_fbnet-small_search_1xb64_fashion-mnist.py \
 #     --device cpu -o work_dirs/lut/fbnet-small_fashion-mnist_cpu.json
 # then search (--resume after a kill):
 #   python tools/search.py \
-#     configs/fbnet/dnas_fbnet-small_search_1xb64_fashion-mnist.py \
+#     configs/dnas/dnas_fbnet-small_search_1xb64_fashion-mnist.py \
 #     --work-dir work_dirs/dnas_fmnist
 # Weights train on training images [0, 10000), the architecture on
 # [10000, 12500) (FBNet's 80/20 split of the data used); the first epoch
@@ -17,13 +17,13 @@
 # last step; search_loop.num_candidates=0 skips it). best.yaml (or
 # derived.yaml) retrains with
 #   python tools/train.py \
-#     configs/fbnet/fbnet-small_retrain_1xb64_fashion-mnist.py \
+#     configs/dnas/dnas_fbnet-small_retrain_1xb64_fashion-mnist.py \
 #     --cfg-options model.backbone.blocks=work_dirs/dnas_fmnist/best.yaml
 _base_ = [
     '../_base_/models/fbnet-small_fashion_mnist.py',
     # training on [0, 50000), validation on held-out [50000, 52000)
     '../_base_/datasets/fashion_mnist_bs64_heldout-val.py',
-    '../_base_/schedules/gumbel_search.py',
+    '../_base_/schedules/differentiable_search.py',
     '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
@@ -70,5 +70,5 @@ search_loop = dict(
     type='DNASSearchLoop',
     num_samples=5,
     num_candidates=4,
-    retrain_config='configs/fbnet/fbnet-small_retrain_1xb64_fashion-mnist.py',
+    retrain_config='configs/dnas/dnas_fbnet-small_retrain_1xb64_fashion-mnist.py',
     candidate_epochs=3)

@@ -147,7 +147,7 @@ def adjust_widths(mutator: ChannelMutator, choices: Mapping[str, int],
 
 
 @LOOPS.register_module()
-class NetworkAdjustmentLoop(BaseLoop):
+class NetworkAdjustmentSearchLoop(BaseLoop):
     """Network Adjustment: T rounds of train, measure FUR, adjust.
 
     Args:

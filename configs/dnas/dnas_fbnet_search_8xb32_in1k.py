@@ -1,12 +1,12 @@
 # FBNet DNAS on ImageNet-1k with FBNet's search space (22 layers x 9
 # blocks) and a latency table of the target device. On that device:
 #   python tools/build_latency_lut.py \
-#     configs/fbnet/dnas_fbnet_search_8xb32_in1k.py --device cuda \
+#     configs/dnas/dnas_fbnet_search_8xb32_in1k.py --device cuda \
 #     --batch-size 1 -o work_dirs/lut/fbnet_in1k_cuda.json
 # (--device cpu for a CPU target, and then latency_device='cpu'), then on
 # 8 GPUs (--resume after a kill):
 #   python -m torch.distributed.run --nproc_per_node=8 tools/search.py \
-#       configs/fbnet/dnas_fbnet_search_8xb32_in1k.py \
+#       configs/dnas/dnas_fbnet_search_8xb32_in1k.py \
 #       --launcher pytorch --work-dir work_dirs/dnas_in1k
 # (tools/train.py and tools/dist_train.sh skip the search_loop and write
 # no derived.yaml). After the search, 6 candidates of P_theta train
@@ -14,12 +14,12 @@
 # weights on 80% of the training images and theta on the other 20% (a
 # fixed random split), Gumbel temperature 5.0 decayed by 0.956 every
 # epoch, loss CE * 0.2 * log(LAT ms)^0.6, theta with Adam (lr 0.01, weight
-# decay 5e-4), 90 epochs: the schedule is _base_/schedules/gumbel_search.py
-# unchanged.
+# decay 5e-4), 90 epochs: the schedule is
+# _base_/schedules/differentiable_search.py unchanged.
 _base_ = [
     '../_base_/models/fbnet_imagenet.py',
     '../_base_/datasets/imagenet_bs32.py',
-    '../_base_/schedules/gumbel_search.py',
+    '../_base_/schedules/differentiable_search.py',
     '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
@@ -65,7 +65,7 @@ search_loop = dict(
     type='DNASSearchLoop',
     num_samples=6,
     num_candidates=6,
-    retrain_config='configs/fbnet/fbnet_retrain_8xb32_in1k.py',
+    retrain_config='configs/dnas/dnas_fbnet_retrain_8xb32_in1k.py',
     candidate_epochs=10,
     dataloader=dict(
         batch_size=64,
