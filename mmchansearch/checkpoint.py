@@ -8,7 +8,12 @@ naming the first offending tensor.
 """
 from __future__ import annotations
 
+import glob
+import logging
+import os
+
 import torch
+from mmengine.logging import print_log
 from torch import nn
 
 from .errors import CheckpointMismatchError
@@ -132,3 +137,32 @@ def architecture_state(state: dict[str, torch.Tensor]
         return {k.removeprefix('architecture.'): v for k, v in state.items()
                 if k.startswith('architecture.')}
     return state
+
+
+def newest_complete_checkpoint(work_dir: str) -> str | None:
+    """The checkpoint ``--resume`` continues from.
+
+    mmengine follows ``last_checkpoint``; a job killed at the wrong moment
+    can leave it empty or naming a file that is gone. Then the newest
+    checkpoint of the work dir that loads is used instead (None: mmengine's
+    own lookup, which starts from scratch when there is none).
+    """
+    pointer = os.path.join(work_dir, 'last_checkpoint')
+    if os.path.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        if named and os.path.isfile(named):
+            return None  # mmengine's lookup finds it
+    candidates = sorted(
+        glob.glob(os.path.join(work_dir, '*.pth')), key=os.path.getmtime,
+        reverse=True)
+    for path in candidates:
+        try:
+            load_checkpoint_file(path, map_location='cpu')
+        except Exception:  # truncated or foreign: try the next one
+            continue
+        print_log(f'--resume: {pointer} is missing, empty or stale; '
+                  f'resuming from the newest complete checkpoint {path}',
+                  logger='current', level=logging.WARNING)
+        return path
+    return None

@@ -9,6 +9,7 @@ import pytest
 import torch
 from mmengine.logging import MessageHub
 
+from mmchansearch.checkpoint import newest_complete_checkpoint
 from mmchansearch.errors import CheckpointMismatchError
 from mmchansearch.fileio import atomic_torch_save, load_checkpoint_file
 
@@ -96,3 +97,18 @@ def test_stale_temporary_files_of_killed_writes_are_removed(tmp_path):
     assert sorted(remove_stale_temp_files(tmp_path)) == sorted(stale)
     assert os.path.exists(fresh) and other.exists()
     assert not any(os.path.exists(p) for p in stale)
+
+
+def test_resume_skips_a_pointer_to_a_deleted_or_broken_checkpoint(tmp_path):
+    """A kill between mmengine's removal of an old checkpoint and its
+    rewrite of last_checkpoint leaves the pointer naming a deleted file:
+    --resume (tools/train.py and tools/search.py) takes the newest
+    checkpoint that loads instead."""
+    good = tmp_path / 'epoch_1.pth'
+    atomic_torch_save({'state_dict': {}, 'meta': {'epoch': 1}}, str(good))
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_2.pth'))
+    assert newest_complete_checkpoint(str(tmp_path)) == str(good)
+    (tmp_path / 'epoch_3.pth').write_bytes(b'truncated')  # newer, broken
+    assert newest_complete_checkpoint(str(tmp_path)) == str(good)
+    (tmp_path / 'last_checkpoint').write_text(str(good))
+    assert newest_complete_checkpoint(str(tmp_path)) is None  # mmengine's

@@ -11,6 +11,7 @@ from mmengine.runner import Runner
 
 import mmchansearch.engine  # noqa: F401  (registers loops and hooks)
 import mmchansearch.models  # noqa: F401  (registers algorithms)
+from mmchansearch.checkpoint import newest_complete_checkpoint
 from mmchansearch.cli import (
     add_runner_args,
     check_data_roots,
@@ -49,6 +50,8 @@ def main() -> None:
                           '*_search_*.py).')
     check_data_roots(cfg, 'search_loop.dataloader')
     cfg.resume = args.resume  # loops that train resume through mmengine
+    if args.resume:  # a stale last_checkpoint (a kill mid-save): the newest
+        cfg.load_from = newest_complete_checkpoint(cfg.work_dir)
     runner = Runner.from_cfg(cfg)
     loop = LOOPS.build(cfg.search_loop, default_args=dict(
         runner=runner, checkpoint=args.checkpoint, resume=args.resume,

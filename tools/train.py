@@ -8,14 +8,15 @@ Examples:
     bash tools/dist_train.sh CONFIG 8                # 8 processes
 """
 import argparse
-import glob
-import os
 
 from mmengine.runner import Runner
 
 import mmchansearch.engine  # noqa: F401  (registers loops and hooks)
 import mmchansearch.models  # noqa: F401  (registers algorithms)
-from mmchansearch.checkpoint import check_load_from
+from mmchansearch.checkpoint import (
+    check_load_from,
+    newest_complete_checkpoint,
+)
 from mmchansearch.cli import (
     add_runner_args,
     check_data_roots,
@@ -24,7 +25,6 @@ from mmchansearch.cli import (
 )
 from mmchansearch.distributed import unwrap
 from mmchansearch.errors import ConfigError
-from mmchansearch.fileio import load_checkpoint_file
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,34 +40,6 @@ def parse_args() -> argparse.Namespace:
                         'size (auto_scale_lr in the config)')
     add_runner_args(parser, 'where logs and checkpoints go')
     return parser.parse_args()
-
-
-def newest_complete_checkpoint(work_dir: str) -> str | None:
-    """The checkpoint ``--resume`` continues from.
-
-    mmengine follows ``last_checkpoint``; a job killed at the wrong moment
-    can leave it empty or naming a file that is gone. Then the newest
-    checkpoint of the work dir that loads is used instead (None: mmengine's
-    own lookup, which starts from scratch when there is none).
-    """
-    pointer = os.path.join(work_dir, 'last_checkpoint')
-    if os.path.isfile(pointer):
-        with open(pointer) as f:
-            named = f.read().strip()
-        if named and os.path.isfile(named):
-            return None  # mmengine's lookup finds it
-    candidates = sorted(
-        glob.glob(os.path.join(work_dir, '*.pth')), key=os.path.getmtime,
-        reverse=True)
-    for path in candidates:
-        try:
-            load_checkpoint_file(path, map_location='cpu')
-        except Exception:  # truncated or foreign: try the next one
-            continue
-        print(f'--resume: {pointer} is missing, empty or stale; resuming '
-              f'from the newest complete checkpoint {path}')
-        return path
-    return None
 
 
 def main() -> None:
