@@ -17,6 +17,7 @@ it.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -64,7 +65,7 @@ def _bias(module: nn.Module) -> int:
     return 1 if getattr(module, 'bias', None) is not None else 0
 
 
-class LayerKind:
+class LayerKind(ABC):
     """One kind of channel-carrying layer.
 
     Attributes:
@@ -79,10 +80,10 @@ class LayerKind:
     produces: bool = False
     channels_last: bool = False
 
+    @abstractmethod
     def cost(self, module: nn.Module, positions: int) -> CostCoefficients:
         """Its FLOPs and params coefficients at ``positions`` output
         positions per channel."""
-        raise NotImplementedError
 
     def op(self, module: nn.Module, cin: int, cout: int,
            in_shape: Sequence[int]) -> OpParts | None:
@@ -90,9 +91,9 @@ class LayerKind:
         timed, e.g. a batch norm)."""
         return None
 
+    @abstractmethod
     def resize(self, module: nn.Module, cin: int, cout: int) -> None:
         """Rebuilds it in place at these widths, with fresh weights."""
-        raise NotImplementedError
 
     def mask(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``x`` (its input or output) times ``mask`` over its channels:

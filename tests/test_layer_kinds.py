@@ -14,6 +14,7 @@ from torch import nn
 from mmchansearch.layer_kinds import (
     LAYER_KINDS,
     BatchNorm,
+    LayerKind,
     register_layer_kind,
 )
 
@@ -97,3 +98,11 @@ def test_mask_multiplies_the_channel_dim(kind, shape, dim):
 def test_a_kind_is_registered_once():
     with pytest.raises(ValueError, match="'bn' is registered already"):
         register_layer_kind(BatchNorm())
+
+
+def test_a_kind_must_give_its_cost_and_resize():
+    class Partial(LayerKind):  # no cost, no resize
+        name = 'partial'
+
+    with pytest.raises(TypeError, match='abstract'):
+        Partial()
