@@ -123,34 +123,32 @@ class LayerInfo:
     def input_width(self, widths: Mapping) -> Any:
         """Input channels at group name -> width (missing groups: max);
         real-valued widths give a real value."""
-        if self.in_parts:
-            return sum(widths.get(group, width) if group else width
-                       for group, width in self.in_parts)
-        return widths.get(self.in_group, self.in_channels) \
-            if self.in_group else self.in_channels
+        return sum(widths.get(group, width) if group else width
+                   for group, width in self.input_layout())
 
     def output_width(self, widths: Mapping) -> Any:
         """Output channels at group name -> width, as :meth:`input_width`
         (a batch norm's and a depthwise conv's are its input channels)."""
         if not LAYER_KINDS[self.kind].produces:
             return self.input_width(widths)
-        if self.out_parts:
-            return sum(widths.get(group, width) if group else width
-                       for group, width in self.out_parts)
-        return widths.get(self.out_group, self.out_channels) \
-            if self.out_group else self.out_channels
+        return sum(widths.get(group, width) if group else width
+                   for group, width in self.output_layout())
 
     def input_groups(self) -> list[str]:
         """The searchable groups of its input channels."""
-        if self.in_parts:
-            return [group for group, _ in self.in_parts if group]
-        return [self.in_group] if self.in_group else []
+        return [group for group, _ in self.input_layout() if group]
 
     def output_groups(self) -> list[str]:
         """The searchable groups of its output channels."""
-        if self.out_parts:
-            return [group for group, _ in self.out_parts if group]
-        return [self.out_group] if self.out_group else []
+        return [group for group, _ in self.output_layout() if group]
+
+    def input_layout(self) -> tuple[tuple[str | None, int], ...]:
+        """Its input as parts: ``in_parts``, or one part."""
+        return self.in_parts or ((self.in_group, self.in_channels), )
+
+    def output_layout(self) -> tuple[tuple[str | None, int], ...]:
+        """Its output as parts: ``out_parts``, or one part."""
+        return self.out_parts or ((self.out_group, self.out_channels), )
 
 
 @dataclass
@@ -340,9 +338,7 @@ class _GraphWalker:
     def sources(self, node) -> tuple[frozenset, frozenset]:
         """(producer names or INPUT, unsupported op descriptions) behind
         ``node``, all parts merged."""
-        layout = self.layout(node)
-        return (frozenset().union(*(found for found, _ in layout)),
-                frozenset().union(*(bad for _, bad in layout)))
+        return self.sources_of([self.layout(node)])
 
     def layout(self, node) -> tuple[_Part, ...]:
         """The parts of ``node``'s channels, in channel order."""

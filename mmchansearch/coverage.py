@@ -238,8 +238,7 @@ def _count_channels(supernet: ChannelSupernet,
     for info in analysis.layers.values():
         if info.kind not in ('conv', 'linear'):
             continue
-        parts = info.out_parts or ((info.out_group, info.out_channels), )
-        for group, width in parts:
+        for group, width in info.output_layout():
             if group is None:
                 fixed += width
             else:
