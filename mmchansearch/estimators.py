@@ -24,24 +24,31 @@ from torch import nn
 
 from .analysis import ChannelAnalysis, LayerInfo, count_conv_linear
 from .errors import ConfigError
-from .layer_kinds import LAYER_KINDS
+from .layer_kinds import LAYER_KINDS, CostCoefficients
 
 METRICS = ('flops', 'params')
 
 
 @dataclass(frozen=True)
 class _LayerCost:
+    """One analyzed layer's cost as a function of its widths."""
     layer: LayerInfo
-    flops_per_pair: int    # FLOPs per (input channel / groups x output)
-    params_per_pair: int   # weight entries per (input / groups x output)
-    params_per_out: int    # bias / affine entries per output channel
-    flops_per_out: int     # depthwise: FLOPs per channel (no input factor)
-    groups: int = 1        # a grouped conv's input is split this many ways
-    positions: int = 1     # output positions the FLOPs are counted at
+    coefficients: CostCoefficients  # its kind's (layer_kinds.py)
+    positions: int  # output positions its FLOPs were counted at
 
     @property
     def name(self) -> str:
         return self.layer.name
+
+    def flops_and_params(self, widths: Mapping) -> tuple[Any, Any]:
+        """FLOPs (at the traced positions) and params at these widths (a
+        batch norm's and a depthwise conv's outputs are its inputs)."""
+        c = self.coefficients
+        cin = self.layer.input_width(widths)
+        cin = cin // c.groups if isinstance(cin, int) else cin / c.groups
+        cout = self.layer.output_width(widths)
+        return ((c.flops_per_pair * cin + c.flops_per_out) * cout,
+                (c.params_per_pair * cin + c.params_per_out) * cout)
 
 
 class ResourceEstimator:
@@ -108,14 +115,10 @@ class ResourceEstimator:
         flops = self._fixed_flops(positions)
         params = self._constant_params
         for cost in self._costs:
-            cin, cout = _widths_of(cost, widths)
-            flops_at_traced = (cost.flops_per_pair * cin
-                               + cost.flops_per_out) * cout
+            flops_at_traced, layer_params = cost.flops_and_params(widths)
             if cost.name in positions:
                 flops_at_traced = flops_at_traced * (
                     positions[cost.name] / cost.positions)
-            layer_params = (cost.params_per_pair * cin
-                            + cost.params_per_out) * cout
             if layer_weights and cost.name in layer_weights:
                 weight = layer_weights[cost.name]
                 flops_at_traced = flops_at_traced * weight
@@ -135,9 +138,7 @@ class ResourceEstimator:
         self._check_counted()
         result = {layer.name: float(layer.macs) for layer in self._fixed}
         for cost in self._costs:
-            cin, cout = _widths_of(cost, widths)
-            result[cost.name] = float(
-                (cost.flops_per_pair * cin + cost.flops_per_out) * cout)
+            result[cost.name] = float(cost.flops_and_params(widths)[0])
         return result
 
     def _check_counted(self) -> None:
@@ -176,23 +177,9 @@ class ResourceEstimator:
         return self.estimate(widths)['params']
 
 
-def _widths_of(cost: _LayerCost, widths: Mapping[str, int]
-               ) -> tuple[int, int]:
-    """Input channels per conv group and output channels of a layer (a
-    batch norm's and a depthwise conv's are its input channels)."""
-    layer = cost.layer
-    cin, cout = layer.input_width(widths), layer.output_width(widths)
-    return (cin // cost.groups if isinstance(cin, int)
-            else cin / cost.groups), cout
-
-
 def _layer_cost(info: LayerInfo, module: nn.Module) -> _LayerCost:
     positions = max(info.output_positions, 1)
-    coefficients = LAYER_KINDS[info.kind].cost(module, positions)
-    return _LayerCost(info, coefficients.flops_per_pair,
-                      coefficients.params_per_pair,
-                      coefficients.params_per_out,
-                      coefficients.flops_per_out, coefficients.groups,
+    return _LayerCost(info, LAYER_KINDS[info.kind].cost(module, positions),
                       positions)
 
 
