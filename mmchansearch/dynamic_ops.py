@@ -74,6 +74,10 @@ class ChannelParts:
         return tuple(max_width if width is None else width.current
                      for width, max_width in self.parts)
 
+    def channels(self) -> int:
+        """The channels in use: the parts' current widths added up."""
+        return sum(self.widths())
+
     def index(self, channels: int, device: torch.device
               ) -> torch.Tensor | None:
         """Indices of the channels in use among all of them (None: all);
@@ -123,7 +127,7 @@ class _ReadsChannels:
         if not self.checks_input:
             return
         if self.input_parts is not None:
-            expected = sum(self.input_parts.widths())
+            expected = self.input_parts.channels()
         elif self.input_width is not None:
             expected = self.input_width.current
         else:
@@ -171,7 +175,7 @@ class DynamicConv2d(_ReadsChannels, nn.Conv2d):
         if self.depthwise:
             return in_channels
         if self.output_parts is not None:
-            return sum(self.output_parts.widths())
+            return self.output_parts.channels()
         return self.out_channels if self.out_width is None \
             else self.out_width.current
 
@@ -200,9 +204,9 @@ class DynamicConv2d(_ReadsChannels, nn.Conv2d):
                 else self._input_slice(self.bias, 0, cin)
             return weight, bias
         weight = self._output_slice(self.weight, cout)
-        if self.input_parts is None or self.groups == 1:
-            weight = self._input_slice(weight, 1, cin // self.groups)
-        else:  # a grouped conv: the first inputs of every conv group
+        if self.groups == 1:
+            weight = self._input_slice(weight, 1, cin)
+        else:  # the first inputs of every conv group, also over parts
             weight = weight[:, :cin // self.groups]
         return weight, None if self.bias is None \
             else self._output_slice(self.bias, cout)
@@ -291,7 +295,7 @@ class DynamicLinear(_ReadsChannels, nn.Linear):
 
     def _out_features_now(self) -> int:
         if self.output_parts is not None:
-            return sum(self.output_parts.widths())
+            return self.output_parts.channels()
         return self.out_features if self.out_width is None \
             else self.out_width.current
 
