@@ -29,17 +29,11 @@ def group_readers(analysis: ChannelAnalysis, group: str) -> list[tuple]:
             if info.in_group == group and info.kind != 'bn']
 
 
-class MaskHooks:
-    """Forward hooks that multiply activations by the tensors in
-    ``masks[group]`` (None: unmasked); as a context manager, the hooks are
-    removed at its end. Subclasses register the hooks in ``_handles``."""
+class ForwardHooks:
+    """Hooks on a model's modules, registered by a subclass in
+    ``_handles``; as a context manager, they are removed at its end."""
 
-    masks: dict
     _handles: list
-
-    def clear(self) -> None:
-        """No group masked."""
-        self.masks = dict.fromkeys(self.masks)
 
     def remove(self) -> None:
         """Removes the hooks."""
@@ -47,11 +41,22 @@ class MaskHooks:
             handle.remove()
         self._handles = []
 
-    def __enter__(self) -> MaskHooks:
+    def __enter__(self) -> ForwardHooks:
         return self
 
     def __exit__(self, *_) -> None:
         self.remove()
+
+
+class MaskHooks(ForwardHooks):
+    """Forward hooks that multiply activations by the tensors in
+    ``masks[group]`` (None: unmasked)."""
+
+    masks: dict
+
+    def clear(self) -> None:
+        """No group masked."""
+        self.masks = dict.fromkeys(self.masks)
 
 
 class GroupMasks(MaskHooks):

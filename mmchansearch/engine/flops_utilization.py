@@ -41,7 +41,12 @@ from mmengine import dist
 from torch import nn
 
 from ..analysis import ChannelAnalysis, refuse_channel_parts
-from ..channel_masks import GroupMasks, MaskHooks, group_readers
+from ..channel_masks import (
+    ForwardHooks,
+    GroupMasks,
+    MaskHooks,
+    group_readers,
+)
 from ..errors import ConfigError
 from ..layer_kinds import LAYER_KINDS
 from ..mutator import ChannelMutator
@@ -157,7 +162,7 @@ class OutputMasks(MaskHooks):
         return hook
 
 
-class TrainingDropout:
+class TrainingDropout(ForwardHooks):
     """Channel dropout as a regulariser while a network trains (the
     paper's protocol): in training mode, the output of every writer of a
     searchable group (:func:`group_outputs`) has each sample's channels
@@ -227,18 +232,6 @@ class TrainingDropout:
                               generator=self._generator) >= rate
             return LAYER_KINDS[kind].mask(output, keep.float() / (1 - rate))
         return hook
-
-    def remove(self) -> None:
-        """Removes the hooks."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def __enter__(self) -> TrainingDropout:
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.remove()
 
 
 def group_flops(mutator: ChannelMutator, widths: Mapping[str, int]
