@@ -109,6 +109,8 @@ class LayerInfo:
         out_parts: for a conv or linear layer whose output is added to a
             concatenation, the parts it writes (``out_group`` is None
             then), as ``in_parts``; None otherwise.
+        input_shape: one sample's input shape (at the first call) in the
+            traced forward, e.g. (C, H, W); latency ops are timed at it.
     """
     name: str
     kind: str
@@ -119,6 +121,7 @@ class LayerInfo:
     output_positions: int
     in_parts: tuple[tuple[str | None, int], ...] | None = None
     out_parts: tuple[tuple[str | None, int], ...] | None = None
+    input_shape: tuple[int, ...] = ()
 
     def input_width(self, widths: Mapping) -> Any:
         """Input channels at group name -> width (missing groups: max);
@@ -511,6 +514,7 @@ class _Record:
     order: int  # position of the first call in the forward
     calls: list = field(default_factory=list)  # (input node, output node)
     output_positions: int = 0  # summed over calls
+    input_shape: tuple = ()  # one sample's input at the first call
 
 
 def _layer_kind(module: nn.Module) -> str | None:
@@ -706,6 +710,7 @@ def _trace(model: nn.Module, inputs: torch.Tensor
             nonlocal calls
             if not record.calls:
                 record.order, calls = calls, calls + 1
+                record.input_shape = tuple(args[0].shape[1:])
             channels = LAYER_KINDS[record.kind].channels(output)
             record.output_positions += output.numel() // (
                 output.shape[0] * channels)
@@ -909,7 +914,8 @@ def analyze_channels(model: nn.Module,
         layers[name] = LayerInfo(
             name, record.kind, in_group, out_group, _in_channels(module),
             _out_channels(module), record.output_positions,
-            tuple(parts) if len(parts) > 1 else None, out_parts)
+            tuple(parts) if len(parts) > 1 else None, out_parts,
+            record.input_shape)
 
     reasons = _describe_fixed(records, union, fixed, input_parts, splits)
     reasons += [f'{name or "model"}: {", ".join(layer.ops)} outside the '

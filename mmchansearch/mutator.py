@@ -12,17 +12,16 @@ import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
-import torch
 from mmengine.logging import MMLogger
 from torch import nn
 
-from .analysis import ChannelAnalysis, analyze_channels, forward_logits
+from .analysis import ChannelAnalysis, analyze_channels
 from .channel_cfg import ChannelConfig, parse_channel_cfg, validate_channels
 from .channel_latency import ChannelLatencyModel, channel_ops
 from .dynamic_ops import ChannelParts, ChannelWidth, is_dynamic, make_dynamic
 from .errors import BudgetError, ChannelConfigError, ConfigError
 from .estimators import ResourceEstimator
-from .latency_table import LatencyTable, OpSpec, record_input_shapes
+from .latency_table import LatencyTable, OpSpec
 from .layer_kinds import LAYER_KINDS
 from .registry import MODELS
 from .widening import resize_layers
@@ -118,10 +117,10 @@ class ChannelMutator:
         """Analyzes ``model`` and converts its layers to dynamic ones.
 
         With ``width_cap > 1`` the layers are first rebuilt at the capped
-        widths and the wider model is analyzed again. Once converted, at
-        the max widths, the model runs forward once more to record the
-        input shape of every conv and linear layer
-        (:attr:`layer_input_shapes`, what latency ops are timed at).
+        widths and the wider model is analyzed again. The analysis'
+        trace (at the max widths) gives the input shape of every conv and
+        linear layer (:attr:`layer_input_shapes`, what latency ops are
+        timed at).
 
         Args:
             model: the model.
@@ -157,29 +156,13 @@ class ChannelMutator:
                          input_width=self.widths[info.in_group]
                          if info.in_group else None, check_input=True)
         self._model = model
-        self.layer_input_shapes = self._record_layer_inputs()
+        self.layer_input_shapes = {
+            name: info.input_shape
+            for name, info in self.analysis.layers.items()
+            if info.kind != 'bn'}
         if self.latency_table:
             self.estimator.latency = self.latency_model(LatencyTable.load(
                 self.latency_table, self.latency_device))
-
-    def _record_layer_inputs(self) -> dict[str, tuple[int, ...]]:
-        """One sample's input shape of every analyzed conv and linear
-        layer, from one forward of the model just converted (every group
-        at its max width)."""
-        model = self.model
-        layers = {name: model.get_submodule(name)
-                  for name, info in self.analysis.layers.items()
-                  if info.kind != 'bn'}
-        param = next(model.parameters(), None)
-        inputs = torch.zeros(1, *self.input_shape, device=param.device
-                             if param is not None else 'cpu')
-        was_training = model.training
-        try:
-            with torch.no_grad():
-                return record_input_shapes(layers, lambda: forward_logits(
-                    model.eval(), inputs))
-        finally:
-            model.train(was_training)
 
     def _channel_parts(self, parts: tuple | None) -> ChannelParts | None:
         """The dynamic layers' view of a layer's input or output parts."""
