@@ -30,9 +30,6 @@ def resize_layers(model: nn.Module, analysis: ChannelAnalysis,
         analysis: its channel analysis.
         widths: group name -> new width (missing groups keep theirs).
     """
-    def width(group: str | None, default: int) -> int:
-        return int(widths.get(group, default)) if group else default
-
     refuse_channel_parts(
         analysis, 'resizing layers (Network Adjustment, width_cap > 1)',
         'search this model with AutoSlim, ReXNet or DMaskingNAS (width_cap '
@@ -40,8 +37,8 @@ def resize_layers(model: nn.Module, analysis: ChannelAnalysis,
         [g for g, w in widths.items()
          if w != analysis.groups[g].max_width])
     for name, info in analysis.layers.items():
-        cin = width(info.in_group, info.in_channels)
-        cout = width(info.out_group, info.out_channels)
+        cin = int(info.input_width(widths))
+        cout = int(info.output_width(widths))
         if (cin, cout) == (info.in_channels, info.out_channels):
             continue
         LAYER_KINDS[info.kind].resize(model.get_submodule(name), cin, cout)
