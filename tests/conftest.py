@@ -6,13 +6,16 @@ classifiers have 10 classes and are traced at 3x32x32.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
+import select
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -364,12 +367,87 @@ def _tool_env() -> dict[str, str]:
     return dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=path)
 
 
-def _run_tool(*args, check: bool = True,
-              **kwargs) -> subprocess.CompletedProcess:
+class _ToolServer:
+    """A client of ``tests/tool_server.py``: runs ``python SCRIPT ARGS`` in
+    a fork of one process that imported the heavy libraries once (see
+    there). Started at the first tool run; ``MMCHANSEARCH_TEST_FORK=0``
+    runs plain subprocesses instead."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+
+    def _start(self) -> subprocess.Popen:
+        if self.process is None or self.process.poll() is not None:
+            self.process = subprocess.Popen(
+                [sys.executable, str(REPO / 'tests' / 'tool_server.py')],
+                cwd=REPO, env=_tool_env(), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                bufsize=1)
+        return self.process
+
+    def _reply(self, process: subprocess.Popen,
+               deadline: float | None) -> dict:
+        while True:
+            wait = None if deadline is None else max(0, deadline - time.time())
+            ready, _, _ = select.select([process.stdout], [], [], wait)
+            if not ready:
+                raise TimeoutError
+            line = process.stdout.readline()
+            if not line:
+                raise RuntimeError('the tool server ended')
+            return json.loads(line)
+
+    def run(self, args: list[str], env: dict[str, str],
+            timeout: float | None) -> subprocess.CompletedProcess:
+        process = self._start()
+        with tempfile.TemporaryDirectory() as tmp:
+            out, err = os.path.join(tmp, 'out'), os.path.join(tmp, 'err')
+            process.stdin.write(json.dumps(dict(
+                args=args, cwd=str(REPO), env=env, stdout=out,
+                stderr=err)) + '\n')
+            process.stdin.flush()
+            deadline = None if timeout is None else time.time() + timeout
+            pid = self._reply(process, deadline)['pid']
+            try:
+                code = self._reply(process, deadline)['returncode']
+            except TimeoutError:
+                os.kill(pid, signal.SIGKILL)
+                self._reply(process, None)
+                raise subprocess.TimeoutExpired([sys.executable, *args],
+                                                timeout) from None
+            read = lambda path: Path(path).read_text(errors='replace')  # noqa: E731
+            return subprocess.CompletedProcess([sys.executable, *args], code,
+                                               read(out), read(err))
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait()
+
+
+_TOOL_SERVER = _ToolServer()
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _close_tool_server():
+    yield
+    _TOOL_SERVER.close()
+
+
+def run_tool_process(*args, check: bool = True,
+                     timeout: float | None = None
+                     ) -> subprocess.CompletedProcess:
+    """Runs ``python <script> args...`` in the repo (through the tool
+    server unless ``MMCHANSEARCH_TEST_FORK=0``); ``check=False`` keeps a
+    failing result instead of raising."""
     env = _tool_env()
-    result = subprocess.run([sys.executable, *map(str, args)], cwd=REPO,
-                            env=env, capture_output=True, text=True,
-                            **kwargs)
+    command = [str(a) for a in args]
+    if os.environ.get('MMCHANSEARCH_TEST_FORK', '1') != '0':
+        result = _TOOL_SERVER.run(command, env, timeout)
+    else:
+        result = subprocess.run([sys.executable, *command], cwd=REPO,
+                                env=env, capture_output=True, text=True,
+                                timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f'{args[0]} failed:\n{result.stderr[-3000:]}')
     return result
@@ -379,14 +457,15 @@ def _run_tool(*args, check: bool = True,
 def run_tool() -> Callable[..., subprocess.CompletedProcess]:
     """Runs ``python <script> args...`` in the repo; ``check=False`` keeps
     a failing result instead of raising."""
-    return _run_tool
+    return run_tool_process
 
 
 def _kill_when(ready: Callable[[], bool], *args,
                timeout: float = 300) -> None:
-    """Runs ``python <script> args...`` like :func:`_run_tool` and kills it
-    with SIGKILL (``kill -9``: no handler runs, nothing is flushed) as soon
-    as ``ready()`` is true; fails if the tool ended first."""
+    """Runs ``python <script> args...`` in a plain subprocess (as
+    :func:`run_tool_process` would without the server) and kills it with
+    SIGKILL (``kill -9``: no handler runs, nothing is flushed) as soon as
+    ``ready()`` is true; fails if the tool ended first."""
     process = subprocess.Popen([sys.executable, *map(str, args)], cwd=REPO,
                                env=_tool_env(), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

@@ -4,16 +4,15 @@ Covers tools/get_channel_template.py, get_flops.py and export_subnet.py.
 """
 from __future__ import annotations
 
-import os
 import random
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from conftest import run_tool_process
 
 from mmchansearch.channel_cfg import (
     ChannelConfig,
@@ -30,13 +29,8 @@ SHAPE_ARGS = ['--shape', '32', '32']
 
 
 def _run_tool(tool: str, *args: str) -> subprocess.CompletedProcess:
-    # The tools must import this checkout's package, whatever is installed.
-    path = os.pathsep.join(filter(None, [str(REPO),
-                                         os.environ.get('PYTHONPATH')]))
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=path)
-    return subprocess.run(
-        [sys.executable, str(REPO / 'tools' / tool), *map(str, args)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    return run_tool_process(REPO / 'tools' / tool, *args, check=False,
+                            timeout=300)
 
 
 def _assert_user_error(result: subprocess.CompletedProcess,

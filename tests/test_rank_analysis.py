@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import runpy
 import struct
 import subprocess
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import run_tool_process
 from mmengine.registry import DefaultScope
 from torch import nn
 
@@ -226,12 +226,7 @@ def test_unknown_names_are_refused():
 
 # ------------------------------------------------------------------- tool
 def _run_tool(*args) -> subprocess.CompletedProcess:
-    path = os.pathsep.join(filter(None, [str(REPO),
-                                         os.environ.get('PYTHONPATH')]))
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=path)
-    return subprocess.run([sys.executable, str(TOOL), *map(str, args)],
-                          cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return run_tool_process(TOOL, *args, check=False, timeout=300)
 
 
 def _run_tool_here(capsys, *args) -> tuple[int, str]:
