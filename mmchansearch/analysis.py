@@ -1223,10 +1223,13 @@ def _group(trace: _Trace, input_shape: tuple[int, int, int],
         if root in fixed:
             return None
         if root not in root_to_group:
-            root_to_group[root] = item
+            # a part of a producer's output: the producer's name if free
+            name = item.rpartition('#')[0] or item
+            name = item if name in groups else name
+            root_to_group[root] = name
             divisor = math.lcm(1, *(g for i, g in multiples
                                     if union.find(i) == root))
-            groups[item] = ChannelGroup(item, widths[root].pop(), divisor)
+            groups[name] = ChannelGroup(name, widths[root].pop(), divisor)
         return root_to_group[root]
 
     for name, record in records.items():
