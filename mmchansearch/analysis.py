@@ -610,6 +610,8 @@ class _GraphWalker:
             if len(layout) == 1:
                 self.divisors.append((layout[0][0], groups))
                 return layout
+            if self._shuffle_blocks(layout, groups):
+                return layout
             found, bad = self.sources_of([layout])
             return ((found, bad | {'channel shuffle of a concatenation'}), )
         unsupported = set()
@@ -631,6 +633,28 @@ class _GraphWalker:
         inputs = [(n, i) for n, i in inputs if _op_name(n) != 'AccumulateGrad']
         return self.combine([self.layout(child, i) for child, i in inputs],
                             unsupported)
+
+    def _shuffle_blocks(self, layout: tuple[_Part, ...], groups: int
+                        ) -> bool:
+        """Whether a channel shuffle of a concatenation keeps its parts:
+        where its ``groups`` blocks are parts of the same widths (as
+        ShuffleNetV2's two halves), whose widths are then tied block by
+        block, so every block has the same channels at every width and
+        the shuffle mixes them as it does one group's."""
+        widths = [self.part_width(part) for part in layout]
+        if None in widths or sum(widths) % groups:
+            return False
+        size = sum(widths) // groups
+        cuts = set(range(size, sum(widths), size))
+        if self._cut(layout, cuts, sum(widths)) is None:
+            return False
+        blocks = [self._subrange(layout, (start, start + size))
+                  for start in range(0, sum(widths), size)]
+        if len({tuple(self.part_width(p) for p in block)
+                for block in blocks}) != 1:
+            return False
+        self.ties += [[part[0] for part in parts] for parts in zip(*blocks)]
+        return True
 
     # ------------------------------------------------------------ splits
     def _piece(self, site: _SplitSite, span: tuple[int, int]

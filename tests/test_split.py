@@ -192,11 +192,34 @@ def test_split_neither_even_nor_constant_stays_fixed():
                for r in analysis.fixed)
 
 
-def test_shuffled_concatenation_of_a_split_stays_fixed():
+class ShuffledUnequalParts(nn.Module):
+    """A shuffle of a concatenation whose halves have other parts (2 + 2
+    channels vs 4): no block-by-block tie keeps them apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 2, 1)
+        self.b = nn.Conv2d(3, 6, 1)
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = channel_shuffle(torch.cat((self.a(x), self.b(x)), 1), 2)
+        return self.head(x).mean((2, 3))
+
+
+def test_shuffled_concatenation_of_even_halves_keeps_its_parts():
     analysis = analyze_channels(_model(ShuffleV2Like), SHAPE)
-    assert set(analysis.groups) == {'branch1'}
-    assert analysis.layers['stem'].out_group is None
-    assert not analysis.layers['stem'].out_parts
+    assert list(analysis.splits.values()) == ['even']
+    assert not analysis.fixed
+    # the passed-on half and the branch output are shuffled together:
+    # one width, as the split of the next unit needs
+    assert sorted(analysis.groups) == ['branch1', 'stem']
+    assert analysis.layers['stem'].out_parts == (('stem', 4), ('stem', 4))
+    assert analysis.layers['branch2'].out_group == 'stem'
+    assert analysis.layers['head'].in_parts == (('stem', 4), ('stem', 4))
+
+    analysis = analyze_channels(_model(ShuffledUnequalParts), SHAPE)
+    assert not analysis.groups
     assert any('channel shuffle of a concatenation' in r
                for r in analysis.fixed)
 
