@@ -25,10 +25,20 @@ parts*, the ordered groups (or fixed widths) it reads, and slices each part
 at its own offset. Element-wise ops on two concatenations with the same
 parts join the parts one by one.
 
-Anything the walk cannot explain (a split of one group's channels, a
-shuffle, reshapes that mix channels, per-channel parameters outside known
-layers) leaves the channels it touches fixed, with a warning naming the
-module and the op.
+A split of channels (a slice, ``split``, ``chunk``: CSPNet's halves,
+ShuffleNetV2's branches, Res2Net's scales) cuts its producer's output in
+parts at the split's offsets (the producer writes its output in parts).
+Whether the split's sizes follow the runtime width (``x.shape[1] // 2``)
+or are constants (``torch.split(x, 14, 1)``), one trace cannot tell: each
+split is taken as *even* (equal pieces of tied widths), else *constant*
+(the channels before its last constant offset fixed), else *fixed*, the
+first that a forward at reduced widths confirms (every layer getting the
+channels the analysis expects). A channel shuffle of a concatenation whose
+blocks have the same parts ties them block by block.
+
+Anything the walk cannot explain (a shuffle of unlike parts, reshapes that
+mix channels, per-channel parameters outside known layers) leaves the
+channels it touches fixed, with a warning naming the module and the op.
 
 The trace also counts every conv and linear computation of the forward at
 the function level (the torch functions behind fvcore's 'conv', 'linear',
@@ -1407,7 +1417,7 @@ def _probe(model: nn.Module, inputs: torch.Tensor,
             forward_logits(model, inputs)
     except _ProbeMismatch as error:
         return str(error)
-    except (RuntimeError, ValueError, IndexError) as error:
+    except Exception as error:  # the model's code refused the widths
         return f'{type(error).__name__}: {error}'
     finally:
         for handle in handles:
