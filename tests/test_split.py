@@ -141,6 +141,35 @@ class KeepsLastChannels(nn.Module):
         return (self.b(x[:, :cut]) + self.c(x[:, cut:])).mean((2, 3))
 
 
+class Halves(nn.Module):
+    """Halves split by the runtime width, or at a constant offset."""
+
+    def __init__(self, constant: bool) -> None:
+        super().__init__()
+        self.constant = constant
+        self.expand = nn.Conv2d(6, 8, 1)
+        self.block = nn.Conv2d(4, 4, 3, padding=1)
+        self.fuse = nn.Conv2d(8, 6, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.expand(x)
+        c = 4 if self.constant else x.shape[1] // 2
+        return self.fuse(torch.cat((x[:, :c], self.block(x[:, c:])), 1))
+
+
+class TwoSplits(nn.Module):
+    """The same module twice, one splitting by the width, the other at a
+    constant offset: only the second may fall back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 6, 1)
+        self.blocks = nn.Sequential(Halves(False), Halves(True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.stem(x)).mean((2, 3))
+
+
 def _model(model_class: type, *args) -> nn.Module:
     torch.manual_seed(0)
     model = model_class(*args)
@@ -181,6 +210,16 @@ def test_constant_split_keeps_the_channels_before_its_offset():
     assert layers['conv3'].in_parts == ((None, 3), (None, 3),
                                         ('convs.2', 3), ('conv1', 3))
     assert layers['convs.1'].in_group is None
+
+
+def test_each_split_is_checked_on_its_own():
+    analysis = analyze_channels(_model(TwoSplits), SHAPE)
+    assert analysis.splits == {'blocks.0 (Slice)': 'even',
+                               'blocks.1 (Slice)': 'constant'}
+    assert analysis.layers['blocks.0.expand'].out_parts == (
+        ('blocks.0.expand', 4), ('blocks.0.expand', 4))
+    assert analysis.layers['blocks.1.expand'].out_parts == (
+        (None, 4), ('blocks.1.expand', 4))
 
 
 def test_split_neither_even_nor_constant_stays_fixed():
@@ -226,7 +265,7 @@ def test_shuffled_concatenation_of_even_halves_keeps_its_parts():
 
 @pytest.mark.parametrize('model_class,args', [
     (CSPLike, ()), (CSPLike, (True, )), (ConstantHalves, ()),
-    (ShuffleV2Like, ()), (Res2NetLike, ())])
+    (ShuffleV2Like, ()), (Res2NetLike, ()), (TwoSplits, ())])
 def test_supernet_equals_its_export_with_splits(model_class, args,
                                                  count_flops):
     model = _model(model_class, *args)
