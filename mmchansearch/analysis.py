@@ -123,12 +123,13 @@ class LayerInfo:
         out_channels: output channels of the unmodified layer.
         output_positions: output positions per sample (H*W for convs, the
             number of rows for linear layers); FLOPs scale with it.
-        in_parts: for a layer reading a concatenation (``in_group`` is
-            None then): (group or None when fixed, max width) of every
-            part, in channel order; None otherwise.
+        in_parts: for a layer reading a concatenation or the output of a
+            producer written in parts (``in_group`` is None then): (group
+            or None when fixed, max width) of every part, in channel
+            order; None otherwise (and where every part is fixed).
         out_parts: for a conv or linear layer whose output is added to a
-            concatenation, the parts it writes (``out_group`` is None
-            then), as ``in_parts``; None otherwise.
+            concatenation or split, the parts it writes (``out_group`` is
+            None then), as ``in_parts``; None otherwise.
         input_shape: one sample's input shape (at the first call) in the
             traced forward, e.g. (C, H, W); latency ops are timed at it.
     """
@@ -408,6 +409,8 @@ class _SplitSite:
                       for a, b in self.pieces()))
 
     def describe(self) -> str:
+        """'module (op)', as warnings and :attr:`ChannelAnalysis.splits`
+        name it."""
         return f'{self.module or "model"} ({self.op})'
 
 
@@ -692,8 +695,13 @@ class _GraphWalker:
         return self.site_layouts[site.key]
 
     def _cut_site(self, site: _SplitSite) -> tuple:
+        """Cuts the site's input at its pieces and takes its mode: ties
+        the pieces' parts ('even'), or keeps the parts before the last
+        constant offset ('constant') or all ('fixed') fixed; an even mode
+        whose pieces have other parts falls back to constant."""
         layout = self.layout(*site.key)
-        mode = self.modes.get(site.key, SPLIT_MODES[not site.even()])
+        mode = self.modes.get(site.key,
+                              'even' if site.even() else 'constant')
         if mode == 'even' and not site.even():
             mode = 'constant'
         cuts = {c for piece in site.pieces() for c in piece}
