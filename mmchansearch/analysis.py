@@ -25,10 +25,20 @@ parts*, the ordered groups (or fixed widths) it reads, and slices each part
 at its own offset. Element-wise ops on two concatenations with the same
 parts join the parts one by one.
 
-Anything the walk cannot explain (a split of one group's channels, a
-shuffle, reshapes that mix channels, per-channel parameters outside known
-layers) leaves the channels it touches fixed, with a warning naming the
-module and the op.
+A split of channels (a slice, ``split``, ``chunk``: CSPNet's halves,
+ShuffleNetV2's branches, Res2Net's scales) cuts its producer's output in
+parts at the split's offsets (the producer writes its output in parts).
+Whether the split's sizes follow the runtime width (``x.shape[1] // 2``)
+or are constants (``torch.split(x, 14, 1)``), one trace cannot tell: each
+split is taken as *even* (equal pieces of tied widths), else *constant*
+(the channels before its last constant offset fixed), else *fixed*, the
+first that a forward at reduced widths confirms (every layer getting the
+channels the analysis expects). A channel shuffle of a concatenation whose
+blocks have the same parts ties them block by block.
+
+Anything the walk cannot explain (a shuffle of unlike parts, reshapes that
+mix channels, per-channel parameters outside known layers) leaves the
+channels it touches fixed, with a warning naming the module and the op.
 
 The trace also counts every conv and linear computation of the forward at
 the function level (the torch functions behind fvcore's 'conv', 'linear',
@@ -43,6 +53,7 @@ the model rather than count it low.
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -88,6 +99,15 @@ _VIEW_OPS = {'View', 'UnsafeView', 'Reshape', 'ReshapeAlias'}
 # Reductions that keep channels only when they reduce spatial dims alone.
 _REDUCE_OPS = {'Mean', 'Sum'}
 _TRAILING_DIGITS = re.compile(r'(Backward)?\d*$')
+# Autograd ops that take a range of channels (x[:, a:b], narrow, split,
+# chunk): a *split* of their input's channels.
+_SLICE_OPS = {'Slice', 'Split', 'SplitWithSizes'}
+# How a split's sizes are taken, tried in this order until a reduced-width
+# forward confirms one: 'even' (equal pieces that follow the input's width,
+# as ``x.shape[1] // 2`` or ``chunk``: the pieces' parts share widths),
+# 'constant' (sizes fixed in the code: the channels before the last
+# constant offset stay fixed), 'fixed' (the whole input stays fixed).
+SPLIT_MODES = ('even', 'constant', 'fixed')
 
 
 @dataclass
@@ -103,12 +123,13 @@ class LayerInfo:
         out_channels: output channels of the unmodified layer.
         output_positions: output positions per sample (H*W for convs, the
             number of rows for linear layers); FLOPs scale with it.
-        in_parts: for a layer reading a concatenation (``in_group`` is
-            None then): (group or None when fixed, max width) of every
-            part, in channel order; None otherwise.
+        in_parts: for a layer reading a concatenation or the output of a
+            producer written in parts (``in_group`` is None then): (group
+            or None when fixed, max width) of every part, in channel
+            order; None otherwise (and where every part is fixed).
         out_parts: for a conv or linear layer whose output is added to a
-            concatenation, the parts it writes (``out_group`` is None
-            then), as ``in_parts``; None otherwise.
+            concatenation or split, the parts it writes (``out_group`` is
+            None then), as ``in_parts``; None otherwise.
         input_shape: one sample's input shape (at the first call) in the
             traced forward, e.g. (C, H, W); latency ops are timed at it.
     """
@@ -206,6 +227,9 @@ class ChannelAnalysis:
             module name.
         uncounted: 'module: function' for every torch function that ran a
             conv or matrix product the trace could not count.
+        splits: every split of channels on the way to a layer ('module
+            (op)') -> how its sizes are taken, one of :data:`SPLIT_MODES`
+            (confirmed at reduced widths).
     """
     groups: dict[str, ChannelGroup]
     layers: dict[str, LayerInfo]
@@ -213,6 +237,7 @@ class ChannelAnalysis:
     input_shape: tuple[int, int, int]
     fixed_layers: dict[str, FixedLayer] = field(default_factory=dict)
     uncounted: list[str] = field(default_factory=list)
+    splits: dict[str, str] = field(default_factory=dict)
 
 
 class _UnionFind:
@@ -303,6 +328,92 @@ def output_items(producer: str, splits: Mapping) -> list[str]:
     return [part_item(producer, i) for i in range(len(splits[producer]))]
 
 
+def _signed(value: int) -> int:
+    """A saved int that autograd stored unsigned when negative."""
+    value = int(value)
+    return value - _UNSIGNED if value >= _UNSIGNED // 2 else value
+
+
+def _slice_ranges(node) -> tuple[int, list[tuple[int, int]], list[bool]] \
+        | None:
+    """(input channels, the channel range of every output, whether each
+    range's end is the input's end whatever its width) of a slice or split
+    along dim 1; None for any other node."""
+    sizes = getattr(node, '_saved_self_sym_sizes', None)
+    op = _op_name(node)
+    if op not in _SLICE_OPS or sizes is None or len(sizes) < 2 \
+            or _signed(node._saved_dim) % len(sizes) != 1:
+        return None
+    width = int(sizes[1])
+    if op == 'Slice':
+        if int(node._saved_step) != 1:
+            return None
+        start, end = _signed(node._saved_start), _signed(node._saved_end)
+        start, end = (min(max(v + width if v < 0 else v, 0), width)
+                      for v in (start, end))
+        return width, [(start, end)], [end == width]
+    if op == 'Split':
+        size = int(node._saved_split_size)
+        ranges = [(a, min(a + size, width)) for a in range(0, width, size)]
+        return width, ranges, [False] * (len(ranges) - 1) + [True]
+    ends = list(itertools.accumulate(int(v) for v in node._saved_split_sizes))
+    return width, list(zip([0] + ends[:-1], ends)), [False] * len(ends)
+
+
+@dataclass
+class _SplitSite:
+    """Every split of one tensor's channels (the slices of one input).
+
+    Attributes:
+        key: (autograd node, output index) of the tensor split.
+        width: its channels.
+        module: the innermost module running the (first) split.
+        op: the autograd op, e.g. 'Slice'.
+        order: position of its first split in the forward.
+        ranges: node -> the channel range of each of its outputs.
+        open_ends: the ranges whose end is the input's end at any width.
+    """
+    key: tuple
+    width: int
+    module: str
+    op: str
+    order: int
+    ranges: dict = field(default_factory=dict)
+    open_ends: set = field(default_factory=set)
+
+    def pieces(self) -> list[tuple[int, int]]:
+        """Every range taken, in channel order."""
+        return sorted({r for ranges in self.ranges.values() for r in ranges})
+
+    def even(self) -> bool:
+        """Whether the ranges are k >= 2 equal pieces covering all."""
+        pieces = self.pieces()
+        size = self.width // max(len(pieces), 1)
+        return len(pieces) >= 2 and pieces == [
+            (i * size, (i + 1) * size) for i in range(len(pieces))] \
+            and len(pieces) * size == self.width
+
+    def constant_end(self) -> int:
+        """The last channel offset the code gives as a constant (each
+        range's start, and its end unless it is the input's end): the
+        channels before it must keep their width."""
+        return max([start for start, _ in self.pieces()]
+                   + [end for end in (r[1] for r in self.pieces()
+                                      if r not in self.open_ends)])
+
+    def signature(self) -> tuple:
+        """What sites computed by the same code share: the module's name
+        without indices, the op and the ranges relative to the width."""
+        return (re.sub(r'\d+', '#', self.module), self.op,
+                tuple((a / self.width, b / self.width)
+                      for a, b in self.pieces()))
+
+    def describe(self) -> str:
+        """'module (op)', as warnings and :attr:`ChannelAnalysis.splits`
+        name it."""
+        return f'{self.module or "model"} ({self.op})'
+
+
 class _GraphWalker:
     """Finds the producers behind an autograd node, memoized.
 
@@ -317,11 +428,16 @@ class _GraphWalker:
         splits: producer name -> the widths of the parts its output is
             written in (:func:`part_item` names them), found by an earlier
             walk; the walk asks for more in ``new_splits``.
+        sites: (node, output index) -> the :class:`_SplitSite` splitting
+            that tensor's channels.
+        modes: site key -> its mode (one of :data:`SPLIT_MODES`); by
+            default 'even' where the pieces are even, else 'constant'.
     """
 
     def __init__(self, producer_nodes: dict, transparent_nodes: dict,
                  norm_nodes: set, output_shapes: dict, widths: dict,
-                 conv_groups: dict, splits: dict) -> None:
+                 conv_groups: dict, splits: dict, sites: dict | None = None,
+                 modes: dict | None = None) -> None:
         self.producer_nodes = producer_nodes
         self.transparent_nodes = transparent_nodes
         self.norm_nodes = norm_nodes
@@ -337,19 +453,31 @@ class _GraphWalker:
         # (producers, groups) of every channel shuffle passed: the widths
         # of their group must be multiples of the shuffle's groups
         self.divisors: list[tuple[frozenset, int]] = []
+        self.sites = sites or {}
+        self.modes = modes or {}
+        # site key -> (its input's layout cut at the pieces, or None where
+        # it cannot be, mode taken)
+        self.site_layouts: dict = {}
+        self.ties: list[list[frozenset]] = []  # producers of equal width
+        # (producers, why, where) kept fixed by a split
+        self.pinned: list[tuple[frozenset, str, str]] = []
+        # site key -> (mode, producers of its parts that may change width)
+        self.site_items: dict[tuple, tuple[str, frozenset]] = {}
 
-    def sources(self, node) -> tuple[frozenset, frozenset]:
+    def sources(self, node, index: int = 0) -> tuple[frozenset, frozenset]:
         """(producer names or INPUT, unsupported op descriptions) behind
-        ``node``, all parts merged."""
-        return self.sources_of([self.layout(node)])
+        ``node``'s output ``index``, all parts merged."""
+        return self.sources_of([self.layout(node, index)])
 
-    def layout(self, node) -> tuple[_Part, ...]:
-        """The parts of ``node``'s channels, in channel order."""
+    def layout(self, node, index: int = 0) -> tuple[_Part, ...]:
+        """The parts of the channels of ``node``'s output ``index``, in
+        channel order."""
         if node is None:
             return ((frozenset([INPUT]), frozenset()), )
-        if node not in self.memo:
-            self.memo[node] = self._visit(node)
-        return self.memo[node]
+        key = (node, index) if _op_name(node) in _SLICE_OPS else node
+        if key not in self.memo:
+            self.memo[key] = self._visit(node, index)
+        return self.memo[key]
 
     def part_width(self, part: _Part) -> int | None:
         """Channels of a part (those of any producer in it; None when it
@@ -450,29 +578,40 @@ class _GraphWalker:
                 or self.output_shapes.get(split) != (
                     batch, groups, per_group, *rest):
             return None
-        return split.next_functions[0][0], groups
+        return split.next_functions[0], groups
 
-    def _sized(self, node, layout: tuple[_Part, ...]) -> bool:
-        """Whether the parts' widths add up to ``node``'s channels (a
-        child without autograd node is the model input)."""
+    def _sized(self, node, index: int, layout: tuple[_Part, ...]) -> bool:
+        """Whether the parts' widths add up to the channels of ``node``'s
+        output ``index`` (a child without autograd node is the model
+        input)."""
         widths = [self.part_width(part) for part in layout]
+        if None in widths:
+            return False
+        ranges = _slice_ranges(node) if node is not None else None
+        if ranges is not None:
+            start, end = ranges[1][index]
+            return sum(widths) == end - start
         shape = self.output_shapes.get(node) if node is not None \
             else (None, self.widths[INPUT])
         return shape is not None and len(shape) >= 2 \
-            and None not in widths and sum(widths) == shape[1]
+            and sum(widths) == shape[1]
 
-    def _visit(self, node) -> tuple[_Part, ...]:
+    def _visit(self, node, index: int) -> tuple[_Part, ...]:
+        site = self.sites.get(node.next_functions[0]) \
+            if _op_name(node) in _SLICE_OPS else None
+        if site is not None and node in site.ranges:
+            return self._piece(site, site.ranges[node][index])
         if node in self.producer_nodes:
             name = self.producer_nodes[node]
             return tuple((frozenset([item]), frozenset())
                          for item in output_items(name, self.splits))
         if node in self.transparent_nodes:  # its layer's input
-            return self.layout(self.transparent_nodes[node])
+            return self.layout(*self.transparent_nodes[node])
         op = _op_name(node)
-        children = [n for n, _ in node.next_functions]
+        children = node.next_functions
         if op == 'Cat' and self._channel_cat(node):
-            layouts = [self.layout(child) for child in children]
-            if all(self._sized(child, layout)
+            layouts = [self.layout(*child) for child in children]
+            if all(self._sized(*child, layout)
                    for child, layout in zip(children, layouts)):
                 return tuple(part for layout in layouts for part in layout)
             found, bad = self.sources_of(layouts)
@@ -480,14 +619,16 @@ class _GraphWalker:
         shuffle = self._shuffle(node)
         if shuffle is not None:
             source, groups = shuffle
-            layout = self.layout(source)
+            layout = self.layout(*source)
             if len(layout) == 1:
                 self.divisors.append((layout[0][0], groups))
+                return layout
+            if self._shuffle_blocks(layout, groups):
                 return layout
             found, bad = self.sources_of([layout])
             return ((found, bad | {'channel shuffle of a concatenation'}), )
         unsupported = set()
-        inputs = [n for n in children if n is not None]
+        inputs = [(n, i) for n, i in node.next_functions if n is not None]
         if op in _SQUEEZE_OPS and not _keeps_channels(
                 node, self.output_shapes.get(node)):
             unsupported.add(op)
@@ -498,13 +639,176 @@ class _GraphWalker:
             unsupported.add(op)
         elif op in _NORM_OPS and node not in self.norm_nodes:
             unsupported.add(f'{op} of a norm layer that cannot be sliced')
-        params = [n for n in inputs if _op_name(n) == 'AccumulateGrad']
+        params = [n for n, _ in inputs if _op_name(n) == 'AccumulateGrad']
         if op not in _NORM_OPS and any(
                 p.variable.numel() > 1 for p in params):
             unsupported.add(f'{op} with a per-channel parameter')
-        inputs = [n for n in inputs if _op_name(n) != 'AccumulateGrad']
-        return self.combine([self.layout(child) for child in inputs],
+        inputs = [(n, i) for n, i in inputs if _op_name(n) != 'AccumulateGrad']
+        return self.combine([self.layout(child, i) for child, i in inputs],
                             unsupported)
+
+    def _shuffle_blocks(self, layout: tuple[_Part, ...], groups: int
+                        ) -> bool:
+        """Whether a channel shuffle of a concatenation keeps its parts:
+        where its ``groups`` blocks are parts of the same widths (as
+        ShuffleNetV2's two halves), whose widths are then tied block by
+        block, so every block has the same channels at every width and
+        the shuffle mixes them as it does one group's."""
+        widths = [self.part_width(part) for part in layout]
+        if None in widths or sum(widths) % groups:
+            return False
+        size = sum(widths) // groups
+        cuts = set(range(size, sum(widths), size))
+        if self._cut(layout, cuts, sum(widths)) is None:
+            return False
+        blocks = [self._subrange(layout, (start, start + size))
+                  for start in range(0, sum(widths), size)]
+        if len({tuple(self.part_width(p) for p in block)
+                for block in blocks}) != 1:
+            return False
+        self.ties += [[part[0] for part in parts] for parts in zip(*blocks)]
+        return True
+
+    # ------------------------------------------------------------ splits
+    def _piece(self, site: _SplitSite, span: tuple[int, int]
+               ) -> tuple[_Part, ...]:
+        """The parts of the channels ``span`` of a split site: those of its
+        input cut at the pieces, or (where the input cannot be cut) its
+        input's producers, fixed."""
+        layout, _ = self._site_layout(site)
+        if layout is None:
+            found, bad = self.sources_of([self.layout(*site.key)])
+            return ((found, bad | {site.op}), )
+        parts, start = [], 0
+        for part in layout:
+            width = self.part_width(part)
+            if span[0] <= start and start + width <= span[1]:
+                parts.append(part)
+            start += width
+        return tuple(parts)
+
+    def _site_layout(self, site: _SplitSite) -> tuple:
+        """(The site's input layout cut at its pieces or None, its mode),
+        memoized; records the ties and fixed parts of its mode."""
+        if site.key not in self.site_layouts:
+            self.site_layouts[site.key] = self._cut_site(site)
+        return self.site_layouts[site.key]
+
+    def _cut_site(self, site: _SplitSite) -> tuple:
+        """Cuts the site's input at its pieces and takes its mode: ties
+        the pieces' parts ('even'), or keeps the parts before the last
+        constant offset ('constant') or all ('fixed') fixed; an even mode
+        whose pieces have other parts falls back to constant."""
+        layout = self.layout(*site.key)
+        mode = self.modes.get(site.key,
+                              'even' if site.even() else 'constant')
+        if mode == 'even' and not site.even():
+            mode = 'constant'
+        cuts = {c for piece in site.pieces() for c in piece}
+        layout = self._cut(layout, cuts, site.width)
+        if layout is None:
+            return None, 'fixed'
+        if mode == 'even':
+            pieces = [self._subrange(layout, piece) for piece in site.pieces()]
+            offsets = {c for piece in pieces for c in itertools.accumulate(
+                self.part_width(p) for p in piece)}
+            cuts |= {start + c for start, _ in site.pieces() for c in offsets}
+            layout = self._cut(layout, cuts, site.width)
+            if layout is None:
+                return None, 'fixed'
+            pieces = [self._subrange(layout, piece) for piece in site.pieces()]
+            shapes = {tuple(self.part_width(p) for p in piece)
+                      for piece in pieces}
+            if len(shapes) == 1:
+                self.ties += [[part[0] for part in parts]
+                              for parts in zip(*pieces)]
+                self._record_site(site, mode, layout, 0)
+                return layout, mode
+            mode = 'constant'
+        end = site.constant_end() if mode == 'constant' else site.width
+        start, why = 0, (f'{site.op} at constant channel offsets'
+                         if mode == 'constant' else
+                         f'{site.op} whose sizes neither follow the width '
+                         'nor stay constant')
+        pinned = set()
+        for part in layout:
+            start += self.part_width(part)
+            if start <= end:
+                pinned |= part[0]
+        self.pinned.append((frozenset(pinned), why, site.describe()))
+        self._record_site(site, mode, layout, end)
+        return layout, mode
+
+    def _record_site(self, site: _SplitSite, mode: str,
+                     layout: tuple[_Part, ...], end: int) -> None:
+        """Notes the producers of the parts after ``end`` (those whose
+        width may change) for the check at reduced widths."""
+        found, start = set(), 0
+        for part in layout:
+            if start >= end:
+                found |= part[0]
+            start += self.part_width(part)
+        self.site_items[site.key] = (mode, frozenset(found))
+
+    def _subrange(self, layout: tuple[_Part, ...], span: tuple[int, int]
+                  ) -> tuple[_Part, ...]:
+        parts, start = [], 0
+        for part in layout:
+            if span[0] <= start < span[1]:
+                parts.append(part)
+            start += self.part_width(part)
+        return tuple(parts)
+
+    def _cut(self, layout: tuple[_Part, ...], cuts: set, width: int
+             ) -> tuple[_Part, ...] | None:
+        """``layout`` if every cut falls between its parts; else asks for
+        the producers of each part cut to write their output in parts cut
+        there (the next walk cuts it) and returns None, as it does when
+        a part cannot be cut (the model input, an unsupported op)."""
+        widths = [self.part_width(part) for part in layout]
+        if None in widths or sum(widths) != width:
+            return None
+        start, requests = 0, {}
+        for part, part_width in zip(layout, widths):
+            inner = sorted(c - start for c in cuts
+                           if start < c < start + part_width)
+            if inner:
+                asked = self._refine(part, inner, part_width)
+                if asked is None:
+                    return None
+                requests.update(asked)
+            start += part_width
+        if not requests:
+            return layout
+        self.new_splits.update(requests)
+        return None
+
+    def _refine(self, part: _Part, cuts: list[int], width: int
+                ) -> dict | None:
+        """Producer -> the widths of its output's parts with ``part`` also
+        cut at ``cuts``; None where a producer cannot write parts."""
+        found, bad = part
+        if bad or not found:
+            return None
+        requests = {}
+        for item in found:
+            name, _, index = item.rpartition('#')
+            if not name:
+                name, base = item, 0
+            else:
+                base = sum(self.splits[name][:int(index)])
+            if name not in self.conv_groups:
+                return None
+            current = self.new_splits.get(name) or self.splits.get(name) \
+                or (self.widths[name], )
+            bounds = set(itertools.accumulate(current)) | {
+                base + c for c in cuts}
+            widths = tuple(b - a for a, b in itertools.pairwise(
+                [0] + sorted(bounds)))
+            if any(w % self.conv_groups[name] for w in widths):
+                return None
+            requests[name] = widths
+        return requests
 
 
 @dataclass
@@ -529,16 +833,26 @@ def _layer_kind(module: nn.Module) -> str | None:
 
 
 class _ShapeRecorder(TorchFunctionMode):
-    """Remembers the output shape of every autograd node made in a forward."""
+    """Remembers the output shape of every autograd node made in a forward,
+    and the slices and splits made (node -> the innermost module running
+    it, in the forward's order)."""
 
-    def __init__(self) -> None:
+    def __init__(self, module_name: Callable[[], str]) -> None:
         super().__init__()
         self.shapes: dict = {}
+        self.slices: dict = {}
+        self.module_name = module_name
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         result = func(*args, **(kwargs or {}))
-        if isinstance(result, torch.Tensor) and result.grad_fn is not None:
-            self.shapes.setdefault(result.grad_fn, tuple(result.shape))
+        outputs = result if isinstance(result, (tuple, list)) else [result]
+        for tensor in outputs:
+            if isinstance(tensor, torch.Tensor) \
+                    and tensor.grad_fn is not None:
+                node = tensor.grad_fn
+                self.shapes.setdefault(node, tuple(tensor.shape))
+                if _op_name(node) in _SLICE_OPS and node not in self.slices:
+                    self.slices[node] = self.module_name()
         return result
 
 
@@ -624,7 +938,8 @@ class _ConvLinearCounter(TorchFunctionMode):
         self.stack: list[nn.Module] = []
         self.kernels = _KernelCounter()
         self.costs: dict[str, FixedLayer] = {}
-        self.inputs: dict[str, list] = {}  # name -> autograd input nodes
+        # name -> (autograd node, output index) of its inputs
+        self.inputs: dict[str, list] = {}
         self.uncounted: list[str] = []
 
     def module_name(self) -> str:
@@ -657,7 +972,7 @@ class _ConvLinearCounter(TorchFunctionMode):
         cost.macs += macs
         cost.output_positions += positions
         self.inputs.setdefault(name, []).extend(
-            a.grad_fn for a in args
+            (a.grad_fn, a.output_nr) for a in args
             if torch.is_tensor(a) and a.grad_fn is not None)
 
 
@@ -691,14 +1006,12 @@ def count_conv_linear(model: nn.Module) -> Iterator[_ConvLinearCounter]:
         leave.remove()
 
 
-def _trace(model: nn.Module, inputs: torch.Tensor
-           ) -> tuple[dict, object, dict, _ConvLinearCounter]:
+def _trace(model: nn.Module, inputs: torch.Tensor) -> _Trace:
     """Runs one forward pass, recording the autograd nodes of every layer.
 
     Returns:
-        Layer records, the output's autograd node, the output shape of
-        every autograd node created by a torch function, and the count of
-        conv and linear computations.
+        The layers' records, the output's autograd node, the shapes, the
+        conv and linear computations and the splits of channels.
     """
     records: dict[str, _Record] = {}
     handles = []
@@ -714,7 +1027,8 @@ def _trace(model: nn.Module, inputs: torch.Tensor
             channels = LAYER_KINDS[record.kind].channels(output)
             record.output_positions += output.numel() // (
                 output.shape[0] * channels)
-            record.calls.append((args[0].grad_fn, output.grad_fn))
+            record.calls.append(((args[0].grad_fn, args[0].output_nr),
+                                 output.grad_fn))
 
         return hook
 
@@ -724,17 +1038,53 @@ def _trace(model: nn.Module, inputs: torch.Tensor
             record = _Record(module, kind, order=-1)
             records[name] = record
             handles.append(module.register_forward_hook(make_hook(record)))
-    recorder = _ShapeRecorder()
     try:
         with torch.enable_grad(), count_conv_linear(model) as counter, \
-                recorder:
+                _ShapeRecorder(counter.module_name) as recorder:
             output = forward_logits(model, inputs)
     finally:
         for handle in handles:
             handle.remove()
     called = sorted((r.order, name) for name, r in records.items() if r.calls)
     ordered = {name: records[name] for _, name in called}
-    return ordered, output.grad_fn, recorder.shapes, counter
+    return _Trace(ordered, (output.grad_fn, output.output_nr),
+                  recorder.shapes, counter, _split_sites(recorder.slices))
+
+
+def _split_sites(slices: dict) -> dict[tuple, _SplitSite]:
+    """The slices and splits along dim 1, by the tensor they split."""
+    sites: dict[tuple, _SplitSite] = {}
+    for order, (node, module) in enumerate(slices.items()):
+        found = _slice_ranges(node)
+        if found is None:
+            continue
+        width, ranges, open_ends = found
+        key = node.next_functions[0]
+        site = sites.setdefault(key, _SplitSite(
+            key, width, module, _op_name(node), order))
+        site.ranges[node] = ranges
+        site.open_ends |= {r for r, is_open in zip(ranges, open_ends)
+                           if is_open}
+    return sites
+
+
+@dataclass
+class _Trace:
+    """What one forward of the model recorded (:func:`_trace`).
+
+    Attributes:
+        records: layer name -> its record, in the forward's order.
+        output: (autograd node, output index) of the model's output.
+        output_shapes: output shape of every autograd node created by a
+            torch function.
+        counter: the count of conv and linear computations.
+        sites: the splits of channels, by the tensor split.
+    """
+    records: dict
+    output: tuple
+    output_shapes: dict
+    counter: _ConvLinearCounter
+    sites: dict
 
 
 def forward_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
@@ -765,8 +1115,15 @@ def analyze_channels(model: nn.Module,
                      logger: MMLogger | None = None) -> ChannelAnalysis:
     """Groups the channels of ``model`` that must share one width.
 
+    Where the model splits channels (slices, ``split``, ``chunk``), each
+    split's sizes are taken as following the width (even pieces), else as
+    constants, else the split input stays fixed: the first of these that a
+    forward at reduced widths confirms (every layer then gets the channels
+    the analysis expects; see :func:`_confirm_splits`).
+
     Args:
-        model: the model to analyze; it is run once in eval mode and left
+        model: the model to analyze; it is run in eval mode (once, and
+            once more per check of a split at reduced widths) and left
             unchanged.
         input_shape: (C, H, W) of one input sample.
         logger: where to warn about channels kept fixed; the current
@@ -782,9 +1139,25 @@ def analyze_channels(model: nn.Module,
         param = next(model.parameters(), None)
         device = param.device if param is not None else 'cpu'
         inputs = torch.zeros(1, *input_shape, device=device)
-        records, output_node, output_shapes, counter = _trace(model, inputs)
+        trace = _trace(model, inputs)
+        analysis = _confirm_splits(model, inputs, trace, tuple(input_shape))
     finally:
         model.train(was_training)
+    for reason in analysis.fixed:
+        logger.warning(f'channels kept fixed: {reason}')
+    return analysis
+
+
+def _group(trace: _Trace, input_shape: tuple[int, int, int],
+           modes: dict) -> tuple[ChannelAnalysis, dict]:
+    """The channel groups of a traced model, its splits taken in
+    ``modes`` (site key -> mode; the default elsewhere).
+
+    Returns:
+        The analysis, and site key -> (the mode taken, the searchable
+        groups whose width the split's pieces follow).
+    """
+    records, counter = trace.records, trace.counter
     fixed_layers = {name: cost for name, cost in counter.costs.items()
                     if name not in records}
 
@@ -793,7 +1166,7 @@ def analyze_channels(model: nn.Module,
     transparent = {out: inp for r in records.values() if r.kind == 'dwconv'
                    for inp, out in r.calls}
     norms = {node for r in records.values() if r.kind == 'bn'
-             for inp, out in r.calls for node in _layer_nodes(out, inp)
+             for inp, out in r.calls for node in _layer_nodes(out, inp[0])
              if _op_name(node) in _NORM_OPS}
     producer_widths = {name: _out_channels(r.module)
                        for name, r in records.items()
@@ -803,16 +1176,17 @@ def analyze_channels(model: nn.Module,
                    for name in producer_widths if name != INPUT}
     splits: dict[str, tuple[int, ...]] = {}
     for round_ in range(_SPLIT_ROUNDS):
-        walker = _GraphWalker(producers, transparent, norms, output_shapes,
-                              producer_widths, conv_groups, splits)
+        walker = _GraphWalker(producers, transparent, norms,
+                              trace.output_shapes, producer_widths,
+                              conv_groups, splits, trace.sites, modes)
         # a shared layer: every call
-        layouts = {name: walker.combine([walker.layout(input_node)
+        layouts = {name: walker.combine([walker.layout(*input_node)
                                          for input_node, _ in record.calls])
                    for name, record in records.items()}
-        walker.sources(output_node)
+        walker.sources(*trace.output)
         for name in fixed_layers:
             for node in counter.inputs.get(name, []):
-                walker.sources(node)
+                walker.sources(*node)
         if not walker.new_splits or round_ == _SPLIT_ROUNDS - 1:
             break  # (what is left unsplit stays fixed)
         splits = {**splits, **walker.new_splits}
@@ -851,12 +1225,17 @@ def analyze_channels(model: nn.Module,
                           + output_items(name, splits)]
     multiples += [(sorted(producers)[0], groups)
                   for producers, groups in walker.divisors if producers]
+    for tied in walker.ties:  # pieces of an even split
+        union.union(sorted(frozenset().union(*tied)))
+    for found, why, where in walker.pinned:
+        if found:
+            join(found, frozenset([why]), where)
     for name, layer in fixed_layers.items():  # its input keeps its width
         for node in counter.inputs.get(name, []):
-            found = walker.sources(node)[0] or frozenset([INPUT])
+            found = walker.sources(*node)[0] or frozenset([INPUT])
             fixed_roots.setdefault(union.find(join(found, frozenset(), name)),
                                    f'read by {name} ({", ".join(layer.ops)})')
-    out_sources, out_bad = walker.sources(output_node)
+    out_sources, out_bad = walker.sources(*trace.output)
     union.union(sorted(out_sources) + [OUTPUT])
     if out_bad:
         fixed_roots.setdefault(
@@ -886,10 +1265,13 @@ def analyze_channels(model: nn.Module,
         if root in fixed:
             return None
         if root not in root_to_group:
-            root_to_group[root] = item
+            # a part of a producer's output: the producer's name if free
+            name = item.rpartition('#')[0] or item
+            name = item if name in groups else name
+            root_to_group[root] = name
             divisor = math.lcm(1, *(g for i, g in multiples
                                     if union.find(i) == root))
-            groups[item] = ChannelGroup(item, widths[root].pop(), divisor)
+            groups[name] = ChannelGroup(name, widths[root].pop(), divisor)
         return root_to_group[root]
 
     for name, record in records.items():
@@ -901,7 +1283,8 @@ def analyze_channels(model: nn.Module,
             outputs = [(group_of(item), walker.widths[item])
                        for item in output_items(name, splits)]
             out_group = outputs[0][0] if len(outputs) == 1 else None
-            out_parts = tuple(outputs) if len(outputs) > 1 else None
+            out_parts = tuple(outputs) if len(outputs) > 1 \
+                and any(g for g, _ in outputs) else None
             for group in dict.fromkeys(g for g, _ in outputs):
                 if group is not None:
                     groups[group].producers.append(name)
@@ -914,17 +1297,140 @@ def analyze_channels(model: nn.Module,
         layers[name] = LayerInfo(
             name, record.kind, in_group, out_group, _in_channels(module),
             _out_channels(module), record.output_positions,
-            tuple(parts) if len(parts) > 1 else None, out_parts,
-            record.input_shape)
+            tuple(parts) if len(parts) > 1 and any(g for g, _ in parts)
+            else None, out_parts, record.input_shape)
 
     reasons = _describe_fixed(records, union, fixed, input_parts, splits)
     reasons += [f'{name or "model"}: {", ".join(layer.ops)} outside the '
                 'sliceable layers (its FLOPs count as a constant)'
                 for name, layer in fixed_layers.items()]
-    for reason in reasons:
-        logger.warning(f'channels kept fixed: {reason}')
+    site_groups = {key: (mode, {group_of(item) for item in items} - {None})
+                   for key, (mode, items) in walker.site_items.items()}
+    splits_taken = {trace.sites[key].describe(): mode
+                    for key, (mode, _) in sorted(
+                        walker.site_items.items(),
+                        key=lambda item: trace.sites[item[0]].order)}
     return ChannelAnalysis(groups, layers, reasons, tuple(input_shape),
-                           fixed_layers, counter.uncounted)
+                           fixed_layers, counter.uncounted,
+                           splits_taken), site_groups
+
+
+def _confirm_splits(model: nn.Module, inputs: torch.Tensor, trace: _Trace,
+                    input_shape: tuple[int, int, int]) -> ChannelAnalysis:
+    """The analysis with every split in the first mode (of
+    :data:`SPLIT_MODES`) that a forward at reduced widths confirms.
+
+    One trace at full width cannot tell a split whose sizes follow the
+    width (``x.shape[1] // 2``) from one of constant sizes
+    (``torch.split(x, 14, 1)``). The analysis takes each in its first
+    mode, then runs the model with the groups the splits' pieces carry one
+    step narrower (:func:`_probe`): where a layer then gets other channels
+    than the analysis expects, the sites are checked one by one in the
+    forward's order, and the first failing one moves to its next mode,
+    with the sites of the same code (:meth:`_SplitSite.signature`) not
+    confirmed alone in their mode; if none fails alone, every site moves
+    on. A site in mode 'fixed' changes no width, so this ends.
+    """
+    modes: dict[tuple, str] = {}
+    confirmed: dict[tuple, str] = {}  # site -> mode it passed alone in
+    while True:
+        analysis, sites = _group(trace, input_shape, modes)
+        probed = {key: groups for key, (_, groups) in sites.items() if groups}
+        if not probed or _probe(model, inputs, analysis, set().union(
+                *probed.values())) is None:
+            return analysis
+        order = sorted(probed, key=lambda key: trace.sites[key].order)
+        failing = None
+        for key in order:
+            mode = sites[key][0]
+            if confirmed.get(key) == mode:
+                continue
+            if _probe(model, inputs, analysis, probed[key]) is None:
+                confirmed[key] = mode
+                continue
+            failing = key
+            break
+        if failing is None:
+            moved = order
+        else:
+            signature = trace.sites[failing].signature()
+            moved = [key for key in order
+                     if trace.sites[key].signature() == signature
+                     and confirmed.get(key) != sites[key][0]]
+        for key in moved:
+            modes[key] = SPLIT_MODES[SPLIT_MODES.index(sites[key][0]) + 1]
+
+
+class _ProbeMismatch(Exception):
+    """A layer got other channels than the analysis expects."""
+
+
+def _in_use(layout: tuple[tuple[str | None, int], ...], widths: Mapping
+            ) -> torch.Tensor:
+    """Indices of the channels in use of a layer's parts at ``widths``."""
+    index, start = [], 0
+    for group, width in layout:
+        index.append(torch.arange(start, start + (
+            widths.get(group, width) if group else width)))
+        start += width
+    return torch.cat(index)
+
+
+def _probe(model: nn.Module, inputs: torch.Tensor,
+           analysis: ChannelAnalysis, groups: set[str]) -> str | None:
+    """Runs the model with ``groups`` one step narrower (their max width
+    less their divisor) and every layer emulating its dynamic version: it
+    takes the channels the analysis expects (else the forward stops),
+    places them at their channels of the full layer and keeps the output
+    channels in use. Returns None if the forward runs so, else what
+    failed."""
+    widths = {name: group.max_width - group.divisor
+              for name, group in analysis.groups.items()
+              if name in groups and group.max_width > group.divisor}
+    if not widths:
+        return None
+    handles = []
+
+    def expand(name: str, dim: int, index: torch.Tensor, full: int):
+
+        def hook(module, args):
+            x = args[0]
+            if x.shape[dim] != len(index):
+                raise _ProbeMismatch(
+                    f'{name} got {x.shape[dim]} input channels, the '
+                    f'analysis expects {len(index)}')
+            shape = list(x.shape)
+            shape[dim] = full
+            return (x.new_zeros(shape).index_copy(dim, index.to(x.device), x),
+                    *args[1:])
+
+        return hook
+
+    def keep(dim: int, index: torch.Tensor):
+        return lambda module, args, output: output.index_select(
+            dim, index.to(output.device))
+
+    for name, info in analysis.layers.items():
+        module = model.get_submodule(name)
+        kind = LAYER_KINDS[info.kind]
+        dim = -1 if kind.channels_last else 1
+        index = _in_use(info.input_layout(), widths)
+        out = _in_use(info.output_layout(), widths) if kind.produces \
+            else index
+        handles += [module.register_forward_pre_hook(
+                        expand(name, dim, index, info.in_channels)),
+                    module.register_forward_hook(keep(dim, out))]
+    try:
+        with torch.no_grad():
+            forward_logits(model, inputs)
+    except _ProbeMismatch as error:
+        return str(error)
+    except Exception as error:  # the model's code refused the widths
+        return f'{type(error).__name__}: {error}'
+    finally:
+        for handle in handles:
+            handle.remove()
+    return None
 
 
 def _concat_refusal(record: _Record, widths: list[int | None]

@@ -190,7 +190,11 @@ def test_channel_analysis_runs(capsys):
     analysis = analyze_channels(model, (3, 32, 32))
     assert analysis.groups
     # Expansion widths stay searchable; the block outputs joined by the
-    # partial residuals (slice + cat) stay fixed, with a reason.
+    # partial residuals (slice + cat) stay fixed, with a reason: the
+    # channels before the residual's constant offset (``out[:, :c]``), or
+    # all of a concatenation the walk cannot slice.
     assert 'backbone.stages.2.0.expand.conv' in analysis.groups
-    assert analysis.fixed and all('Cat' in reason
-                                  for reason in analysis.fixed)
+    assert set(analysis.splits.values()) == {'constant'}
+    assert analysis.fixed and all(
+        'Cat' in reason or 'Slice at constant channel offsets' in reason
+        for reason in analysis.fixed)
