@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from mmengine.logging import MMLogger
 
 from .errors import ChannelConfigError
 from .fileio import atomic_write_text
@@ -74,6 +75,9 @@ def parse_channel_cfg(data: Any, source: str = '<dict>') -> ChannelConfig:
     """
     if isinstance(data, ChannelConfig):
         return data
+    if isinstance(data, Mapping) and 'block_channels' in data and not (
+            {'channels', 'blocks'} & set(data)):
+        data = _from_rexnet_best(data, source)
     if not isinstance(data, Mapping):
         raise ChannelConfigError(
             f'channel_cfg {source}: expected a mapping with keys '
@@ -104,6 +108,29 @@ def parse_channel_cfg(data: Any, source: str = '<dict>') -> ChannelConfig:
             f'got {resolution!r}.')
     return ChannelConfig(dict(channels), dict(meta), dict(blocks), resolution,
                          source)
+
+
+def _from_rexnet_best(data: Mapping, source: str) -> dict:
+    """An old ReXNet ``best.yaml`` (``block_channels`` and ``stage_blocks``
+    at the top level) as a channel_cfg: every block's width under
+    ``blocks:`` (``backbone.stages.<s>.<j>``, the backbone's module
+    names), the rest as meta. Logs one deprecation warning."""
+    MMLogger.get_current_instance().warning(
+        f'channel_cfg {source}: the block_channels format of an old ReXNet '
+        'best.yaml is deprecated; it is read as blocks: (block -> width). '
+        'A ReXNet search now writes a channel_cfg.')
+    stage_blocks = data.get('stage_blocks')
+    widths = list(data['block_channels'] or [])
+    if not stage_blocks or sum(stage_blocks) != len(widths):
+        raise ChannelConfigError(
+            f'channel_cfg {source}: an old ReXNet best.yaml needs '
+            '`stage_blocks` whose sum is the number of `block_channels`; '
+            'rerun the search (it writes a channel_cfg).')
+    names = [f'backbone.stages.{s}.{j}' for s, n in enumerate(stage_blocks)
+             for j in range(n)]
+    meta = {k: v for k, v in data.items()
+            if k not in ('block_channels', 'cfg_options')}
+    return dict(meta=meta, blocks=dict(zip(names, widths)))
 
 
 def load_channel_cfg(path: str | os.PathLike) -> ChannelConfig:

@@ -1,15 +1,20 @@
 # Trains a DNAS result of FBNet's ImageNet space from scratch on 8 GPUs:
 #   bash tools/dist_train.sh configs/dnas/dnas_fbnet_retrain_8xb32_in1k.py 8 \
-#     --cfg-options model.backbone.blocks=work_dirs/dnas_in1k/derived.yaml
+#     --cfg-options model.channel_cfgs=work_dirs/dnas_in1k/derived.yaml
 # with the MobileNetV2 recipe (SGD lr 0.045 at batch 256, decayed x0.98
 # every epoch, weight decay 4e-5, 300 epochs) at 224x224.
 _base_ = [
     '../_base_/models/fbnet_imagenet.py',
     '../_base_/datasets/imagenet_bs32.py',
-    '../_base_/default_runtime.py',
+    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
 ]
 
-model = dict(backbone=dict(blocks='work_dirs/dnas_in1k/derived.yaml'))
+model = dict(
+    _delete_=True,
+    type='SlimmableNetwork',
+    architecture=_base_.model,
+    mutator=dict(type='ChannelMutator', input_shape=(3, 224, 224)),
+    channel_cfgs=None)  # set on the command line: the derived.yaml
 
 max_epochs = 300
 optim_wrapper = dict(

@@ -1,18 +1,23 @@
 # Retrains one network of the paper-setting search space
 # (rexnet_search_plain-ib-stem16_1xb64_fashion-mnist.py: plain inverted
-# bottlenecks, stem 16) from scratch, block widths given on the command
-# line (best.yaml's `cfg_options` line):
+# bottlenecks, stem 16) from scratch, at the block widths of the search's
+# result:
 #   python tools/train.py configs/rexnet/\
 #     rexnet_retrain_plain-ib-stem16_1xb64_fashion-mnist.py --cfg-options \
-#     model.backbone.block_channels=[16,24,32,40,48,56,64,72]
+#     model.channel_cfgs=work_dirs/rexnet_paper_search/best.yaml
 # (the config path is one word: no space after the slash)
 # Trains on the first 50000 training images, validates on 2000 held-out
 # training images (what the search ranks on) and tests on the 10000 test
 # images (`test_dataloader` of the dataset config, test_mode=True).
 _base_ = ['./rexnet_search_plain-ib-stem16_1xb64_fashion-mnist.py']
 
+model = dict(
+    _delete_=True,
+    type='SlimmableNetwork',
+    architecture=_base_.model,
+    mutator=dict(type='ChannelMutator', input_shape=(3, 32, 32)),
+    channel_cfgs=None)  # set on the command line: the best.yaml
 search_loop = None
-model_wrapper_cfg = None
 
 train_dataloader = dict(dataset=dict(stop=50000))
 

@@ -193,6 +193,9 @@ class FBNetSearchSpace(BaseBackbone):
             without the ``backbone.`` prefix of a channel_cfg.
         init_cfg: mmengine init config.
     """
+    # the channel groups are those of the network ``blocks`` builds: a
+    # channel_cfg's blocks: are passed at build time (SlimmableNetwork)
+    CHANNEL_GROUPS_FOLLOW_BLOCKS = True
 
     def __init__(self,
                  stages: Sequence[Sequence[int]] = STAGES,
