@@ -6,15 +6,12 @@
 _base_ = [
     '../_base_/models/fbnet_imagenet.py',
     '../_base_/datasets/imagenet_bs32.py',
-    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
+    '../_base_/algorithms/slimmable.py',  # + runtime, ChannelSearchDDP
 ]
 
-model = dict(
-    _delete_=True,
-    type='SlimmableNetwork',
-    architecture=_base_.model,
-    mutator=dict(type='ChannelMutator', input_shape=(3, 224, 224)),
-    channel_cfgs=None)  # set on the command line: the derived.yaml
+# model.channel_cfgs: the derived.yaml, set on the command line
+model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model,
+             mutator=dict(type='ChannelMutator', input_shape=(3, 224, 224)))
 
 max_epochs = 300
 optim_wrapper = dict(
@@ -23,8 +20,6 @@ optim_wrapper = dict(
 param_scheduler = dict(type='StepLR', by_epoch=True, step_size=1,
                        gamma=0.98)
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
-val_cfg = dict()
-test_cfg = dict()
 # the last checkpoints are kept; none is chosen by its validation (test)
 # accuracy
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=2))

@@ -9,19 +9,13 @@
 # Trains on the first 50000 training images, validates on 2000 held-out
 # training images (what the search ranks on) and tests on the 10000 test
 # images (`test_dataloader` of the dataset config, test_mode=True).
-_base_ = ['./rexnet_search_plain-ib-stem16_1xb64_fashion-mnist.py']
+# The ReXNet retraining (rexnet_retrain_1xb64_fashion-mnist.py) with the
+# network of the paper-setting search.
+_base_ = [
+    './rexnet_retrain_1xb64_fashion-mnist.py',
+    '../_base_/models/plain-ib-stem16_backbone.py',
+]
 
-model = dict(
-    _delete_=True,
-    type='SlimmableNetwork',
-    architecture=_base_.model,
-    mutator=dict(type='ChannelMutator', input_shape=(3, 32, 32)),
-    channel_cfgs=None)  # set on the command line: the best.yaml
-search_loop = None
-
-train_dataloader = dict(dataset=dict(stop=50000))
-
-max_epochs = 30
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-param_scheduler = dict(end=max_epochs)
-default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
+model = dict(architecture=dict(
+    backbone=dict(_base_.plain_ib_backbone, _delete_=True),
+    head=dict(in_channels=_base_.last_channels)))
