@@ -17,7 +17,7 @@ import difflib
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,6 +161,49 @@ def read_channel_cfg(item: str | os.PathLike | Mapping | ChannelConfig
     if isinstance(item, (str, os.PathLike)):
         return load_channel_cfg(item)
     return parse_channel_cfg(item)
+
+
+def choices_by_layer(blocks: Mapping[str, Any], layers: Sequence[str],
+                     source: str, owner: str = 'this space',
+                     allowed: Sequence[str] | None = None
+                     ) -> dict[str, Any]:
+    """A ``blocks:`` mapping checked against a backbone's layers.
+
+    Args:
+        blocks: layer -> choice; names with or without the ``backbone.``
+            prefix of a channel_cfg.
+        layers: the backbone's layer names, in order.
+        source: the file or argument named in error messages.
+        owner: how the messages name the backbone.
+        allowed: the valid choices (block names); None: any.
+
+    Returns:
+        Layer (without prefix) -> choice, for every layer.
+
+    Raises:
+        ChannelConfigError: an unknown layer or choice, or a layer without
+            a choice.
+    """
+    chosen = {}
+    for key, choice in blocks.items():
+        layer = str(key).removeprefix('backbone.')
+        if layer not in layers:
+            close = difflib.get_close_matches(layer, list(layers), 1)
+            hint = f' (did you mean {close[0]}?)' if close else ''
+            raise ChannelConfigError(
+                f'{source}: unknown layer {key!r}{hint}; {owner} has '
+                f'{layers[0]} .. {layers[-1]}.')
+        if allowed is not None and choice not in allowed:
+            raise ChannelConfigError(
+                f'{source}: layer {key!r} has unknown block {choice!r}; '
+                f'valid blocks are {", ".join(allowed)}.')
+        chosen[layer] = choice
+    missing = [layer for layer in layers if layer not in chosen]
+    if missing:
+        raise ChannelConfigError(
+            f'{source}: no block for {missing[0]} ({len(missing)} layers '
+            'missing); every layer needs one.')
+    return chosen
 
 
 def validate_channels(cfg: ChannelConfig, max_widths: Mapping[str, int],

@@ -10,14 +10,12 @@ and the old ReXNet ``best.yaml`` still work, with one warning.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 
 from mmchansearch.channel_cfg import ChannelConfig, save_channel_cfg
@@ -38,19 +36,6 @@ SHAPE = (3, 32, 32)
 def scope():
     with DefaultScope.overwrite_default_scope('mmchansearch'):
         yield
-
-
-@pytest.fixture
-def warnings():
-    """The deprecation warnings the current MMLogger logs."""
-    logger = MMLogger.get_current_instance()
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    handler.addFilter(lambda record: 'is deprecated' in record.getMessage())
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 def _retrain(config: Path, **options) -> torch.nn.Module:

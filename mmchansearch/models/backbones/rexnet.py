@@ -26,7 +26,6 @@ conv + linear multiply-accumulates, 0.9x 4.09M and 0.348G (published:
 """
 from __future__ import annotations
 
-import difflib
 import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -37,8 +36,12 @@ from mmpretrain.models.utils import make_divisible
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...channel_cfg import ChannelConfig, read_channel_cfg
-from ...errors import ChannelConfigError, ConfigError
+from ...channel_cfg import (
+    ChannelConfig,
+    choices_by_layer,
+    read_channel_cfg,
+)
+from ...errors import ConfigError
 from ...registry import MODELS
 
 # (blocks, stride of the first block, squeeze-excitation) per stage.
@@ -258,7 +261,8 @@ def widths_from_blocks(blocks: Mapping | ChannelConfig | str | os.PathLike,
         :func:`check_block_channels`).
 
     Raises:
-        ChannelConfigError: an unknown or missing block.
+        ChannelConfigError: an unknown or missing block
+            (:func:`~mmchansearch.channel_cfg.choices_by_layer`).
         ConfigError: a width that is not a positive integer, or smaller
             than the one before.
     """
@@ -269,21 +273,7 @@ def widths_from_blocks(blocks: Mapping | ChannelConfig | str | os.PathLike,
         cfg = read_channel_cfg(blocks)
         source, blocks = cfg.source, cfg.blocks
     names = block_names(stage_blocks)
-    widths = {}
-    for key, width in blocks.items():
-        name = str(key).removeprefix('backbone.')
-        if name not in names:
-            close = difflib.get_close_matches(name, names, 1)
-            hint = f' (did you mean {close[0]}?)' if close else ''
-            raise ChannelConfigError(
-                f'{source}: unknown layer {key!r}{hint}; this {owner} has '
-                f'blocks {names[0]} .. {names[-1]}.')
-        widths[name] = width
-    missing = [n for n in names if n not in widths]
-    if missing:
-        raise ChannelConfigError(
-            f'{source}: no block for {missing[0]} ({len(missing)} blocks '
-            f'missing); every block of the {owner} needs its width.')
+    widths = choices_by_layer(blocks, names, source, f'this {owner}')
     return check_block_channels([widths[n] for n in names], len(names),
                                 owner)
 
