@@ -7,11 +7,10 @@
 _base_ = [
     '../_base_/models/mobilenet_v2_fashion_mnist.py',
     '../_base_/schedules/fashion_mnist_sgd_heldout.py',  # + data [0, 50000)
-    '../_base_/algorithms/autoslim.py',  # + runtime, ChannelSearchDDP
+    '../_base_/algorithms/autoslim.py',  # + loops, runtime
 ]
 
 model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model)
-
 
 max_epochs = 10
 train_cfg = dict(max_epochs=max_epochs)

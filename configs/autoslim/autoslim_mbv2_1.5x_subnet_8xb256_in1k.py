@@ -15,7 +15,7 @@
 _base_ = [
     '../_base_/models/mobilenet_v2_1.5x_imagenet.py',
     '../_base_/schedules/imagenet_bs2048_autoslim.py',  # + data
-    '../_base_/algorithms/slimmable.py',  # + runtime, ChannelSearchDDP
+    '../_base_/algorithms/slimmable.py',  # + loops, runtime
 ]
 
 model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model,

@@ -27,7 +27,7 @@
 _base_ = [
     '../_base_/models/fbnetv2-small_fashion_mnist.py',
     '../_base_/schedules/fashion_mnist_bs64_dmasking.py',  # + data
-    '../_base_/algorithms/dmasking.py',  # + runtime, ChannelSearchDDP
+    '../_base_/algorithms/dmasking.py',  # + loops, runtime
 ]
 
 model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model,

@@ -33,7 +33,7 @@
 _base_ = [
     '../_base_/models/fbnetv2_imagenet.py',
     '../_base_/schedules/imagenet_bs512_dmasking.py',  # + data, 80/20
-    '../_base_/algorithms/dmasking.py',  # + runtime, ChannelSearchDDP
+    '../_base_/algorithms/dmasking.py',  # + loops, runtime
 ]
 
 model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model,

@@ -28,7 +28,7 @@
 _base_ = [
     '../_base_/models/mobilenet_v2_1.5x_imagenet.py',
     '../_base_/schedules/imagenet_bs512_dmasking.py',  # + data, 80/20
-    '../_base_/algorithms/dmasking.py',  # + runtime, ChannelSearchDDP
+    '../_base_/algorithms/dmasking.py',  # + loops, runtime
 ]
 
 model = dict(

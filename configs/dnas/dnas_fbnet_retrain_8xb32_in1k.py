@@ -6,7 +6,7 @@
 _base_ = [
     '../_base_/models/fbnet_imagenet.py',
     '../_base_/datasets/imagenet_bs32.py',
-    '../_base_/algorithms/slimmable.py',  # + runtime, ChannelSearchDDP
+    '../_base_/algorithms/slimmable.py',  # + loops, runtime
 ]
 
 # model.channel_cfgs: the derived.yaml, set on the command line
