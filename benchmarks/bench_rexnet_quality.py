@@ -17,7 +17,7 @@ at equal FLOPs on Fashion-MNIST, same depth and training recipe:
    single stages may round the other way;
 3. both retrained from scratch per seed (tools/train.py with
    configs/rexnet/rexnet_retrain_1xb64_fashion-mnist.py and the widths as
-   ``model.backbone.block_channels``) and tested on the 10000 test images
+   a channel_cfg, ``model.channel_cfgs``) and tested on the 10000 test images
    (tools/test.py);
 4. a Markdown table: top-1 mean +- std and the paired linear - stage-wise
    gap.
@@ -46,10 +46,11 @@ import os.path as osp
 import sys
 import time
 
-import yaml
 from quality_runs import mean_std, retrain_and_test
 
+from mmchansearch.channel_cfg import ChannelConfig, save_channel_cfg
 from mmchansearch.comparison import ToolRunner
+from mmchansearch.models.backbones.rexnet import block_names
 
 CONFIGS = 'configs/rexnet/'
 SEARCH = CONFIGS + 'rexnet_search_1xb64_fashion-mnist.py'
@@ -165,15 +166,14 @@ def match_stagewise(budget, target: float, stage_blocks, divisor: int,
 
 
 def write_network(path: str, net: dict, source: str, model: str) -> None:
-    data = dict(
-        meta=dict(model=model, input_shape=[3, 32, 32],
-                  flops=net['flops'], params=net['params'], source=source),
-        stage_blocks=net['stage_blocks'],
-        block_channels=net['channels'],
-        cfg_options='model.backbone.block_channels=' + str(
-            net['channels']).replace(' ', ''))
-    with open(path, 'w') as f:
-        yaml.safe_dump(data, f, sort_keys=False, default_flow_style=None)
+    """The network as a channel_cfg: its block widths under ``blocks:``
+    (what the retrain config takes as ``model.channel_cfgs``)."""
+    names = block_names(net['stage_blocks'])
+    save_channel_cfg(ChannelConfig({}, dict(
+        model=model, input_shape=[3, 32, 32], flops=net['flops'],
+        params=net['params'], source=source), {
+            f'backbone.{n}': int(w) for n, w in zip(names, net['channels'])
+        }), path)
 
 
 def networks(args, search_dir: str) -> dict:
@@ -235,8 +235,7 @@ def retrain(args, seed: int, name: str, net: dict) -> float:
         f'max_epochs={epochs}', f'train_cfg.max_epochs={epochs}',
         f'train_cfg.val_interval={epochs}',
         f'param_scheduler.end={epochs}',
-        'model.backbone.block_channels=' + str(
-            net['channels']).replace(' ', '')])
+        'model.channel_cfgs=' + osp.join(args.work_dir, f'{name}.yaml')])
 
 
 def main() -> None:

@@ -17,11 +17,12 @@ import difflib
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from mmengine.logging import MMLogger
 
 from .errors import ChannelConfigError
 from .fileio import atomic_write_text
@@ -74,6 +75,9 @@ def parse_channel_cfg(data: Any, source: str = '<dict>') -> ChannelConfig:
     """
     if isinstance(data, ChannelConfig):
         return data
+    if isinstance(data, Mapping) and 'block_channels' in data and not (
+            {'channels', 'blocks'} & set(data)):
+        data = _from_rexnet_best(data, source)
     if not isinstance(data, Mapping):
         raise ChannelConfigError(
             f'channel_cfg {source}: expected a mapping with keys '
@@ -106,6 +110,29 @@ def parse_channel_cfg(data: Any, source: str = '<dict>') -> ChannelConfig:
                          source)
 
 
+def _from_rexnet_best(data: Mapping, source: str) -> dict:
+    """An old ReXNet ``best.yaml`` (``block_channels`` and ``stage_blocks``
+    at the top level) as a channel_cfg: every block's width under
+    ``blocks:`` (``backbone.stages.<s>.<j>``, the backbone's module
+    names), the rest as meta. Logs one deprecation warning."""
+    MMLogger.get_current_instance().warning(
+        f'channel_cfg {source}: the block_channels format of an old ReXNet '
+        'best.yaml is deprecated; it is read as blocks: (block -> width). '
+        'A ReXNet search now writes a channel_cfg.')
+    stage_blocks = data.get('stage_blocks')
+    widths = list(data['block_channels'] or [])
+    if not stage_blocks or sum(stage_blocks) != len(widths):
+        raise ChannelConfigError(
+            f'channel_cfg {source}: an old ReXNet best.yaml needs '
+            '`stage_blocks` whose sum is the number of `block_channels`; '
+            'rerun the search (it writes a channel_cfg).')
+    names = [f'backbone.stages.{s}.{j}' for s, n in enumerate(stage_blocks)
+             for j in range(n)]
+    meta = {k: v for k, v in data.items()
+            if k not in ('block_channels', 'cfg_options')}
+    return dict(meta=meta, blocks=dict(zip(names, widths)))
+
+
 def load_channel_cfg(path: str | os.PathLike) -> ChannelConfig:
     """Reads and structurally checks a channel_cfg YAML file."""
     path = os.fspath(path)
@@ -134,6 +161,49 @@ def read_channel_cfg(item: str | os.PathLike | Mapping | ChannelConfig
     if isinstance(item, (str, os.PathLike)):
         return load_channel_cfg(item)
     return parse_channel_cfg(item)
+
+
+def choices_by_layer(blocks: Mapping[str, Any], layers: Sequence[str],
+                     source: str, owner: str = 'this space',
+                     allowed: Sequence[str] | None = None
+                     ) -> dict[str, Any]:
+    """A ``blocks:`` mapping checked against a backbone's layers.
+
+    Args:
+        blocks: layer -> choice; names with or without the ``backbone.``
+            prefix of a channel_cfg.
+        layers: the backbone's layer names, in order.
+        source: the file or argument named in error messages.
+        owner: how the messages name the backbone.
+        allowed: the valid choices (block names); None: any.
+
+    Returns:
+        Layer (without prefix) -> choice, for every layer.
+
+    Raises:
+        ChannelConfigError: an unknown layer or choice, or a layer without
+            a choice.
+    """
+    chosen = {}
+    for key, choice in blocks.items():
+        layer = str(key).removeprefix('backbone.')
+        if layer not in layers:
+            close = difflib.get_close_matches(layer, list(layers), 1)
+            hint = f' (did you mean {close[0]}?)' if close else ''
+            raise ChannelConfigError(
+                f'{source}: unknown layer {key!r}{hint}; {owner} has '
+                f'{layers[0]} .. {layers[-1]}.')
+        if allowed is not None and choice not in allowed:
+            raise ChannelConfigError(
+                f'{source}: layer {key!r} has unknown block {choice!r}; '
+                f'valid blocks are {", ".join(allowed)}.')
+        chosen[layer] = choice
+    missing = [layer for layer in layers if layer not in chosen]
+    if missing:
+        raise ChannelConfigError(
+            f'{source}: no block for {missing[0]} ({len(missing)} layers '
+            'missing); every layer needs one.')
+    return chosen
 
 
 def validate_channels(cfg: ChannelConfig, max_widths: Mapping[str, int],

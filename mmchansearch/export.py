@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from collections.abc import Sequence
 
@@ -39,8 +40,12 @@ def export_subnet(supernet: ChannelSupernet,
 
     In an FBNetV2 space (``FBNetV2SearchSpace`` backbone) the static
     network keeps only the kernels the channel_cfg's ``blocks:`` names.
-    The supernet is left at the widths of ``channel_cfg``.
+    The supernet is left at the widths of ``channel_cfg``; one with
+    ``blocks:`` but no ``channels:`` keeps every group at its full width.
     """
+    if not channel_cfg.channels:
+        channel_cfg = dataclasses.replace(
+            channel_cfg, channels=dict(supernet.mutator.max_widths))
     supernet.mutator.set_choices(channel_cfg)
     static = supernet.mutator.export_static().eval()
     keep_chosen_blocks(static, channel_cfg.blocks)
@@ -84,7 +89,8 @@ def load_static_model(cfg: Config | str, checkpoint: str) -> nn.Module:
             'tools/export_subnet.py or tools/model_converters/'
             'split_checkpoint.py.')
     channel_cfg = parse_channel_cfg(meta['channel_cfg'], checkpoint)
-    supernet = build_supernet(cfg, meta.get('input_shape'))
+    supernet = build_supernet(cfg, meta.get('input_shape'),
+                              channel_cfg=channel_cfg)
     static = export_subnet(supernet, channel_cfg)
     load_state_strictly(static, state_dict_of(ckpt), checkpoint)
     return static
@@ -139,7 +145,7 @@ def static_model_from_checkpoint(
             raise CheckpointMismatchError(
                 f'checkpoint {checkpoint} holds no channel_cfg in its meta '
                 '(a supernet checkpoint); give the subnet\'s --channel-cfg.')
-        supernet = build_supernet(cfg, input_shape)
+        supernet = build_supernet(cfg, input_shape, channel_cfg=channel_cfg)
         supernet.mutator.strict_meta = strict_meta
         load_supernet_state(supernet, state, checkpoint)
         if channel_cfg is None:  # a plain network (e.g. a retrained ReXNet)
@@ -157,7 +163,7 @@ def static_model_from_checkpoint(
         load_supernet_state(model, state, checkpoint)
         model.activate(joint.index(stored))
         return model.mutator.export_static().eval(), stored, model
-    supernet = build_supernet(cfg, input_shape)
+    supernet = build_supernet(cfg, input_shape, channel_cfg=stored)
     static = export_subnet(supernet, stored)
     load_state_strictly(static, architecture_state(state), checkpoint)
     return static, stored, supernet

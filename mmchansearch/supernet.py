@@ -15,7 +15,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import nn
 
-from .channel_cfg import parse_channel_cfg, same_network
+from .channel_cfg import ChannelConfig, parse_channel_cfg, same_network
 from .checkpoint import (
     architecture_state,
     load_state_strictly,
@@ -24,12 +24,14 @@ from .checkpoint import (
 )
 from .errors import CheckpointMismatchError, ConfigError
 from .models.algorithms import DNAS, ChannelSupernet
+from .models.algorithms.base import architecture_with_blocks
 from .registry import MODELS
 
 
 def supernet_model_cfg(model_cfg: dict,
                        input_shape: Sequence[int] | None = None,
-                       keep_algorithm: bool = False) -> dict:
+                       keep_algorithm: bool = False,
+                       channel_cfg: ChannelConfig | None = None) -> dict:
     """The supernet config for ``model_cfg``.
 
     Args:
@@ -38,6 +40,9 @@ def supernet_model_cfg(model_cfg: dict,
         keep_algorithm: build the config's algorithm (e.g. AutoSlim) rather
             than a plain :class:`ChannelSupernet` of its architecture and
             mutator, which is all analysis and export need.
+        channel_cfg: the subnet to be exported: a backbone whose channel
+            groups follow a channel_cfg's ``blocks:`` (FBNet DNAS, ReXNet)
+            is built from them (:func:`architecture_with_blocks`).
 
     Returns:
         A config with ``architecture`` and ``mutator`` keys.
@@ -49,6 +54,9 @@ def supernet_model_cfg(model_cfg: dict,
         model_cfg = {k: v for k, v in model_cfg.items()
                      if k in ('architecture', 'mutator', 'data_preprocessor')}
         model_cfg['type'] = 'ChannelSupernet'
+    if channel_cfg is not None:
+        model_cfg['architecture'] = architecture_with_blocks(
+            model_cfg['architecture'], channel_cfg.blocks)
     mutator = dict(model_cfg.get('mutator') or dict(type='ChannelMutator'))
     if input_shape is not None:
         mutator['input_shape'] = tuple(int(s) for s in input_shape)
@@ -58,19 +66,23 @@ def supernet_model_cfg(model_cfg: dict,
 
 def build_supernet(cfg: Config | str,
                    input_shape: Sequence[int] | None = None,
-                   keep_algorithm: bool = False) -> ChannelSupernet:
+                   keep_algorithm: bool = False,
+                   channel_cfg: ChannelConfig | None = None
+                   ) -> ChannelSupernet:
     """Builds the supernet of a config file or Config.
 
     Args:
         cfg: the config (path or object).
         input_shape: overrides the mutator's (C, H, W).
         keep_algorithm: see :func:`supernet_model_cfg`.
+        channel_cfg: see :func:`supernet_model_cfg`.
     """
     if not isinstance(cfg, Config):
         if not os.path.isfile(cfg):
             raise ConfigError(f'config {cfg}: no such file.')
         cfg = Config.fromfile(cfg)
-    model_cfg = supernet_model_cfg(cfg.model, input_shape, keep_algorithm)
+    model_cfg = supernet_model_cfg(cfg.model, input_shape, keep_algorithm,
+                                   channel_cfg)
     with DefaultScope.overwrite_default_scope('mmchansearch'):
         model = MODELS.build(model_cfg)
     if not isinstance(model, ChannelSupernet):

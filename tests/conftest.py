@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MMLogger
 from torch import nn
 
 from mmchansearch.coverage import conv_linear_flops, randomize_batch_norms
@@ -197,6 +198,21 @@ def make_supernet() -> Callable[..., ChannelSupernet]:
 def test_logger() -> logging.Logger:
     """A plain logger that propagates to pytest's ``caplog``."""
     return logging.getLogger('mmchansearch.tests')
+
+
+@pytest.fixture
+def warnings():
+    """The deprecation warnings the current MMLogger logs (other warnings,
+    e.g. mmengine's about a default scope an earlier test set, are not
+    this test's)."""
+    logger = MMLogger.get_current_instance()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    handler.addFilter(lambda record: 'is deprecated' in record.getMessage())
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
 
 
 @pytest.fixture

@@ -225,7 +225,8 @@ def test_imagenet_pipelines_are_registered() -> None:
 
 def test_imagenet_autoslim_stack_composes(tmp_path: Path) -> None:
     base = REPO / 'configs/_base_'
-    stack = [base / 'models/mobilenet_v2_1.5x_imagenet.py', IMAGENET_CFG,
+    # the schedule inherits its data (IMAGENET_CFG)
+    stack = [base / 'models/mobilenet_v2_1.5x_imagenet.py',
              base / 'schedules/imagenet_bs2048_autoslim.py',
              base / 'default_runtime.py']
     path = tmp_path / 'stack.py'

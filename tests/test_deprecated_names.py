@@ -2,12 +2,9 @@
 renamed class, with one warning through mmengine's logger."""
 from __future__ import annotations
 
-import logging
 from types import SimpleNamespace
 
-import pytest
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope, Registry
 
 from mmchansearch.comparison.deprecated_names import DEPRECATED_METHODS
@@ -21,21 +18,6 @@ from mmchansearch.registry import (
 )
 
 KWARGS = dict(name='m', search='s.py', retrain='r.py')
-
-
-@pytest.fixture
-def warnings():
-    """The deprecation warnings the current MMLogger logs (other warnings,
-    e.g. mmengine's about a default scope an earlier test set, are not
-    this test's)."""
-    logger = MMLogger.get_current_instance()
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    handler.addFilter(lambda record: 'is deprecated' in record.getMessage())
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 def test_an_old_name_builds_the_same_class_and_warns(warnings):

@@ -553,7 +553,7 @@ def test_candidates_need_a_retrain_config(tmp_path):
 def test_derived_net_retrains_and_exports_to_onnx(searched, run_tool):
     tmp, root, _, work_dir, _ = searched
     derived = work_dir / 'derived.yaml'
-    options = [f'model.backbone.blocks={derived}',
+    options = [f'model.channel_cfgs={derived}',
                f'train_dataloader.dataset.data_root={root}',
                'train_dataloader.num_workers=0',
                'train_dataloader.persistent_workers=False',
@@ -570,10 +570,10 @@ def test_derived_net_retrains_and_exports_to_onnx(searched, run_tool):
     run_tool('tools/train.py', RETRAIN, '--work-dir', train_dir,
              '--cfg-options', *options)
     checkpoint = (train_dir / 'last_checkpoint').read_text().strip()
+    # the checkpoint holds its channel_cfg: no --channel-cfg needed
     out = run_tool('tools/export_subnet.py', RETRAIN, '--shape', '32', '32',
-                   '--channel-cfg', derived, '--checkpoint', checkpoint,
-                   '-o', tmp / 'fbnet.pth', '--onnx', tmp / 'fbnet.onnx',
-                   '--cfg-options', f'model.backbone.blocks={derived}')
+                   '--checkpoint', checkpoint,
+                   '-o', tmp / 'fbnet.pth', '--onnx', tmp / 'fbnet.onnx')
     assert 'onnxruntime vs torch' in out.stdout
     assert (tmp / 'fbnet.onnx').stat().st_size > 0
     error = float(out.stdout.split('max |diff|')[1].split()[0])
@@ -585,7 +585,7 @@ def test_missing_blocks_file_is_a_clear_error(tmp_path, run_tool):
     # the error is the blocks file's
     result = run_tool('tools/train.py', RETRAIN, '--work-dir', tmp_path,
                       '--cfg-options',
-                      f'model.backbone.blocks={tmp_path / "none.yaml"}',
+                      f'model.channel_cfgs={tmp_path / "none.yaml"}',
                       *(f'{loader}.dataset.data_root={tmp_path}' for loader
                         in ('train_dataloader', 'val_dataloader',
                             'test_dataloader')),

@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from mmchansearch.channel_cfg import load_channel_cfg
 from mmchansearch.engine.rexnet_search import (
     STATE_FILE,
     ReXNetBudget,
@@ -197,22 +197,22 @@ def test_search_runs_end_to_end(tmp_path, make_fashion_mnist, run_tool,
     assert set(state['results']) == {'0/0', '1/0'}
     rows = list(csv.DictReader((work_dir / 'candidates.csv').open()))
     assert len(rows) == 2
-    best = yaml.safe_load((work_dir / 'best.yaml').read_text())
-    assert best['block_channels'] == [int(c) for c in
-                                      rows[0]['channels'].split()]
+    best = load_channel_cfg(work_dir / 'best.yaml')
+    widths = [int(c) for c in rows[0]['channels'].split()]
+    assert list(best.blocks.values()) == widths
     # every candidate trained the paper's network, at its widths
     log = next((work_dir / 'candidate_0' / 'seed_0').glob('*/*.log'))
     assert 'PlainInvertedBottleneckNet' in log.read_text()
-    # the retrain config builds the best widths and runs
+    # the retrain config builds the best widths from model.channel_cfgs
     cfg = Config.fromfile(RETRAIN)
-    cfg.merge_from_dict({'model.backbone.stage_blocks': [1] * 6,
-                         'model.backbone.block_channels':
-                             best['block_channels']})
-    assert cfg.search_loop is None and cfg.model_wrapper_cfg is None
+    cfg.merge_from_dict({
+        'model.architecture.backbone.stage_blocks': [1] * 6,
+        'model.channel_cfgs': str(work_dir / 'best.yaml')})
+    assert cfg.search_loop is None
     assert cfg.test_dataloader.dataset.test_mode is True
     model = MODELS.build(cfg.model).eval()
-    assert [b.out_channels for s in model.backbone.stages for b in s] == \
-        best['block_channels']
+    stages = model.architecture.backbone.stages
+    assert [b.out_channels for s in stages for b in s] == widths
     with torch.no_grad():
         assert model(torch.zeros(2, 3, 32, 32), mode='tensor').shape == \
             (2, 10)

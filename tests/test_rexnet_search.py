@@ -12,10 +12,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import yaml
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from mmchansearch.channel_cfg import (
+    ChannelConfig,
+    load_channel_cfg,
+    save_channel_cfg,
+)
 from mmchansearch.engine.rexnet_search import (
     STATE_FILE,
     ReXNetBudget,
@@ -26,7 +30,8 @@ from mmchansearch.engine.rexnet_search import (
     stagewise_knots,
 )
 from mmchansearch.errors import BudgetError, ConfigError, NonFiniteError
-from mmchansearch.models.backbones.rexnet import ReXNet
+from mmchansearch.models.backbones.rexnet import ReXNet, block_names
+from mmchansearch.mutator import ChannelMutator
 from mmchansearch.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -181,13 +186,18 @@ def test_search_writes_candidates_best_and_plot(search):
     assert len(rows) == 2
     assert {'a', 'b', 'knots', 'channels', 'flops', 'params',
             'accuracy/top1_mean', 'accuracy/top1_std'} <= set(rows[0])
-    best = yaml.safe_load((work_dir / 'best.yaml').read_text())
-    assert best['block_channels'] == [int(c) for c in
-                                      rows[0]['channels'].split()]
-    assert best['cfg_options'] == 'model.backbone.block_channels=' + \
-        str(best['block_channels']).replace(' ', '')
-    assert 0 <= best['accuracy_mean'] <= 100
-    assert best['flops'] <= 1.5e6
+    best = load_channel_cfg(work_dir / 'best.yaml')  # a channel_cfg
+    widths = [int(c) for c in rows[0]['channels'].split()]
+    assert best.blocks == {f'backbone.stages.{s}.0': w
+                           for s, w in enumerate(widths)}
+    assert 0 <= best.meta['accuracy_mean'] <= 100
+    assert best.meta['flops'] <= 1.5e6
+    # the channels: are the groups of that network at full width
+    plain = MODELS.build(dict(MODEL, backbone=dict(
+        MODEL['backbone'], block_channels=widths)))
+    mutator = ChannelMutator(input_shape=(3, 32, 32))
+    mutator.prepare(plain)
+    assert best.channels == mutator.max_widths
     assert 'fit_slope' in state['summary']
     assert (work_dir / 'channel_curves.png').stat().st_size > 0
 
@@ -277,18 +287,23 @@ def test_a_diverging_schedule_stops_the_search(search, run_tool, tmp_path,
     assert not (work_dir / 'best.yaml').exists()
 
 
-def test_retrain_config_builds_the_given_widths():
-    """The retrain config: the search's network at the widths of
-    best.yaml's cfg_options line, tested on the real test files."""
+def test_retrain_config_builds_the_given_widths(tmp_path):
+    """The retrain config takes the result as model.channel_cfgs: the
+    search's network at best.yaml's block widths, tested on the real test
+    files."""
     cfg = Config.fromfile(SEARCH.with_name(
         'rexnet_retrain_1xb64_fashion-mnist.py'))
     widths = [8, 16, 24, 32, 32, 48, 64, 64]
-    cfg.merge_from_dict({'model.backbone.block_channels': widths})
-    assert cfg.search_loop is None and cfg.model_wrapper_cfg is None
+    names = block_names(cfg.model.architecture.backbone.stage_blocks)
+    path = tmp_path / 'best.yaml'
+    save_channel_cfg(ChannelConfig({}, blocks={
+        f'backbone.{n}': w for n, w in zip(names, widths)}), path)
+    cfg.merge_from_dict({'model.channel_cfgs': str(path)})
+    assert cfg.search_loop is None
     assert cfg.test_dataloader.dataset.test_mode is True
     assert cfg.train_dataloader.dataset.stop <= \
         cfg.val_dataloader.dataset.start  # validation on held-out images
     model = MODELS.build(cfg.model).eval()
-    assert [b.out_channels for s in model.backbone.stages for b in s] == \
-        widths
+    stages = model.architecture.backbone.stages
+    assert [b.out_channels for s in stages for b in s] == widths
     assert model(torch.zeros(2, 3, 32, 32), mode='tensor').shape == (2, 10)

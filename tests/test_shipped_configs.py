@@ -49,6 +49,7 @@ from PIL import Image
 from mmchansearch.channel_cfg import ChannelConfig, save_channel_cfg
 from mmchansearch.fileio import install_checkpoint_io
 from mmchansearch.latency_table import LatencyTable
+from mmchansearch.models.backbones.rexnet import block_names
 from mmchansearch.registry import MODELS
 from mmchansearch.supernet import build_search_space, build_supernet
 
@@ -231,21 +232,29 @@ def _model_options(cfg: Config, tmp: Path) -> list[str]:
         options += [f'model.latency_table={path}',
                     'model.latency_device=cpu']
     if 'channel_cfgs' in model and not model.channel_cfgs:
-        mutator = build_supernet(cfg).mutator  # the smallest subnet
         path = tmp / 'subnet.yaml'
-        save_channel_cfg(ChannelConfig(
-            {g: mutator.candidates(g)[0] for g in mutator.max_widths}), path)
+        save_channel_cfg(_a_result(cfg), path)
         options.append(f'model.channel_cfgs=[{path}]')
-    backbone = model.get('backbone') or {}
-    if isinstance(backbone.get('blocks'), str) and \
-            not (REPO / backbone.blocks).is_file():
-        space = MODELS.build(dict(backbone, blocks=None))
-        path = tmp / 'blocks.yaml'
-        save_channel_cfg(ChannelConfig({}, blocks={
-            f'layers.{i}': 'k3_e1' for i in range(len(space.layers))}),
-            path)
-        options.append(f'model.backbone.blocks={path}')
     return options
+
+
+def _a_result(cfg: Config) -> ChannelConfig:
+    """A search result for a retraining config: the smallest subnet of its
+    groups, or, for a backbone built from blocks (FBNet DNAS, ReXNet), a
+    blocks: choice (every layer's first block / the default widths)."""
+    backbone = cfg.model.architecture.get('backbone') or {}
+    if not getattr(MODELS.get(backbone.get('type', '')),
+                   'CHANNEL_GROUPS_FOLLOW_BLOCKS', False):
+        mutator = build_supernet(cfg).mutator
+        return ChannelConfig(
+            {g: mutator.candidates(g)[0] for g in mutator.max_widths})
+    space = MODELS.build(backbone)
+    if hasattr(space, 'block_channels'):  # ReXNet, plain inverted bottlenecks
+        return ChannelConfig({}, blocks={
+            f'backbone.{name}': width for name, width in zip(
+                block_names(space.stage_blocks), space.block_channels)})
+    return ChannelConfig({}, blocks={
+        f'backbone.{name}': 'k3_e1' for name in space.choice_layers()})
 
 
 def _schedule_options(cfg: Config) -> list[str]:

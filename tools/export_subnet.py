@@ -95,7 +95,7 @@ def main() -> None:
         print('warning: no --checkpoint given: the exported model has '
               'RANDOM weights (fine for counting and latency, useless for '
               'predictions).', file=sys.stderr)
-        supernet = build_supernet(cfg, shape)
+        supernet = build_supernet(cfg, shape, channel_cfg=channel_cfg)
         supernet.mutator.strict_meta = args.strict
         static = export_subnet(supernet, channel_cfg)
     mutator = supernet.mutator

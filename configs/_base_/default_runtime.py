@@ -43,6 +43,11 @@ visualizer = dict(
     type='UniversalVisualizer', vis_backends=vis_backends,
     _scope_='mmpretrain')
 
+# plain validation and test loops; an algorithm fragment
+# (_base_/algorithms/) replaces them with its per-subnet loops
+val_cfg = dict()
+test_cfg = dict()
+
 log_level = 'INFO'
 load_from = None
 resume = False

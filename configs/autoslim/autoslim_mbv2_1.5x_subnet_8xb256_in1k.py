@@ -14,24 +14,18 @@
 # is tested. Validation reports every subnet.
 _base_ = [
     '../_base_/models/mobilenet_v2_1.5x_imagenet.py',
-    '../_base_/datasets/imagenet_bs256_autoslim.py',
-    '../_base_/schedules/imagenet_bs2048_autoslim.py',
-    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
+    '../_base_/schedules/imagenet_bs2048_autoslim.py',  # + data
+    '../_base_/algorithms/slimmable.py',  # + loops, runtime
 ]
 
-model = dict(
-    _delete_=True,
-    type='SlimmableNetwork',
-    architecture=_base_.model,
-    mutator=dict(type='ChannelMutator', input_shape=(3, 224, 224)),
-    # paths relative to the repository root
-    channel_cfgs=[
-        'configs/autoslim/autoslim_mbv2_1.5x_flops-530M.yaml',
-        'configs/autoslim/autoslim_mbv2_1.5x_flops-320M.yaml',
-        'configs/autoslim/autoslim_mbv2_1.5x_flops-220M.yaml',
-    ],
-    distill=False)
+model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model,
+             mutator=dict(type='ChannelMutator', input_shape=(3, 224, 224)),
+             # paths relative to the repository root
+             channel_cfgs=[
+                 'configs/autoslim/autoslim_mbv2_1.5x_flops-530M.yaml',
+                 'configs/autoslim/autoslim_mbv2_1.5x_flops-320M.yaml',
+                 'configs/autoslim/autoslim_mbv2_1.5x_flops-220M.yaml',
+             ])
 
-# Each subnet has its own BN statistics, accumulated while it trained.
-val_cfg = dict(type='SubnetValLoop')
-test_cfg = dict(type='SubnetTestLoop')
+# Each subnet is validated and tested (algorithms/slimmable.py) with its
+# own BN statistics, accumulated while it trained.

@@ -24,26 +24,19 @@
 #       "supernet"; print > ("train_autoslim_" f ".txt") }' train.txt
 _base_ = [
     '../_base_/models/mobilenet_v2_1.5x_imagenet.py',
-    '../_base_/datasets/imagenet_bs256_autoslim.py',
-    '../_base_/schedules/imagenet_bs2048_autoslim.py',
-    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
+    '../_base_/schedules/imagenet_bs2048_autoslim.py',  # + data
+    '../_base_/algorithms/autoslim.py',  # + loops, runtime
 ]
 
-model = dict(
-    _delete_=True,
-    type='AutoSlim',
-    architecture=_base_.model,
-    mutator=dict(
-        type='ChannelMutator',
-        input_shape=(3, 224, 224),
-        # candidate widths 2/12, 3/12, ..., 12/12 of each group's max,
-        # rounded to multiples of 8 (OpenMMLab's AutoSlim: the 1/12 step of
-        # the mutator default, without its narrowest 1/12 width)
-        width_ratios=[i / 12 for i in range(2, 13)],
-        divisor=8,
-        min_width=8),
-    num_samples=4,
-    distill=True)
+model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model,
+             mutator=dict(
+                 _base_.algorithm.mutator,
+                 input_shape=(3, 224, 224),
+                 # candidate widths 2/12, 3/12, ..., 12/12 of each group's
+                 # max, rounded to multiples of 8 (OpenMMLab's AutoSlim: the
+                 # 1/12 step of the mutator default, without its narrowest
+                 # 1/12 width)
+                 width_ratios=[i / 12 for i in range(2, 13)]))
 
 # The supernet trains on the training set minus the held-out images.
 train_dataloader = dict(

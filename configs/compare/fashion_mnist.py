@@ -149,6 +149,6 @@ methods = dict(
             # the derived (argmax) network is compared: FBNet's training
             # of candidates of P_theta is skipped
             search_loop=dict(num_candidates=0)),
-        retrain_overrides=dict(model=dict(backbone=_fbnet_mbv2,
-                                          head=dict(in_channels=1280)))),
+        retrain_overrides=dict(model=dict(architecture=dict(
+            backbone=_fbnet_mbv2, head=dict(in_channels=1280))))),
 )

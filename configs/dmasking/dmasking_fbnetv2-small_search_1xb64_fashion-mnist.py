@@ -27,20 +27,15 @@
 _base_ = [
     '../_base_/models/fbnetv2-small_fashion_mnist.py',
     '../_base_/schedules/fashion_mnist_bs64_dmasking.py',  # + data
-    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
+    '../_base_/algorithms/dmasking.py',  # + loops, runtime
 ]
 
-model = dict(
-    _delete_=True,
-    type='DMaskingNAS',
-    architecture=_base_.model,
-    mutator=dict(type='ChannelMutator', input_shape=(3, 32, 32)),
-    cost_metric='flops',
-    loss_form='additive',
-    cost_weight=2.0,
-    target=3e6,
-    tau=5.0,
-    cost_network='derived')
+model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model,
+             target=3e6)
+
+# BN statistics recalibrated on 10 training batches for validation
+val_cfg = dict(calibrate_bn_batches=10)
+test_cfg = dict(calibrate_bn_batches=10)
 
 # the dataset config's [0, 50000): weights on [0, 4000), the architecture
 # on [4000, 5000) (FBNet's 80/20 split of the images used)

@@ -12,18 +12,8 @@
 #     --checkpoint WORK_DIR/epoch_30.pth -o subnet.pth --onnx subnet.onnx
 _base_ = [
     '../_base_/models/fbnetv2-small_fashion_mnist.py',
-    '../_base_/datasets/fashion_mnist_bs64.py',
-    '../_base_/schedules/fashion_mnist_sgd.py',
-    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
+    '../_base_/retrain_fashion_mnist.py',  # data, SGD, SlimmableNetwork
 ]
 
-model = dict(
-    _delete_=True,
-    type='SlimmableNetwork',
-    architecture=_base_.model,
-    mutator=dict(type='ChannelMutator', input_shape=(3, 32, 32)),
-    channel_cfgs=None,  # set on the command line: the derived.yaml
-    distill=False)
-
-val_cfg = dict(type='SubnetValLoop')
-test_cfg = dict(type='SubnetTestLoop')
+# model.channel_cfgs: the derived.yaml, set on the command line
+model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model)

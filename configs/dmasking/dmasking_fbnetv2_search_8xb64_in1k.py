@@ -33,20 +33,13 @@
 _base_ = [
     '../_base_/models/fbnetv2_imagenet.py',
     '../_base_/schedules/imagenet_bs512_dmasking.py',  # + data, 80/20
-    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
+    '../_base_/algorithms/dmasking.py',  # + loops, runtime
 ]
 
-model = dict(
-    _delete_=True,
-    type='DMaskingNAS',
-    architecture=_base_.model,
-    mutator=dict(type='ChannelMutator', input_shape=(3, 224, 224)),
-    resolutions=[160, 192, 224],
-    cost_metric='flops',
-    loss_form='additive',
-    cost_weight=2.0,
-    target=300e6,
-    tau=5.0,
-    cost_network='expected')
+model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model,
+             target=300e6,
+             resolutions=[160, 192, 224],
+             cost_network='expected',
+             mutator=dict(type='ChannelMutator', input_shape=(3, 224, 224)))
 
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2))

@@ -15,29 +15,19 @@
 _base_ = [
     '../_base_/models/mobilenet_v2_fashion_mnist.py',
     '../_base_/schedules/fashion_mnist_bs64_dmasking.py',  # + data
-    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
+    '../_base_/algorithms/dmasking.py',  # + loops, runtime
 ]
 
-model = dict(
-    _delete_=True,
-    type='DMaskingNAS',
-    architecture=_base_.model,
-    mutator=dict(
-        type='ChannelMutator',
-        input_shape=(3, 32, 32),
-        width_ratios=[i / 8 for i in range(1, 9)],
-        divisor=8,
-        min_width=8),
-    cost_metric='flops',
-    loss_form='additive',
-    cost_weight=2.0,
-    target=3e6,
-    tau=5.0,
-    # the cost is taken on the derived (argmax) network, straight-through,
-    # so the network the search writes meets the budget: 3 seeds 2.1% off
-    # 3M on average vs 5.6% with the paper's expected widths ('expected'),
-    # whose lead over the uniform network (+0.94 vs +0.60) is within the
-    # noise (benchmarks/RESULTS.md, sections 10 and 14b)
-    cost_network='derived')
+model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model,
+             target=3e6,
+             # candidates: eighths of each group's width, multiples of 8
+             mutator=dict(_base_.algorithm.mutator,
+                          width_ratios=[i / 8 for i in range(1, 9)],
+                          divisor=8,
+                          min_width=8))
+
+# BN statistics recalibrated on 10 training batches for validation
+val_cfg = dict(calibrate_bn_batches=10)
+test_cfg = dict(calibrate_bn_batches=10)
 
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))

@@ -28,29 +28,24 @@
 _base_ = [
     '../_base_/models/mobilenet_v2_1.5x_imagenet.py',
     '../_base_/schedules/imagenet_bs512_dmasking.py',  # + data, 80/20
-    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
+    '../_base_/algorithms/dmasking.py',  # + loops, runtime
 ]
 
 model = dict(
+    _base_.algorithm,
     _delete_=True,
-    type='DMaskingNAS',
+    target=300e6,  # the cost on the argmax network (cost_network='derived')
     architecture=dict(
         _base_.model,
         backbone=dict(type='MobileNetV2', widen_factor=1.4),
         head=dict(_base_.model.head, in_channels=1792)),
     mutator=dict(
-        type='ChannelMutator',
+        _base_.algorithm.mutator,
         input_shape=(3, 224, 224),
         # candidate widths: these fractions of each group's max (1.4x),
         # rounded to multiples of 8
         width_ratios=[0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0],
         divisor=8,
-        min_width=8),
-    cost_metric='flops',
-    loss_form='additive',
-    cost_weight=2.0,
-    target=300e6,
-    tau=5.0,
-    cost_network='derived')  # cost on the argmax network
+        min_width=8))
 
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2))

@@ -23,22 +23,15 @@ _base_ = [
     '../_base_/models/fbnet-small_fashion_mnist.py',
     # training on [0, 50000), validation on held-out [50000, 52000)
     '../_base_/datasets/fashion_mnist_bs64_heldout-val.py',
-    '../_base_/schedules/differentiable_search.py',
-    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
+    '../_base_/algorithms/dnas.py',  # + schedule, runtime
 ]
 
-model = dict(
-    _delete_=True,
-    type='DNAS',
-    architecture=_base_.model,
-    input_shape=(3, 32, 32),
-    latency_table='work_dirs/lut/fbnet-small_fashion-mnist_cpu.json',
-    latency_device='cpu',
-    cost_metric='latency',
-    loss_form='additive',
-    cost_weight=1.0,
-    target=1.2,  # ms
-    tau=5.0)
+model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model,
+             latency_table='work_dirs/lut/fbnet-small_fashion-mnist_cpu.json',
+             latency_device='cpu',
+             loss_form='additive',
+             cost_weight=1.0,
+             target=1.2)  # ms
 
 train_dataloader = dict(dataset=dict(stop=10000))
 # the derived network is validated on all 10000 held-out training images

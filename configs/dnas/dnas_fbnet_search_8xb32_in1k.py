@@ -18,42 +18,23 @@
 # _base_/schedules/differentiable_search.py unchanged.
 _base_ = [
     '../_base_/models/fbnet_imagenet.py',
-    '../_base_/datasets/imagenet_bs32.py',
-    '../_base_/schedules/differentiable_search.py',
-    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
+    '../_base_/datasets/imagenet_bs32_80-20.py',  # weights / architecture
+    '../_base_/algorithms/dnas.py',  # + schedule, runtime
 ]
 
-model = dict(
-    _delete_=True,
-    type='DNAS',
-    architecture=_base_.model,
-    input_shape=(3, 224, 224),
-    latency_table='work_dirs/lut/fbnet_in1k_cuda.json',
-    latency_device='cuda',
-    cost_metric='latency',
-    loss_form='multiplicative',
-    alpha=0.2,
-    beta=0.6,
-    tau=5.0)
-
-# 80% / 20% of a fixed random permutation of the (class-sorted) train list
-split_seed = 0
-num_train_images = 1281167
-weights_images = int(num_train_images * 0.8)
-train_dataloader = dict(dataset=dict(
-    _delete_=True, type='SubsetDataset', start=0, stop=weights_images,
-    permute_seed=split_seed, dataset=_base_.train_dataloader.dataset))
+model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model,
+             input_shape=(3, 224, 224),
+             latency_table='work_dirs/lut/fbnet_in1k_cuda.json',
+             latency_device='cuda',
+             loss_form='multiplicative',
+             alpha=0.2,
+             beta=0.6)
 
 train_cfg = dict(
     warmup_epochs=10,
     val_interval=10,
-    arch_dataloader=dict(
-        batch_size=32,
-        num_workers=5,
-        dataset=dict(
-            type='SubsetDataset', start=weights_images,
-            permute_seed=split_seed,
-            dataset=_base_.train_dataloader.dataset)))
+    arch_dataloader=dict(batch_size=32, num_workers=5,
+                         dataset=_base_.arch_set))
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=2))
 
 # FBNet's last step: 6 architectures of P_theta (the argmax and 5 draws),
@@ -71,9 +52,8 @@ search_loop = dict(
         batch_size=64,
         num_workers=5,
         persistent_workers=False,
-        dataset=dict(
-            type='SubsetDataset', start=weights_images,
-            stop=weights_images + 50000, permute_seed=split_seed,
-            dataset=dict(_base_.train_dataloader.dataset,
-                         pipeline=_base_.test_pipeline)),
+        dataset=dict(_base_.arch_set,
+                     stop=_base_.weights_images + 50000,
+                     dataset=dict(_base_.train_set,
+                                  pipeline=_base_.test_pipeline)),
         sampler=dict(type='DefaultSampler', shuffle=False)))

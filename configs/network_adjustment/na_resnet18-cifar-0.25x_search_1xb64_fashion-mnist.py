@@ -12,23 +12,11 @@
 # (fine-tuning rounds; it was run with step=0.2 and dropout.rate=0.1).
 _base_ = [
     '../_base_/models/resnet18_cifar_0.25x_fashion_mnist.py',
-    '../_base_/datasets/fashion_mnist_bs64_heldout.py',  # [0, 50000)
-    '../_base_/schedules/fashion_mnist_sgd.py',
-    '../_base_/search_loops/network_adjustment.py',
-    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
+    '../_base_/schedules/fashion_mnist_sgd_heldout.py',  # + data [0, 50000)
+    '../_base_/algorithms/network_adjustment.py',  # + loop, runtime
 ]
 
-model = dict(
-    _delete_=True,
-    type='ChannelSupernet',
-    architecture=_base_.model,
-    mutator=dict(
-        type='ChannelMutator',
-        input_shape=(3, 32, 32),
-        # groups may grow to 2x their width; widths stay multiples of 8
-        width_cap=2.0,
-        divisor=8,
-        min_width=8))
+model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model)
 
 # epochs of training per round
 max_epochs = 2

@@ -22,20 +22,11 @@
 _base_ = [
     '../_base_/models/resnet18_imagenet.py',
     '../_base_/datasets/imagenet_bs32.py',
-    '../_base_/search_loops/network_adjustment.py',
-    '../_base_/search_runtime.py',  # + the ChannelSearchDDP wrapper
+    '../_base_/algorithms/network_adjustment.py',  # + loop, runtime
 ]
 
-model = dict(
-    _delete_=True,
-    type='ChannelSupernet',
-    architecture=_base_.model,
-    mutator=dict(
-        type='ChannelMutator',
-        input_shape=(3, 224, 224),
-        width_cap=2.0,
-        divisor=8,
-        min_width=8))
+model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model,
+             mutator=dict(_base_.algorithm.mutator, input_shape=(3, 224, 224)))
 
 train_dataloader = dict(
     dataset=dict(ann_file='meta/train_autoslim_supernet.txt'))
@@ -48,8 +39,6 @@ param_scheduler = dict(
     type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
     convert_to_iter_based=True)
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=max_epochs)
-val_cfg = dict()
-test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=256)
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
 

@@ -44,8 +44,6 @@ param_scheduler = [
          end=max_epochs, convert_to_iter_based=True),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
-val_cfg = dict()
-test_cfg = dict()
 default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
 
 search_loop = dict(

@@ -16,19 +16,12 @@
 # second stage's stride 2 are this CPU setting's, not the paper's.
 # Data, the candidates' schedule and the loop's settings are those of the
 # ReXNet search on Fashion-MNIST; the network and the FLOPs range differ.
-_base_ = ['./rexnet_search_1xb64_fashion-mnist.py']
+_base_ = [
+    './rexnet_search_1xb64_fashion-mnist.py',
+    '../_base_/models/plain-ib-stem16_backbone.py',
+]
 
-last_channels = 320
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='PlainInvertedBottleneckNet',
-        stage_blocks=(1, 1, 1, 2, 1, 2),
-        stage_strides=(1, 2, 2, 2, 1, 2),
-        stem_channels=16,
-        stem_stride=1,
-        expand_ratio=6,
-        out_channels=last_channels),
-    head=dict(in_channels=last_channels))
+model = dict(backbone=dict(_base_.plain_ib_backbone, _delete_=True),
+             head=dict(in_channels=_base_.last_channels))
 
 search_loop = dict(max_flops=4.5e6, min_flops=3.0e6)

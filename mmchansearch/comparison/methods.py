@@ -15,8 +15,6 @@ from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import yaml
-
 from ..channel_cfg import save_channel_cfg
 from ..errors import ConfigError
 from ..registry import COMPARED_METHODS
@@ -135,7 +133,9 @@ class ToolSearch(ComparedMethod):
         """Config overrides that set the budget (``self.budget`` kind)."""
 
     def network_overrides(self, result: str) -> dict:
-        """Retraining overrides for the result file (a channel_cfg)."""
+        """Retraining overrides for the result file: every method's result
+        is a channel_cfg, every retrain config takes it as
+        ``model.channel_cfgs``."""
         return dict(model=dict(channel_cfgs=result))
 
     def checkpoint_args(self, ctx: SearchContext) -> list[str]:
@@ -242,10 +242,6 @@ class ReXNetRun(ToolSearch):
         return dict(search_loop=dict(min_flops=self.window * value,
                                      max_flops=value))
 
-    def network_overrides(self, result: str) -> dict:
-        with open(result, encoding='utf-8') as f:
-            channels = yaml.safe_load(f)['block_channels']
-        return dict(model=dict(backbone=dict(block_channels=channels)))
 
 
 def _cost_target_overrides(budget: str, value: float) -> dict:
@@ -266,12 +262,9 @@ class DMaskingNASRun(ToolSearch):
 @COMPARED_METHODS.register_module(name='dnas')
 class DNASRun(ToolSearch):
     """FBNet's block-choice search (DNAS); the cost term's target is the
-    budget, the result retrains as ``blocks``."""
+    budget."""
     latency_support = True
     latency_table_key = 'model'
 
     def budget_overrides(self, value: float) -> dict:
         return _cost_target_overrides(self.budget, value)
-
-    def network_overrides(self, result: str) -> dict:
-        return dict(model=dict(backbone=dict(blocks=result)))

@@ -245,7 +245,9 @@ class DNASSearchLoop(DifferentiableSearchLoop):
             if key in search:
                 cfg[key] = copy.deepcopy(search[key])
         cfg.val_dataloader = copy.deepcopy(self.held_out)
-        cfg.val_cfg = cfg.get('val_cfg') or dict()
+        # a plain classifier: the plain loop (the retrain recipe's may be a
+        # per-subnet loop of its SlimmableNetwork)
+        cfg.val_cfg = dict()
         cfg.val_evaluator = cfg.get('val_evaluator') or \
             copy.deepcopy(search.val_evaluator)
         cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None

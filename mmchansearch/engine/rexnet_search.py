@@ -31,19 +31,19 @@ import statistics
 from collections.abc import Sequence
 
 import torch
-import yaml
 from mmengine import dist
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.runner import BaseLoop
 
 from ..analysis import analyze_channels
+from ..channel_cfg import ChannelConfig, save_channel_cfg
 from ..distributed import run_on_main
 from ..errors import BudgetError, ConfigError
 from ..estimators import ResourceEstimator
 from ..fileio import atomic_write_text
 from ..models.backbones.plain_inverted_bottleneck import DEFAULT_STAGE_BLOCKS
-from ..models.backbones.rexnet import STAGE_BLOCKS
+from ..models.backbones.rexnet import STAGE_BLOCKS, block_names
 from ..registry import LOOPS, MODELS
 from ..visualization import plot_channel_curves
 from .child_training import (  # noqa: F401  (split_jobs: tests import it)
@@ -199,6 +199,7 @@ class ReXNetBudget:
         self.model_cfg = model_cfg
         self.input_shape = tuple(input_shape)
         self._cache: dict[tuple[int, ...], dict[str, float]] = {}
+        self._groups: dict[tuple[int, ...], dict[str, int]] = {}
         name = 'rexnet_search_budget'  # warnings of the traces muted
         self._quiet = MMLogger.get_instance(name) if \
             MMLogger.check_instance_created(name) else \
@@ -216,7 +217,15 @@ class ReXNetBudget:
                                             logger=self._quiet)
                 self._cache[key] = ResourceEstimator(
                     analysis, model).estimate({})
+                self._groups[key] = {name: g.max_width for name, g
+                                     in analysis.groups.items()}
         return self._cache[key]
+
+    def channel_groups(self, channels: Sequence[int]) -> dict[str, int]:
+        """The channel groups of the model with these block widths, each
+        at its full width (a channel_cfg's ``channels:``)."""
+        self.estimate(channels)
+        return dict(self._groups[tuple(channels)])
 
 
 # ------------------------------------------------------------------ loop
@@ -505,9 +514,7 @@ class ReXNetSearchLoop(BaseLoop):
             return path
         atomic_write_text(self._path('candidates.csv'),
                           self._csv(state, ranked))
-        atomic_write_text(path, yaml.safe_dump(
-            self._best(best, slope, intercept, top_n), sort_keys=False,
-            default_flow_style=None))
+        save_channel_cfg(self._best(best, slope, intercept, top_n), path)
         middle = ranked[int(0.5 * n):max(int(0.6 * n), int(0.5 * n) + 1)]
         plot_channel_curves({
             f'top {self.top_fraction:.0%}': [c['channels']
@@ -551,21 +558,28 @@ class ReXNetSearchLoop(BaseLoop):
         return buffer.getvalue()
 
     def _best(self, best: dict, slope: float, intercept: float,
-              top_n: int) -> dict:
+              top_n: int) -> ChannelConfig:
+        """The best candidate as a channel_cfg: its block widths under
+        ``blocks:`` (``backbone.stages.<s>.<j>`` -> width), the groups of
+        that network at full width under ``channels:``, the search's
+        figures in meta."""
         channels = [int(c) for c in best['channels']]
-        return dict(
-            model=self.model_name,
-            stage_blocks=list(self.stage_blocks),
-            block_channels=channels,
+        names = block_names(self.stage_blocks)
+        meta = dict(
+            model=self.model_name, input_shape=list(self.budget.input_shape),
             flops=best['flops'], params=best['params'],
+            source=f'ReXNet search, candidate {best["index"]} (best '
+            f'{self.metric})',
+            stage_blocks=list(self.stage_blocks),
             metric=self.metric, accuracy_mean=best['mean'],
             accuracy_std=best['std'], accuracies=best['accuracies'],
             parameters=dict(kind=best['kind'], a=best['a'], b=best['b'],
                             knots=best['knots']),
-            cfg_options='model.backbone.block_channels=' + str(
-                channels).replace(' ', ''),
             linear_fit=dict(top_count=top_n, slope=slope,
                             intercept=intercept))
+        return ChannelConfig(
+            self.budget.channel_groups(channels), meta,
+            {f'backbone.{n}': c for n, c in zip(names, channels)})
 
 
 def _key(index: int, seed: int) -> str:

@@ -4,14 +4,14 @@
 # 2, 2) with 8-16, 16-24, 24-32, 32-64 channels; every block's expansion
 # one of FBNetV2's 0.75 .. 4.5 (of its widest input; the first stage keeps
 # 1) and its depthwise kernel 3 or 5; last conv 128 or 256; 10 classes.
-# 1.4M-8.9M FLOPs. The defaults of FBNetV2SearchSpace are the ImageNet
-# space of fbnetv2_imagenet.py.
-_base_ = ['./image_classifier.py']
+# 1.4M-8.9M FLOPs. It narrows the ImageNet space of fbnetv2_imagenet.py
+# (the defaults of FBNetV2SearchSpace), keeping its expansions and width
+# divisor.
+_base_ = ['./fbnetv2_imagenet.py']
 
-expansions = [0.75, 1.5, 2.25, 3.0, 3.75, 4.5]
+expansions = _base_.expansions
 model = dict(
     backbone=dict(
-        type='FBNetV2SearchSpace',
         stages=[
             dict(blocks=1, stride=1, channels=[8, 16], expansions=[1],
                  kernels=[3, 5]),
@@ -24,6 +24,5 @@ model = dict(
         ],
         stem_channels=[8, 16],
         stem_stride=1,  # 32x32 inputs
-        last_channels=[128, 256],
-        divisor=8),
+        last_channels=[128, 256]),
     head=dict(num_classes=10, in_channels=256))

@@ -43,10 +43,9 @@ train_cfg = dict(
     arch_dataloader=dict(
         persistent_workers=True,
         sampler=dict(type='DefaultSampler', shuffle=True)))
-# validation reports the derived (argmax) network, BN recalibrated on
-# this many training batches
-val_cfg = dict(type='SubnetValLoop', calibrate_bn_batches=50)
-test_cfg = dict(type='SubnetTestLoop', calibrate_bn_batches=50)
+# validation and test report the derived (argmax) network with its BN
+# recalibrated: the loops are the algorithm's (_base_/algorithms/dmasking.py,
+# dnas.py)
 
 # `--auto-scale-lr` scales lr by (total batch size / 256)
 auto_scale_lr = dict(base_batch_size=256)

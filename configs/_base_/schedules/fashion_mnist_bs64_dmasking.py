@@ -4,7 +4,8 @@
 # weights train on [0, 40000), the architecture on [40000, 50000); the
 # first 2 epochs train the weights only, then every weight step is
 # followed by an architecture step. The derived network is validated
-# every epoch (on the test files), BN recalibrated on 10 batches. Writes
+# every epoch (on the test files; a config sets the BN recalibration of
+# its loops, e.g. val_cfg = dict(calibrate_bn_batches=10)). Writes
 # derived.yaml after training (DMaskingNASSearchLoop). A config adds the
 # model; one changing max_epochs also sets train_cfg.max_epochs and
 # param_scheduler.architecture.end, and one changing the split sets
@@ -29,8 +30,6 @@ train_cfg = dict(
         batch_size=64,
         num_workers=2,
         dataset=dict(weights_split, start=40000, stop=50000)))
-val_cfg = dict(calibrate_bn_batches=10)
-test_cfg = dict(calibrate_bn_batches=10)
 
 optim_wrapper = dict(
     architecture=dict(optimizer=dict(lr=0.05, weight_decay=4e-5)),

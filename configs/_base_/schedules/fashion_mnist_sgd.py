@@ -20,8 +20,6 @@ param_scheduler = dict(
     convert_to_iter_based=True)
 
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
-val_cfg = dict()
-test_cfg = dict()
 
 # `--auto-scale-lr` scales lr by (total batch size / 64)
 auto_scale_lr = dict(base_batch_size=64)

@@ -5,7 +5,11 @@
 # Retraining a searched subnet runs 300 epochs (below); method configs
 # set their own length for the supernet (AutoSlim: 50 epochs) by
 # overriding max_epochs, train_cfg.max_epochs and param_scheduler.end.
-# Label smoothing 0.1 is set in the model head, not here.
+# Label smoothing 0.1 is set in the model head, not here. It inherits its
+# data (datasets/imagenet_bs256_autoslim.py): list it instead of the
+# dataset config.
+_base_ = ['../datasets/imagenet_bs256_autoslim.py']
+
 max_epochs = 300
 
 optim_wrapper = dict(
@@ -29,8 +33,6 @@ param_scheduler = dict(
     convert_to_iter_based=True)
 
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
-val_cfg = dict()
-test_cfg = dict()
 
 # `--auto-scale-lr` scales lr by (total batch size / 2048)
 auto_scale_lr = dict(base_batch_size=2048)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -52,6 +52,38 @@ def build_architecture(architecture: dict | nn.Module,
     if data_preprocessor is None or isinstance(data_preprocessor, dict):
         data_preprocessor = getattr(architecture, 'data_preprocessor', None)
     return architecture, data_preprocessor
+
+
+def architecture_with_blocks(architecture: dict | nn.Module,
+                            blocks: Mapping[str, Any] | None
+                            ) -> dict | nn.Module:
+    """The classifier config whose backbone is built from a channel_cfg's
+    ``blocks:``, where that backbone's channel groups follow its blocks.
+
+    Such backbones (``CHANNEL_GROUPS_FOLLOW_BLOCKS``: FBNetSearchSpace,
+    ReXNet, PlainInvertedBottleneckNet) take ``blocks`` as an argument and
+    build only that network, whose groups the channel_cfg's ``channels:``
+    name; ``block_channels`` given in the config gives way to them. Other
+    backbones (an FBNetV2 space keeps its kernels after export) and
+    built modules are returned unchanged.
+
+    Args:
+        architecture: the classifier config (or module).
+        blocks: the channel_cfg's ``blocks:`` (None or empty: unchanged).
+
+    Returns:
+        ``architecture``, or a copy with ``backbone.blocks`` set.
+    """
+    backbone = architecture.get('backbone') \
+        if isinstance(architecture, Mapping) else None
+    if not blocks or not isinstance(backbone, Mapping):
+        return architecture
+    kind = backbone.get('type')
+    cls = MODELS.get(kind) if isinstance(kind, str) else kind
+    if not getattr(cls, 'CHANNEL_GROUPS_FOLLOW_BLOCKS', False):
+        return architecture
+    backbone = {k: v for k, v in backbone.items() if k != 'block_channels'}
+    return dict(architecture, backbone=dict(backbone, blocks=dict(blocks)))
 
 
 def space_candidates(architecture: nn.Module

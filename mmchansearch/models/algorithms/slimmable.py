@@ -5,6 +5,7 @@ import os
 from collections.abc import Callable, Sequence
 
 import torch
+from mmengine.logging import MMLogger
 from mmengine.optim import OptimWrapper
 from torch import nn
 
@@ -21,7 +22,7 @@ from ...memory_format import to_memory_format
 from ...mutator import ChannelMutator
 from ...registry import MODELS
 from ..backbones.fbnetv2 import keep_chosen_blocks
-from .base import ChannelSupernet
+from .base import ChannelSupernet, architecture_with_blocks
 
 
 def read_channel_cfgs(channel_cfgs: str | dict | Sequence | None
@@ -65,9 +66,14 @@ class SlimmableNetwork(ChannelSupernet):
     channels); every subnet has private batch norms (switchable BN). With a
     single channel_cfg the architecture is the static subnet itself, so a
     split checkpoint loads into it directly. A subnet whose channel_cfg has
-    a ``resolution`` runs on the inputs sub-sampled to it; one with
-    ``blocks:`` in an FBNetV2 space (a DMaskingNAS ``derived.yaml``) keeps
-    only those kernels (one channel_cfg at a time).
+    a ``resolution`` runs on the inputs sub-sampled to it. A channel_cfg
+    with ``blocks:`` trains alone: a backbone built from its blocks
+    (FBNet DNAS, ReXNet; see :func:`architecture_with_blocks`) is built
+    with them, an FBNetV2 space keeps only the chosen kernels; with
+    ``blocks:`` but no ``channels:`` every group keeps its full width.
+
+    This is the retraining model of every method: each search writes a
+    channel_cfg, and ``model.channel_cfgs=FILE`` retrains it.
 
     Args:
         architecture: the classifier config or instance (the supernet).
@@ -85,6 +91,11 @@ class SlimmableNetwork(ChannelSupernet):
         data_preprocessor: defaults to the architecture's.
         init_cfg: mmengine init config.
         memory_format: see :class:`ChannelSupernet`.
+        backbone: deprecated: the ReXNet and DNAS retrain configs used to
+            take the result as ``model.backbone.block_channels=[...]`` or
+            ``model.backbone.blocks=FILE``; these keys are merged into the
+            architecture's backbone (with one warning), and without
+            ``channel_cfgs`` the network keeps its full widths.
     """
 
     def __init__(self,
@@ -95,18 +106,30 @@ class SlimmableNetwork(ChannelSupernet):
                  init_from: str | None = None,
                  data_preprocessor: dict | nn.Module | None = None,
                  init_cfg: dict | None = None,
-                 memory_format: str = 'channels_last') -> None:
-        super().__init__(architecture, mutator, data_preprocessor, init_cfg,
-                         memory_format=memory_format)
-        self.init_from = init_from
-        self.channel_cfgs = read_channel_cfgs(channel_cfgs)
-        for cfg in self.channel_cfgs:
-            self.mutator.set_choices(cfg)  # validates against the model
-        if len(self.channel_cfgs) > 1 and any(
-                c.blocks for c in self.channel_cfgs):
+                 memory_format: str = 'channels_last',
+                 backbone: dict | None = None) -> None:
+        if backbone:
+            architecture = _merge_deprecated_backbone(architecture, backbone)
+        cfgs = read_channel_cfgs(channel_cfgs) \
+            if channel_cfgs or not backbone else []
+        if len(cfgs) > 1 and any(c.blocks for c in cfgs):
             raise ConfigError(
                 'channel_cfgs with blocks: (e.g. FBNetV2 kernels) train '
                 'one at a time: give model.channel_cfgs a single file.')
+        if len(cfgs) == 1:
+            architecture = architecture_with_blocks(architecture,
+                                                    cfgs[0].blocks)
+        super().__init__(architecture, mutator, data_preprocessor, init_cfg,
+                         memory_format=memory_format)
+        self.init_from = init_from
+        full = dict(self.mutator.max_widths)
+        for cfg in cfgs:
+            if not cfg.channels:  # blocks: only, e.g. a DNAS result
+                cfg.channels = dict(full)
+        self.channel_cfgs = cfgs or [ChannelConfig(
+            full, source='model.backbone (deprecated keys)')]
+        for cfg in self.channel_cfgs:
+            self.mutator.set_choices(cfg)  # validates against the model
         self.subnet_names = [subnet_name(c, i)
                              for i, c in enumerate(self.channel_cfgs)]
         self.distill = distill
@@ -207,3 +230,22 @@ class SlimmableNetwork(ChannelSupernet):
         """Validation reports every subnet."""
         return {name: lambda i=i: self.activate(i)
                 for i, name in enumerate(self.subnet_names)}
+
+
+def _merge_deprecated_backbone(architecture: dict | nn.Module,
+                               backbone: dict) -> dict:
+    """``architecture`` with the deprecated ``model.backbone.*`` keys of the
+    old ReXNet and DNAS retrain configs merged into its backbone."""
+    keys = ', '.join(f'model.backbone.{k}' for k in backbone)
+    MMLogger.get_current_instance().warning(
+        f'{keys} is deprecated in a retrain config (the network is '
+        'model.architecture): pass the search\'s result as '
+        'model.channel_cfgs=FILE (a ReXNet best.yaml, a DNAS derived.yaml '
+        'or best.yaml).')
+    if not isinstance(architecture, dict):
+        raise ConfigError(f'{keys} needs model.architecture as a config; '
+                          'pass model.channel_cfgs=FILE instead.')
+    merged = dict(architecture.get('backbone') or {}, **backbone)
+    if 'blocks' in backbone:
+        merged.pop('block_channels', None)
+    return dict(architecture, backbone=merged)

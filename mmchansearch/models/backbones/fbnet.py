@@ -27,7 +27,6 @@ network to retrain and export.
 """
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections import OrderedDict
@@ -37,8 +36,8 @@ import torch
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch import nn
 
-from ...channel_cfg import read_channel_cfg
-from ...errors import ChannelConfigError, ConfigError
+from ...channel_cfg import choices_by_layer, read_channel_cfg
+from ...errors import ConfigError
 from ...registry import MODELS
 
 CANDIDATES = ('k3_e1', 'k3_e1_g2', 'k3_e3', 'k3_e6', 'k5_e1', 'k5_e1_g2',
@@ -193,6 +192,9 @@ class FBNetSearchSpace(BaseBackbone):
             without the ``backbone.`` prefix of a channel_cfg.
         init_cfg: mmengine init config.
     """
+    # the channel groups are those of the network ``blocks`` builds: a
+    # channel_cfg's blocks: are passed at build time (SlimmableNetwork)
+    CHANNEL_GROUPS_FOLLOW_BLOCKS = True
 
     def __init__(self,
                  stages: Sequence[Sequence[int]] = STAGES,
@@ -261,24 +263,6 @@ def _read_blocks(blocks, num_layers: int, allowed: Sequence[str]
     source = blocks if isinstance(blocks, (str, os.PathLike)) else 'blocks'
     if isinstance(blocks, (str, os.PathLike)) or 'blocks' in blocks:
         blocks = read_channel_cfg(blocks).blocks
-    valid = [f'layers.{i}' for i in range(num_layers)]
-    chosen = {}
-    for key, name in blocks.items():
-        layer = str(key).removeprefix('backbone.')
-        if layer not in valid:
-            close = difflib.get_close_matches(layer, valid, 1)
-            hint = f' (did you mean {close[0]}?)' if close else ''
-            raise ChannelConfigError(
-                f'{source}: unknown layer {key!r}{hint}; this space has '
-                f'layers.0 .. layers.{num_layers - 1}.')
-        if name not in allowed:
-            raise ChannelConfigError(
-                f'{source}: layer {key!r} has unknown block {name!r}; '
-                f'valid blocks are {", ".join(allowed)}.')
-        chosen[int(layer.split('.')[1])] = name
-    missing = [f'layers.{i}' for i in range(num_layers) if i not in chosen]
-    if missing:
-        raise ChannelConfigError(
-            f'{source}: no block for {missing[0]} ({len(missing)} layers '
-            'missing); every layer needs one.')
-    return [chosen[i] for i in range(num_layers)]
+    layers = [f'layers.{i}' for i in range(num_layers)]
+    chosen = choices_by_layer(blocks, layers, source, allowed=allowed)
+    return [chosen[layer] for layer in layers]

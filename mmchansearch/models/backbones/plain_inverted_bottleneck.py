@@ -23,7 +23,8 @@ ends at 4x4).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 
 import torch
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
@@ -33,9 +34,11 @@ from ...errors import ConfigError
 from ...registry import MODELS
 from .rexnet import (
     LinearBottleneck,
+    both_widths_error,
     check_block_channels,
     conv_bn,
     rexnet_channels,
+    widths_from_blocks,
 )
 
 DEFAULT_STAGE_BLOCKS = (1, 2, 2, 3, 3, 5)
@@ -80,7 +83,12 @@ class PlainInvertedBottleneckNet(BaseBackbone):
             stages, ``len(stage_blocks)`` the last conv.
         init_cfg: mmengine init config; None for Kaiming-normal convs and
             unit BN weights.
+        blocks: the block widths as a choice per block (``stages.<s>.<j>``
+            -> output width), a mapping or a channel_cfg (path or mapping)
+            with a ``blocks:`` section; instead of ``block_channels``.
     """
+    # see ReXNet: a channel_cfg's blocks: build the network
+    CHANNEL_GROUPS_FOLLOW_BLOCKS = True
 
     def __init__(self,
                  block_channels: Sequence[int] | None = None,
@@ -92,7 +100,8 @@ class PlainInvertedBottleneckNet(BaseBackbone):
                  out_channels: int = 1280,
                  partial_residual: bool = False,
                  out_indices: Sequence[int] | None = None,
-                 init_cfg: dict | list[dict] | None = None) -> None:
+                 init_cfg: dict | list[dict] | None = None,
+                 blocks: Mapping | str | os.PathLike | None = None) -> None:
         if init_cfg is None:
             init_cfg = [dict(type='Kaiming', layer=['Conv2d']),
                         dict(type='Constant', val=1, layer=['_BatchNorm'])]
@@ -118,6 +127,11 @@ class PlainInvertedBottleneckNet(BaseBackbone):
                     f'PlainInvertedBottleneckNet out_indices: {index} not '
                     f'in 0..{num_stages} (the stages, then the last conv).')
         num_blocks = sum(self.stage_blocks)
+        if blocks is not None:
+            if block_channels is not None:
+                raise both_widths_error('PlainInvertedBottleneckNet')
+            block_channels = widths_from_blocks(
+                blocks, self.stage_blocks, 'PlainInvertedBottleneckNet')
         self.block_channels = rexnet_channels(num_blocks=num_blocks) \
             if block_channels is None else check_block_channels(
                 block_channels, num_blocks, 'PlainInvertedBottleneckNet')

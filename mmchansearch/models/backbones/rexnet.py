@@ -26,8 +26,9 @@ conv + linear multiply-accumulates, 0.9x 4.09M and 0.348G (published:
 """
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
@@ -35,6 +36,11 @@ from mmpretrain.models.utils import make_divisible
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...channel_cfg import (
+    ChannelConfig,
+    choices_by_layer,
+    read_channel_cfg,
+)
 from ...errors import ConfigError
 from ...registry import MODELS
 
@@ -185,6 +191,14 @@ def _check_stage_blocks(stage_blocks: Sequence[int] | None
     return blocks
 
 
+def both_widths_error(owner: str) -> ConfigError:
+    """The error for a backbone given both ``block_channels`` and
+    ``blocks``."""
+    return ConfigError(
+        f'{owner}: give the block widths as block_channels or as blocks '
+        '(a channel_cfg), not both.')
+
+
 def check_block_channels(block_channels: Sequence[int], num_blocks: int,
                          owner: str = 'ReXNet') -> list[int]:
     """The explicit block widths, checked: one positive integer per
@@ -221,6 +235,49 @@ def check_block_channels(block_channels: Sequence[int], num_blocks: int,
     return channels
 
 
+def block_names(stage_blocks: Sequence[int]) -> list[str]:
+    """The blocks' module names in the backbone, ``stages.<s>.<j>``: the
+    layer names of a channel_cfg's ``blocks:`` for ReXNet and
+    PlainInvertedBottleneckNet."""
+    return [f'stages.{s}.{j}' for s, n in enumerate(stage_blocks)
+            for j in range(n)]
+
+
+def widths_from_blocks(blocks: Mapping | ChannelConfig | str | os.PathLike,
+                       stage_blocks: Sequence[int],
+                       owner: str = 'ReXNet') -> list[int]:
+    """The block widths a ``blocks`` choice gives: every block's output
+    width under its name (``stages.<s>.<j>``, with or without the
+    ``backbone.`` prefix of a channel_cfg).
+
+    Args:
+        blocks: block name -> output width, or a channel_cfg (path,
+            mapping or :class:`ChannelConfig`) whose ``blocks:`` holds it.
+        stage_blocks: blocks per stage of the network.
+        owner: the backbone named in the error messages.
+
+    Returns:
+        One width per block, in order (checked by
+        :func:`check_block_channels`).
+
+    Raises:
+        ChannelConfigError: an unknown or missing block
+            (:func:`~mmchansearch.channel_cfg.choices_by_layer`).
+        ConfigError: a width that is not a positive integer, or smaller
+            than the one before.
+    """
+    source = os.fspath(blocks) if isinstance(blocks, (str, os.PathLike)) \
+        else 'blocks'
+    if isinstance(blocks, (str, os.PathLike, ChannelConfig)) or \
+            'blocks' in blocks:
+        cfg = read_channel_cfg(blocks)
+        source, blocks = cfg.source, cfg.blocks
+    names = block_names(stage_blocks)
+    widths = choices_by_layer(blocks, names, source, f'this {owner}')
+    return check_block_channels([widths[n] for n in names], len(names),
+                                owner)
+
+
 @MODELS.register_module()
 class ReXNet(BaseBackbone):
     """ReXNet backbone (see the module docstring).
@@ -247,7 +304,14 @@ class ReXNet(BaseBackbone):
             linear rule of :func:`rexnet_channels` at ``widen_factor``.
             The stem and the penultimate conv still follow
             ``widen_factor``.
+        blocks: the block widths as a choice per block (block name
+            ``stages.<s>.<j>`` -> output width), a mapping or a channel_cfg
+            (path or mapping) with a ``blocks:`` section, e.g. a ReXNet
+            search's ``best.yaml``; instead of ``block_channels``.
     """
+    # the channel groups are those of the network ``blocks`` builds: a
+    # channel_cfg's blocks: are passed at build time (SlimmableNetwork)
+    CHANNEL_GROUPS_FOLLOW_BLOCKS = True
 
     def __init__(self,
                  widen_factor: float = 1.0,
@@ -258,7 +322,8 @@ class ReXNet(BaseBackbone):
                  norm_eval: bool = False,
                  init_cfg: dict | list[dict] | None = None,
                  stage_blocks: Sequence[int] | None = None,
-                 block_channels: Sequence[int] | None = None) -> None:
+                 block_channels: Sequence[int] | None = None,
+                 blocks: Mapping | str | os.PathLike | None = None) -> None:
         if init_cfg is None:
             init_cfg = [dict(type='Kaiming', layer=['Conv2d']),
                         dict(type='Constant', val=1, layer=['_BatchNorm'])]
@@ -277,6 +342,10 @@ class ReXNet(BaseBackbone):
 
         self.stage_blocks = _check_stage_blocks(stage_blocks)
         num_blocks = sum(self.stage_blocks)
+        if blocks is not None:
+            if block_channels is not None:
+                raise both_widths_error('ReXNet')
+            block_channels = widths_from_blocks(blocks, self.stage_blocks)
         self.block_channels = rexnet_channels(
             widen_factor, divisor, num_blocks) if block_channels is None \
             else check_block_channels(block_channels, num_blocks)
