@@ -3,10 +3,11 @@
 Most of a tool's start is importing torch, mmengine and mmpretrain (3-6 s
 on the CI machine, more than many tools then run). This server imports
 those libraries once and forks a child per request: the child sets up what
-a fresh ``python SCRIPT ARGS`` would have (working directory, environment,
-``sys.argv``, ``sys.path[0]``, stdin from /dev/null, stdout and stderr to
-files), runs the script as ``__main__`` and exits with the code Python
-would give (``sys.exit``'s, 1 with the traceback on stderr for an uncaught
+a fresh ``python SCRIPT ARGS`` or ``python -m MODULE ARGS`` would have
+(working directory, environment, ``sys.argv``, ``sys.path[0]``, stdin from
+/dev/null, stdout and stderr to files), runs the script or module as
+``__main__`` and exits with the code Python would give (``sys.exit``'s, 1
+with the traceback on stderr for an uncaught
 exception). The server never runs a torch operation, so no thread pool
 exists when it forks. It does not import the toolbox itself: each child
 imports it the way the tool does, so a tool that forgets an import still
@@ -45,16 +46,24 @@ def _child(request: dict) -> None:
             target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             os.dup2(target, fd)
             os.close(target)
-        script = os.path.abspath(request['args'][0])
-        sys.argv = list(request['args'])
-        # what `python SCRIPT` puts first on sys.path, then PYTHONPATH
+        args = list(request['args'])
+        module = args[1] if args[0] == '-m' else None
+        # what `python SCRIPT` (its folder) or `python -m MODULE` (the
+        # working directory) puts first on sys.path, then PYTHONPATH
         extra = [p for p in request['env'].get('PYTHONPATH', '').split(
             os.pathsep) if p]
-        sys.path[:] = [os.path.dirname(script), *extra,
+        first = os.getcwd() if module else os.path.dirname(
+            os.path.abspath(args[0]))
+        sys.path[:] = [first, *extra,
                        *(p for p in sys.path[1:] if p not in extra)]
         import runpy
         try:
-            runpy.run_path(script, run_name='__main__')
+            if module:
+                sys.argv = [args[1], *args[2:]]  # run_module sets argv[0]
+                runpy.run_module(module, run_name='__main__', alter_sys=True)
+            else:
+                sys.argv = args
+                runpy.run_path(os.path.abspath(args[0]), run_name='__main__')
             code = 0
         except SystemExit as exit_:
             if exit_.code is None:
