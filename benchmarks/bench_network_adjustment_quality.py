@@ -9,7 +9,9 @@ variant are retrained from scratch with the same recipe and seed
 from scratch with channel dropout and adjusts the uniform x0.8 network
 itself for "searched x0.8"; ``--protocol finetune`` is the toolbox's first
 protocol with the settings of RESULTS sections 8 and 8b (adjusting rate
-0.2, FUR dropout rate 0.1).
+0.2, FUR dropout rate 0.1). ``--divisor`` sets the mutator's width
+granularity for the search and the retraining (the config's is 1, whole
+channels; RESULTS sections 8-8c ran with 8).
 
 Example (a CPU-sized recipe; the defaults):
     python benchmarks/bench_network_adjustment_quality.py --seeds 0 1 2 \
