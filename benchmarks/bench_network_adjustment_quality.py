@@ -9,7 +9,9 @@ variant are retrained from scratch with the same recipe and seed
 from scratch with channel dropout and adjusts the uniform x0.8 network
 itself for "searched x0.8"; ``--protocol finetune`` is the toolbox's first
 protocol with the settings of RESULTS sections 8 and 8b (adjusting rate
-0.2, FUR dropout rate 0.1).
+0.2, FUR dropout rate 0.1). ``--divisor`` sets the mutator's width
+granularity for the search and the retraining (the config's is 1, whole
+channels; RESULTS sections 8-8c ran with 8).
 
 Example (a CPU-sized recipe; the defaults):
     python benchmarks/bench_network_adjustment_quality.py --seeds 0 1 2 \
@@ -46,6 +48,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--protocol', choices=('paper', 'finetune'),
                         default='paper')
     parser.add_argument(
+        '--divisor', type=int, default=None,
+        help="the mutator's width granularity (model.mutator.divisor) for "
+        'the search and the retraining; default: the config\'s')
+    parser.add_argument(
         '--networks', nargs='+', choices=NETWORKS, default=list(NETWORKS),
         help='the networks retrained; without the x0.8 ones the search '
         'writes no x0.8 variants (search_loop.scales=[])')
@@ -65,7 +71,9 @@ def common(args, seed: int, epochs: int) -> list[str]:
             f'train_dataloader.dataset.stop={args.train_images}',
             f'max_epochs={epochs}', f'train_cfg.max_epochs={epochs}',
             f'train_cfg.val_interval={epochs}',
-            f'param_scheduler.end={epochs}']
+            f'param_scheduler.end={epochs}'] + (
+                [] if args.divisor is None
+                else [f'model.mutator.divisor={args.divisor}'])
 
 
 def scaled(args) -> bool:
@@ -75,7 +83,9 @@ def scaled(args) -> bool:
 
 def run_seed(args, seed: int) -> dict:
     search_dir = osp.join(args.work_dir, f'seed{seed}', 'search')
-    if not osp.isfile(osp.join(search_dir, 'final.yaml')):
+    # a search finished without the x0.8 networks resumes to add them
+    if not all(osp.isfile(osp.join(search_dir, f'{name}.yaml'))
+               for name in args.networks):
         tool('tools/search.py', SEARCH, '--work-dir', search_dir, '--resume',
              '--cfg-options', *common(args, seed, args.round_epochs),
              f'search_loop.rounds={args.rounds}', f'search_loop.seed={seed}',
@@ -101,7 +111,9 @@ def main() -> None:
     os.makedirs(results, exist_ok=True)
     runs = [seed_result(results, seed, partial(run_seed, args, seed))
             for seed in args.seeds]
-    print(f'seeds {args.seeds}, protocol {args.protocol}: {args.rounds} '
+    print(f'seeds {args.seeds}, protocol {args.protocol}'
+          + ('' if args.divisor is None else f', divisor {args.divisor}')
+          + f': {args.rounds} '
           f'rounds x {args.round_epochs} epoch(s), retrain '
           f'{args.retrain_epochs} epochs on {args.train_images} images')
     print_table(runs, networks)

@@ -8,15 +8,19 @@ import json
 import random
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from mmengine import Config
 
 from mmchansearch.channel_cfg import load_channel_cfg
 from mmchansearch.engine.network_adjustment_search import (
+    NetworkAdjustmentSearchLoop,
     adjust_widths,
     scaled_variant,
 )
+from mmchansearch.engine.search_state import SearchState, search_dependencies
 from mmchansearch.errors import (
     BudgetError,
     ChannelConfigError,
@@ -395,6 +399,48 @@ def test_search_killed_mid_round_resumes_to_the_same_result(
         load_channel_cfg(straight / 'final.yaml').channels
     for name in ('rounds.csv', 'round_1/fur.csv', 'round_2/fur.csv'):
         assert (killed / name).read_text() == (straight / name).read_text()
+
+
+def _state_of(tmp_path: Path, **loop):
+    """The SearchState the loop's ``_state`` makes for the shipped config
+    with ``loop`` overriding its search_loop (a stub stands for the loop:
+    no Runner is built)."""
+    cfg = Config.fromfile(str(SEARCH))
+    cfg.search_loop.update(loop)
+    stub = SimpleNamespace(runner=SimpleNamespace(cfg=cfg), checkpoint=None,
+                           resume=True, force=False,
+                           _path=lambda *parts: str(tmp_path.joinpath(
+                               *parts)))
+    return NetworkAdjustmentSearchLoop._state(stub)
+
+
+def test_a_finished_search_resumes_with_a_scale_added(tmp_path):
+    """The rounds do not depend on search_loop.scales: a search run with
+    scales=[] resumes with scales=[0.8] (to add the "searched 0.8x"
+    adjustment), but not with other rounds."""
+    _state_of(tmp_path, scales=[]).save(dict(done=2))
+    assert _state_of(tmp_path, scales=[0.8]).load() == dict(done=2)
+    with pytest.raises(ConfigError, match='another config.search_loop'):
+        _state_of(tmp_path, scales=[0.8], rounds=3).load()
+
+
+def test_a_state_fingerprinted_with_its_scales_still_resumes(tmp_path):
+    """States written while scales was part of the fingerprint: one made
+    with scales=[] (the quality benchmark's) resumes with scales=[0.8];
+    one made with [0.8] resumes with [0.8] only."""
+    cfg = Config.fromfile(str(SEARCH))
+    for made, resumed, ok in (([], [0.8], True), ([0.8], [0.8], True),
+                              ([0.8], [0.5], False)):
+        cfg.search_loop.scales = made
+        SearchState(str(tmp_path / 'adjustment_state.json'),
+                    search_dependencies(cfg)).save(dict(done=2))
+        state = _state_of(tmp_path, scales=resumed)
+        if ok:
+            assert state.load() == dict(done=2)
+        else:
+            with pytest.raises(ConfigError,
+                               match='another config.search_loop'):
+                state.load()
 
 
 @pytest.mark.parametrize('option, needle', [

@@ -81,3 +81,27 @@ def test_check_fresh_start_on_a_training_pointer(tmp_path):
         check_fresh_start(str(pointer), resume=False, force=False)
     check_fresh_start(str(pointer), resume=True, force=False)
     check_fresh_start(str(pointer), resume=False, force=True)
+
+
+def test_ignored_keys_leave_the_fingerprint(tmp_path):
+    """A key the state does not depend on is left out of its section's
+    fingerprint; the section's other keys still count."""
+    ignored = ('search_loop.num_batches', )
+    saved = search_dependencies(CFG, ignored=ignored)
+    assert saved != search_dependencies(CFG)
+    other = dict(CFG, search_loop=dict(targets=[1e6], num_batches=8))
+    assert search_dependencies(other, ignored=ignored) == saved
+    moved = dict(CFG, search_loop=dict(targets=[2e6], num_batches=2))
+    assert search_dependencies(moved, ignored=ignored) != saved
+    no_key = dict(CFG, search_loop=dict(targets=[1e6]))
+    assert search_dependencies(no_key) == saved
+
+
+def test_accepted_dependencies_resume(tmp_path):
+    _state(tmp_path).save(dict(step=3))
+    other = dict(CFG, model=dict(type='AutoSlim', width=2))
+    with pytest.raises(ConfigError, match='another config.model'):
+        _state(tmp_path, other, resume=True).load()
+    accepted = [search_dependencies(CFG)]
+    assert _state(tmp_path, other, resume=True,
+                  accepted=accepted).load() == dict(step=3)

@@ -55,7 +55,11 @@ from .flops_utilization import (
     group_flops,
 )
 from .held_out import held_out_batches
-from .search_state import SearchState, search_dependencies
+from .search_state import (
+    CONFIG_SECTIONS,
+    SearchState,
+    search_dependencies,
+)
 
 STATE_FILE = 'adjustment_state.json'
 
@@ -280,10 +284,22 @@ class NetworkAdjustmentSearchLoop(BaseLoop):
                     history=[])
 
     def _state(self, sub: str = '') -> SearchState:
+        """The state of the search in ``WORK_DIR/sub``. Its rounds do not
+        depend on ``scales`` (each "searched xS" is a search of its own in
+        ``x<S>/``, or a rescaling of the result), so a finished search
+        resumes with a scale added. A state written while ``scales`` was
+        part of the fingerprint is accepted if it was made with this run's
+        scales or none."""
+        cfg = self.runner.cfg
+        loop = dict(cfg.search_loop)
+        earlier = [search_dependencies(
+            {**{k: cfg.get(k) for k in CONFIG_SECTIONS}, 'search_loop': old},
+            self.checkpoint) for old in (loop, dict(loop, scales=[]))]
         return SearchState(
             self._path(sub, STATE_FILE),
-            search_dependencies(self.runner.cfg, self.checkpoint),
-            self.resume, self.force)
+            search_dependencies(cfg, self.checkpoint,
+                                ignored=('search_loop.scales', )),
+            self.resume, self.force, accepted=earlier)
 
     # --------------------------------------------------------------- run
     def run(self) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mmengine import dist
@@ -47,11 +47,35 @@ def config_fingerprint(value: Any) -> str:
 
 
 def search_dependencies(cfg: Mapping, checkpoint: str | None = None,
+                        ignored: Iterable[str] = (),
                         **extra: Any) -> dict[str, Any]:
     """What a search's state depends on: a fingerprint per config section,
-    the checkpoint's SHA-256 and ``extra`` values."""
-    depends = {f'config.{key}': config_fingerprint(cfg[key])
-               for key in CONFIG_SECTIONS if cfg.get(key) is not None}
+    the checkpoint's SHA-256 and ``extra`` values.
+
+    Args:
+        cfg: the config.
+        checkpoint: the checkpoint the search starts from, if any.
+        ignored: keys of a section, dotted (``'search_loop.scales'``),
+            that the state's numbers do not depend on: left out of the
+            section's fingerprint.
+        **extra: further values the state depends on.
+
+    Returns:
+        Name -> fingerprint or value.
+    """
+    dropped: dict[str, set[str]] = {}
+    for name in ignored:
+        section, _, key = name.partition('.')
+        dropped.setdefault(section, set()).add(key)
+    depends = {}
+    for section in CONFIG_SECTIONS:
+        value = cfg.get(section)
+        if value is None:
+            continue
+        if section in dropped and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items()
+                     if k not in dropped[section]}
+        depends[f'config.{section}'] = config_fingerprint(value)
     if checkpoint:  # its content: a moved or copied file is the same
         depends['checkpoint'] = file_digest(checkpoint)
     depends.update(extra)
@@ -94,12 +118,15 @@ class SearchState:
         resume: continue from an existing state.
         force: start over even though a state exists (it is overwritten at
             the first save).
+        accepted: other dependencies a saved state may record for the
+            same search (what an earlier version of the search recorded).
     """
 
     def __init__(self, path: str, depends_on: dict, resume: bool = False,
-                 force: bool = False) -> None:
+                 force: bool = False, accepted: Sequence[dict] = ()) -> None:
         self.path, self.depends_on = path, depends_on
         self.resume, self.force = resume, force
+        self.accepted = list(accepted)
 
     def load(self) -> dict | None:
         """The saved state to resume from, the same on every rank; None for
@@ -136,7 +163,7 @@ class SearchState:
             return
         changed = [key for key in sorted(set(saved) | set(self.depends_on))
                    if saved.get(key) != self.depends_on.get(key)]
-        if changed:
+        if changed and saved not in self.accepted:
             raise ConfigError(
                 f'{self.path} was made with another '
                 f'{", ".join(changed)} than this run has; resume with the '
