@@ -170,8 +170,10 @@ def test_reduced_comparison_end_to_end(tmp_path, make_fashion_mnist,
                                        run_tool):
     data = make_fashion_mnist(tmp_path / 'fashion', 800, 1000)
     work = tmp_path / 'compare'
+    # one retraining seed (the config's two only repeat the same stages;
+    # mean +- std of several is test_table_and_plot's)
     args = ('tools/compare.py', REDUCED, '--work-dir', work,
-            '--cfg-options', f'data_root={data}')
+            '--cfg-options', f'data_root={data}', 'retrain.seeds=[0]')
     run_tool(*args)
     results = json.loads((work / 'results.json').read_text())
     rows = {r['name']: r for r in results['rows']}
@@ -182,7 +184,7 @@ def test_reduced_comparison_end_to_end(tmp_path, make_fashion_mnist,
     assert budget['flops'] == 3e6 and budget['latency'] > 0
     tolerance = Config.fromfile(REDUCED).tolerance
     for row in rows.values():
-        assert len(row['top1']) == 2 and row['measured_ms'] > 0
+        assert len(row['top1']) == 1 and row['measured_ms'] > 0
         if row['budget'] == 'flops':
             assert row['flops'] <= (1 + tolerance) * budget['flops']
     assert rows['ReXNet']['flops'] >= 0.9 * budget['flops'] * 0.99
