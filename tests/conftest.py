@@ -85,6 +85,48 @@ def _make_supernet(model: nn.Module, memory_format: str = 'channels_last',
     return supernet.eval()
 
 
+def exported_grads(mutator: ChannelMutator) -> dict[str, torch.Tensor]:
+    """The supernet's parameter gradients, exported like its weights."""
+    params = list(mutator.model.parameters())
+    saved = [p.data for p in params]
+    try:
+        for p in params:
+            p.data = p.grad
+        return {name: p.detach().clone() for name, p in
+                mutator.export_static().named_parameters()}
+    finally:
+        for p, data in zip(params, saved):
+            p.data = data
+
+
+def assert_export_matches_supernet(mutator: ChannelMutator, static: nn.Module,
+                                   x: torch.Tensor) -> None:
+    """At the mutator's current choices, ``static`` (its export) computes
+    the supernet's outputs, input gradients and parameter gradients (the
+    supernet's sliced as the export slices its weights), in eval and in
+    train mode; leaves the supernet in eval mode."""
+    model = mutator.model
+    for mode in ('eval', 'train'):
+        model.train(mode == 'train')
+        static.train(mode == 'train')
+        model.zero_grad()
+        static.zero_grad()
+        x_super = x.clone().requires_grad_()
+        x_static = x.clone().requires_grad_()
+        out, ref = model(x_super), static(x_static)
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+        weights = torch.randn_like(ref)
+        (out * weights).sum().backward()
+        (ref * weights).sum().backward()
+        torch.testing.assert_close(x_super.grad, x_static.grad,
+                                   atol=1e-5, rtol=1e-5)
+        grads = exported_grads(mutator)
+        for name, param in static.named_parameters():
+            torch.testing.assert_close(grads[name], param.grad,
+                                       atol=1e-5, rtol=1e-5)
+    model.eval()
+
+
 # ------------------------------------------------------------ tiny models
 class TinyNet(nn.Module):
     """A stem, a residual block, an inverted residual with SE, an MLP head.

@@ -16,6 +16,7 @@ import random
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import assert_export_matches_supernet
 from torch import nn
 
 from mmchansearch.analysis import analyze_channels
@@ -137,20 +138,6 @@ def _model(seed: int = 0, model_class: type = DenseNetLike) -> nn.Module:
     return model
 
 
-def _exported_grads(mutator: ChannelMutator) -> dict[str, torch.Tensor]:
-    """The supernet's parameter gradients, exported like its weights."""
-    params = list(mutator.model.parameters())
-    saved = [p.data for p in params]
-    try:
-        for p in params:
-            p.data = p.grad
-        return {name: p.detach().clone() for name, p in
-                mutator.export_static().named_parameters()}
-    finally:
-        for p, data in zip(params, saved):
-            p.data = data
-
-
 def test_concatenation_keeps_the_groups_of_its_parts(caplog, test_logger):
     with caplog.at_level(logging.WARNING):
         analysis = analyze_channels(_model(), SHAPE, logger=test_logger)
@@ -196,27 +183,7 @@ def test_supernet_equals_its_export_with_concatenations(
         choices = mutator.sample(rng)
         mutator.set_choices(choices)
         static = mutator.export_static().to(memory_format=memory_format)
-        for mode in ('eval', 'train'):
-            model.train(mode == 'train')
-            static.train(mode == 'train')
-            model.zero_grad()
-            static.zero_grad()
-            x_super = x.clone().requires_grad_()
-            x_static = x.clone().requires_grad_()
-            out, ref = model(x_super), static(x_static)
-            torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
-            weights = torch.randn_like(ref)
-            (out * weights).sum().backward()
-            (ref * weights).sum().backward()
-            torch.testing.assert_close(x_super.grad, x_static.grad,
-                                       atol=1e-5, rtol=1e-5)
-            # the supernet's gradients, sliced as the export slices its
-            # weights, are the static model's
-            grads = _exported_grads(mutator)
-            for name, param in static.named_parameters():
-                torch.testing.assert_close(grads[name], param.grad,
-                                           atol=1e-5, rtol=1e-5)
-        model.eval()
+        assert_export_matches_supernet(mutator, static, x)
         assert mutator.estimate(choices)['flops'] == count_flops(
             static, torch.zeros(1, *SHAPE))
         assert mutator.estimate(choices)['params'] == sum(

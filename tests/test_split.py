@@ -16,7 +16,7 @@ import random
 import pytest
 import torch
 import torch.nn.functional as F
-from test_concat import _exported_grads
+from conftest import assert_export_matches_supernet
 from torch import nn
 
 from mmchansearch.analysis import analyze_channels
@@ -277,25 +277,7 @@ def test_supernet_equals_its_export_with_splits(model_class, args,
     for choices in [full] + [mutator.sample(rng) for _ in range(3)]:
         mutator.set_choices(choices)
         static = mutator.export_static()
-        for mode in ('eval', 'train'):
-            model.train(mode == 'train')
-            static.train(mode == 'train')
-            model.zero_grad()
-            static.zero_grad()
-            x_super = x.clone().requires_grad_()
-            x_static = x.clone().requires_grad_()
-            out, ref = model(x_super), static(x_static)
-            torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
-            weights = torch.randn_like(ref)
-            (out * weights).sum().backward()
-            (ref * weights).sum().backward()
-            torch.testing.assert_close(x_super.grad, x_static.grad,
-                                       atol=1e-5, rtol=1e-5)
-            grads = _exported_grads(mutator)
-            for name, param in static.named_parameters():
-                torch.testing.assert_close(grads[name], param.grad,
-                                           atol=1e-5, rtol=1e-5)
-        model.eval()
+        assert_export_matches_supernet(mutator, static, x)
         estimate = mutator.estimate(choices)
         assert estimate['flops'] == count_flops(static,
                                                 torch.zeros(1, *SHAPE))
