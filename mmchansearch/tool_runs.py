@@ -107,12 +107,13 @@ class ToolRunner:
         self.logger.info(f'{stage}: python {" ".join(command)} '
                          f'(log: {log})')
         start = time.perf_counter()
+        argv = [sys.executable, tool_path(command[0]), *command[1:]]
         with open(log, 'a') as f:
             if self.echo:
-                returncode = _run_teed([sys.executable, *command], f)
+                returncode = _run_teed(argv, f)
             else:
                 returncode = subprocess.run(
-                    [sys.executable, *command], stdout=f,
+                    argv, stdout=f,
                     stderr=subprocess.STDOUT).returncode
         if returncode != 0:
             with open(log) as f:
@@ -142,6 +143,22 @@ class ToolRunner:
         """Minutes spent in the stages whose names start with ``prefix``."""
         return sum(s['seconds'] for k, s in self.stages.items()
                    if k.startswith(prefix)) / 60
+
+
+def tool_path(script: str) -> str:
+    """Where ``tools/<script>`` is: relative to the working directory if
+    it is there, else in the checkout this package runs from (so a job
+    started from another directory still finds the tools; the stage keeps
+    ``tools/<script>`` as its recorded command)."""
+    if os.path.isfile(script) or os.path.isabs(script):
+        return script
+    beside = os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), script)
+    if os.path.isfile(beside):
+        return beside
+    raise ConfigError(f'{script} not found in {os.getcwd()} nor beside the '
+                      f'mmchansearch package; run the job from the '
+                      f'repository root.')
 
 
 def _input_digests(command: Sequence[str]) -> dict[str, str]:

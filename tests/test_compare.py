@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -28,6 +29,7 @@ from mmchansearch.latency_table import (
     network_ops,
 )
 from mmchansearch.registry import COMPARED_METHODS
+from mmchansearch.tool_runs import tool_path
 
 REDUCED = 'configs/compare/fashion_mnist_reduced.py'
 FULL = 'configs/compare/fashion_mnist.py'
@@ -75,6 +77,20 @@ def test_every_method_of_the_configs_builds():
             'ReXNetRun', 'DMaskingNASRun', 'DNASRun']
         assert [cfg.baseline.type, *(m.type for m in cfg.methods.values())
                 ] == ['uniform', *cfg.methods]  # type = key = method name
+
+
+def test_tool_runner_finds_the_tools_from_another_directory(tmp_path,
+                                                           monkeypatch):
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)
+    assert tool_path('tools/train.py') == 'tools/train.py'  # from the repo
+    monkeypatch.chdir(tmp_path)
+    assert tool_path('tools/train.py') == str(repo / 'tools' / 'train.py')
+    (tmp_path / 'tools').mkdir()
+    (tmp_path / 'tools' / 'train.py').write_text('')
+    assert tool_path('tools/train.py') == 'tools/train.py'  # the cwd's own
+    with pytest.raises(ConfigError, match='tools/none.py not found'):
+        tool_path('tools/none.py')
 
 
 def test_tool_runner_records_stages_and_skips_finished_ones(tmp_path):
