@@ -9,7 +9,10 @@ same held-out images) with ``model.mutator.width_ratios`` = ``--grid`` from
 each seed's existing supernet checkpoint, then fine-tunes every searched
 subnet and the uniform network of its FLOPs from that supernet with the
 main job's recipe (the ``subnet-from-supernet`` config) and tests them.
-Only the search's grid differs from section 6c.
+Only the search's grid differs from section 6c. ``--targets`` searches
+for other FLOPs targets; ``--finetune-seeds`` fine-tunes every network
+several times (``randomness.seed = SEED + 1000 k``) and takes the mean
+(section 6e: one fine-tuning moves a network by 0.3-0.4 points).
 
 Resumable: every tool run is a recorded stage (a killed run started again
 skips the finished ones), a finished seed's result is kept.
@@ -24,6 +27,7 @@ Example (section 6c's supernets, one thread per run):
 import argparse
 import glob
 import os.path as osp
+import statistics
 
 from quality_runs import flops_of, mean_std, seed_result
 
@@ -41,6 +45,13 @@ def parse_args() -> argparse.Namespace:
                         help='the supernet checkpoint of a seed')
     parser.add_argument('--grid', type=float, nargs='+', default=GRID,
                         help='the search\'s width ratios')
+    parser.add_argument('--targets', type=float, nargs='+', default=None,
+                        help='the search\'s FLOPs targets (default: the '
+                        'config\'s)')
+    parser.add_argument('--finetune-seeds', type=int, nargs='+', default=[0],
+                        help='k: fine-tune every network with '
+                        'randomness.seed = SEED + 1000 k; its top-1 is the '
+                        'mean over them')
     parser.add_argument('--work-dir', default='work_dirs/autoslim_grid8')
     return parser.parse_args()
 
@@ -54,11 +65,13 @@ def run_seed(args: argparse.Namespace, seed: int, supernet: str) -> dict:
     root = osp.join(args.work_dir, f'seed{seed}')
     runner = ToolRunner(root)
     grid = '[' + ','.join(map(str, args.grid)) + ']'
+    targets = [] if args.targets is None else [
+        'search_loop.targets=[' + ','.join(map(str, args.targets)) + ']']
     search_dir = osp.join(root, 'search')
     runner.run('search', 'tools/search.py', CONFIGS.format('search'),
                supernet, '--work-dir', search_dir, '--resume',
                '--cfg-options', f'randomness.seed={seed}',
-               f'model.mutator.width_ratios={grid}')
+               f'model.mutator.width_ratios={grid}', *targets)
     result = {}
     for searched in sorted(glob.glob(osp.join(search_dir, 'subnet_*.yaml')),
                            key=lambda p: -flops_of(p)):
@@ -68,24 +81,42 @@ def run_seed(args: argparse.Namespace, seed: int, supernet: str) -> dict:
                    CONFIGS.format('supernet'), '--target', 'flops',
                    repr(flops_of(searched)), '-o', uniform)
         for kind, cfg in (('searched', searched), ('uniform', uniform)):
-            top1 = train_and_test(
+            runs = [train_and_test(
                 runner, CONFIGS.format('subnet-from-supernet'),
-                f'{kind}_{label}',
+                f'{kind}_{label}' + (f'_ft{k}' if k else ''),
                 [f'model.channel_cfgs={cfg}', f'model.init_from={supernet}',
-                 f'randomness.seed={seed}'])
-            result.setdefault(label, {})[kind] = dict(flops=flops_of(cfg),
-                                                      top1=top1)
+                 f'randomness.seed={seed + 1000 * k}'])
+                for k in args.finetune_seeds]
+            result.setdefault(label, {})[kind] = dict(
+                flops=flops_of(cfg), top1=statistics.mean(runs),
+                runs=runs)
     return result
+
+
+def _runs(network: dict) -> str:
+    """'88.10' or, for several fine-tunings, '88.10 (88.0 / 88.2)'."""
+    runs = network.get('runs', [network['top1']])
+    return f'{network["top1"]:.2f}' + ('' if len(runs) == 1 else ' (' + \
+        ' / '.join(f'{v:.2f}' for v in runs) + ')')
+
+
+def _tag(args: argparse.Namespace) -> str:
+    """Where a seed's result is kept: the work dir itself for one
+    fine-tuning (k = 0, the form of earlier runs), else a folder naming
+    the fine-tune seeds."""
+    return '' if args.finetune_seeds == [0] else \
+        'ft' + '-'.join(map(str, args.finetune_seeds))
 
 
 def main() -> None:
     args = parse_args()
     supernets = dict(item.split('=', 1) for item in args.supernet)
-    runs = {seed: seed_result(args.work_dir, seed,
+    runs = {seed: seed_result(osp.join(args.work_dir, _tag(args)), seed,
                               lambda s=seed: run_seed(args, s,
                                                       supernets[str(s)]))
             for seed in args.seeds}
-    print(f'grid {args.grid}')
+    print(f'grid {args.grid}, fine-tune seeds k = {args.finetune_seeds} '
+          '(top-1: the mean over them)')
     print('| seed | target | searched MFLOPs | searched top-1 | '
           'uniform MFLOPs | uniform top-1 | searched - uniform |')
     print('|---|---|---|---|---|---|---|')
@@ -95,8 +126,8 @@ def main() -> None:
             s, u = pair['searched'], pair['uniform']
             diffs.setdefault(label, []).append(s['top1'] - u['top1'])
             print(f'| {seed} | {label} | {s["flops"] / 1e6:.3f} | '
-                  f'{s["top1"]:.2f} | {u["flops"] / 1e6:.3f} | '
-                  f'{u["top1"]:.2f} | {s["top1"] - u["top1"]:+.2f} |')
+                  f'{_runs(s)} | {u["flops"] / 1e6:.3f} | '
+                  f'{_runs(u)} | {s["top1"] - u["top1"]:+.2f} |')
     print('\n| target | searched - uniform | seeds searched >= uniform |')
     print('|---|---|---|')
     for label, values in diffs.items():

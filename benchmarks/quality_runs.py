@@ -2,6 +2,7 @@
 testing one network (resumable), keeping each seed's result, reading a
 channel_cfg's FLOPs, mean +- std and the table of networks."""
 import json
+import os
 import os.path as osp
 import statistics
 import subprocess
@@ -35,6 +36,7 @@ def seed_result(work_dir: str, seed: int, run: Callable[[], dict]) -> dict:
         with open(path) as f:
             return json.load(f)
     result = run()
+    os.makedirs(work_dir, exist_ok=True)
     with open(path, 'w') as f:
         json.dump(result, f)
     return result
