@@ -73,7 +73,7 @@ from torch.nn.modules.module import (
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .dynamic_ops import sliceable_kind
+from .dynamic_ops import parts_in_use, sliceable_kind
 from .errors import ConfigError
 from .layer_kinds import LAYER_KINDS
 
@@ -1368,12 +1368,9 @@ class _ProbeMismatch(Exception):
 def _in_use(layout: tuple[tuple[str | None, int], ...], widths: Mapping
             ) -> torch.Tensor:
     """Indices of the channels in use of a layer's parts at ``widths``."""
-    index, start = [], 0
-    for group, width in layout:
-        index.append(torch.arange(start, start + (
-            widths.get(group, width) if group else width)))
-        start += width
-    return torch.cat(index)
+    return parts_in_use([widths.get(group, width) if group else width
+                         for group, width in layout],
+                        [width for _, width in layout])
 
 
 def _probe(model: nn.Module, inputs: torch.Tensor,

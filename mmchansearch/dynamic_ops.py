@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -92,12 +93,21 @@ class ChannelParts:
             return None
         key = (widths, device)
         if key not in self._indices:
-            offsets, start = [], 0
-            for (_, max_width), width in zip(self.parts, widths):
-                offsets.append(torch.arange(start, start + width))
-                start += max_width
-            self._indices[key] = torch.cat(offsets).to(device)
+            self._indices[key] = parts_in_use(
+                widths, [m for _, m in self.parts]).to(device)
         return self._indices[key]
+
+
+def parts_in_use(widths: Sequence[int], max_widths: Sequence[int]
+                 ) -> torch.Tensor:
+    """Indices of the channels in use of parts side by side: the first
+    ``widths[i]`` channels of every part, each at its offset (the max
+    widths of the parts before it) in the full channels."""
+    offsets, start = [], 0
+    for width, max_width in zip(widths, max_widths):
+        offsets.append(torch.arange(start, start + width))
+        start += max_width
+    return torch.cat(offsets)
 
 
 def _select(tensor: torch.Tensor, dim: int, channels: int,
