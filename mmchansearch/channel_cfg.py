@@ -13,6 +13,7 @@ Every tool reads and writes this one format::
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import io
 import json
@@ -48,6 +49,14 @@ class ChannelConfig:
     blocks: dict[str, str] = field(default_factory=dict)
     resolution: int | None = None
     source: str = '<dict>'
+
+    def with_full_widths(self, max_widths: Mapping[str, int]
+                         ) -> ChannelConfig:
+        """This config, or for one with ``blocks:`` but no ``channels:``
+        (e.g. a DNAS result) a copy with every group at its max width."""
+        if self.channels:
+            return self
+        return dataclasses.replace(self, channels=dict(max_widths))
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML-ready mapping, omitting empty optional sections."""

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 from collections.abc import Sequence
 
@@ -43,9 +42,7 @@ def export_subnet(supernet: ChannelSupernet,
     The supernet is left at the widths of ``channel_cfg``; one with
     ``blocks:`` but no ``channels:`` keeps every group at its full width.
     """
-    if not channel_cfg.channels:
-        channel_cfg = dataclasses.replace(
-            channel_cfg, channels=dict(supernet.mutator.max_widths))
+    channel_cfg = channel_cfg.with_full_widths(supernet.mutator.max_widths)
     supernet.mutator.set_choices(channel_cfg)
     static = supernet.mutator.export_static().eval()
     keep_chosen_blocks(static, channel_cfg.blocks)

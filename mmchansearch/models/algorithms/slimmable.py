@@ -123,11 +123,8 @@ class SlimmableNetwork(ChannelSupernet):
                          memory_format=memory_format)
         self.init_from = init_from
         full = dict(self.mutator.max_widths)
-        for cfg in cfgs:
-            if not cfg.channels:  # blocks: only, e.g. a DNAS result
-                cfg.channels = dict(full)
-        self.channel_cfgs = cfgs or [ChannelConfig(
-            full, source='model.backbone (deprecated keys)')]
+        self.channel_cfgs = [c.with_full_widths(full) for c in cfgs] or [
+            ChannelConfig(full, source='model.backbone (deprecated keys)')]
         for cfg in self.channel_cfgs:
             self.mutator.set_choices(cfg)  # validates against the model
         self.subnet_names = [subnet_name(c, i)
