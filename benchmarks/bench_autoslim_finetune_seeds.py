@@ -26,12 +26,9 @@ import glob
 import os.path as osp
 import statistics
 
-from quality_runs import flops_of, mean_std
+from quality_runs import finetune_from_supernet, flops_of, mean_std
 
-from mmchansearch.tool_runs import ToolRunner, train_and_test
-
-CONFIG = ('configs/autoslim/'
-          'autoslim_mbv2_0.5x_subnet-from-supernet_1xb128_fashion-mnist-demo.py')
+from mmchansearch.tool_runs import ToolRunner
 
 
 def parse_args() -> argparse.Namespace:
@@ -76,11 +73,9 @@ def main() -> None:
                 if args.targets and label not in args.targets:
                     continue
                 for kind, cfg in pair.items():
-                    value = train_and_test(
-                        runner, CONFIG, f'{kind}_{label}_ft{k}',
-                        [f'model.channel_cfgs={cfg}',
-                         f'model.init_from={supernet}',
-                         f'randomness.seed={int(seed) + 1000 * k}'])
+                    value = finetune_from_supernet(
+                        runner, f'{kind}_{label}_ft{k}', cfg, supernet,
+                        int(seed) + 1000 * k)
                     top1.setdefault(seed, {}).setdefault(
                         label, {}).setdefault(kind, []).append(value)
                     flops[(seed, label, kind)] = flops_of(cfg)

@@ -29,9 +29,14 @@ import glob
 import os.path as osp
 import statistics
 
-from quality_runs import flops_of, mean_std, seed_result
+from quality_runs import (
+    finetune_from_supernet,
+    flops_of,
+    mean_std,
+    seed_result,
+)
 
-from mmchansearch.comparison import ToolRunner, train_and_test
+from mmchansearch.comparison import ToolRunner
 
 CONFIGS = 'configs/autoslim/autoslim_mbv2_0.5x_{}_1xb128_fashion-mnist-demo.py'
 GRID = [0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
@@ -81,12 +86,9 @@ def run_seed(args: argparse.Namespace, seed: int, supernet: str) -> dict:
                    CONFIGS.format('supernet'), '--target', 'flops',
                    repr(flops_of(searched)), '-o', uniform)
         for kind, cfg in (('searched', searched), ('uniform', uniform)):
-            runs = [train_and_test(
-                runner, CONFIGS.format('subnet-from-supernet'),
-                f'{kind}_{label}' + (f'_ft{k}' if k else ''),
-                [f'model.channel_cfgs={cfg}', f'model.init_from={supernet}',
-                 f'randomness.seed={seed + 1000 * k}'])
-                for k in args.finetune_seeds]
+            runs = [finetune_from_supernet(
+                runner, f'{kind}_{label}' + (f'_ft{k}' if k else ''), cfg,
+                supernet, seed + 1000 * k) for k in args.finetune_seeds]
             result.setdefault(label, {})[kind] = dict(
                 flops=flops_of(cfg), top1=statistics.mean(runs),
                 runs=runs)

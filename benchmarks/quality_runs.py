@@ -28,6 +28,22 @@ def retrain_and_test(config: str, work_dir: str, options: list[str]
                           osp.basename(work_dir), options)
 
 
+# The main job's fine-tuning of a subnet from its supernet's weights.
+FROM_SUPERNET = ('configs/autoslim/autoslim_mbv2_0.5x_subnet-from-supernet_'
+                 '1xb128_fashion-mnist-demo.py')
+
+
+def finetune_from_supernet(runner: ToolRunner, name: str, channel_cfg: str,
+                           supernet: str, seed: int) -> float:
+    """Fine-tunes the subnet ``channel_cfg`` from ``supernet`` with the
+    main job's recipe and training seed ``seed`` (run ``name`` of
+    ``runner``'s work dir, resumable) and returns its test top-1."""
+    return train_and_test(runner, FROM_SUPERNET, name,
+                          [f'model.channel_cfgs={channel_cfg}',
+                           f'model.init_from={supernet}',
+                           f'randomness.seed={seed}'])
+
+
 def seed_result(work_dir: str, seed: int, run: Callable[[], dict]) -> dict:
     """One seed's result: ``run()``, kept in ``work_dir/seed<seed>.json``;
     a seed finished before is read back instead of run again."""
