@@ -45,6 +45,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--rounds', type=int, default=4)
     parser.add_argument('--round-epochs', type=int, default=1)
     parser.add_argument('--retrain-epochs', type=int, default=4)
+    parser.add_argument(
+        '--retrain-images', type=int, default=None,
+        help='training images of the retraining; default: --train-images')
+    parser.add_argument(
+        '--search-from', default=None, metavar='WORK_DIR',
+        help="another run's work dir whose searches (seed<N>/search) the "
+        'networks are taken from instead of searching here: retrain the '
+        'same networks with another recipe')
     parser.add_argument('--protocol', choices=('paper', 'finetune'),
                         default='paper')
     parser.add_argument(
@@ -66,9 +74,9 @@ PROTOCOL_OPTIONS = {
 }
 
 
-def common(args, seed: int, epochs: int) -> list[str]:
+def common(args, seed: int, epochs: int, images: int) -> list[str]:
     return [f'randomness.seed={seed}',
-            f'train_dataloader.dataset.stop={args.train_images}',
+            f'train_dataloader.dataset.stop={images}',
             f'max_epochs={epochs}', f'train_cfg.max_epochs={epochs}',
             f'train_cfg.val_interval={epochs}',
             f'param_scheduler.end={epochs}'] + (
@@ -82,12 +90,19 @@ def scaled(args) -> bool:
 
 
 def run_seed(args, seed: int) -> dict:
-    search_dir = osp.join(args.work_dir, f'seed{seed}', 'search')
+    search_dir = osp.join(args.search_from or args.work_dir, f'seed{seed}',
+                          'search')
+    missing = [name for name in args.networks
+               if not osp.isfile(osp.join(search_dir, f'{name}.yaml'))]
+    if missing and args.search_from:
+        raise SystemExit(f'error: {search_dir} has no {missing[0]}.yaml; '
+                         'run the search there first (same command without '
+                         '--search-from) or drop --search-from')
     # a search finished without the x0.8 networks resumes to add them
-    if not all(osp.isfile(osp.join(search_dir, f'{name}.yaml'))
-               for name in args.networks):
+    if missing:
         tool('tools/search.py', SEARCH, '--work-dir', search_dir, '--resume',
-             '--cfg-options', *common(args, seed, args.round_epochs),
+             '--cfg-options',
+             *common(args, seed, args.round_epochs, args.train_images),
              f'search_loop.rounds={args.rounds}', f'search_loop.seed={seed}',
              *PROTOCOL_OPTIONS[args.protocol],
              *([] if scaled(args) else ['search_loop.scales=[]']))
@@ -95,7 +110,8 @@ def run_seed(args, seed: int) -> dict:
     for name in args.networks:
         cfg = osp.join(search_dir, f'{name}.yaml')
         train_dir = osp.join(args.work_dir, f'seed{seed}', name)
-        options = common(args, seed, args.retrain_epochs) + [
+        options = common(args, seed, args.retrain_epochs,
+                         args.retrain_images or args.train_images) + [
             f'model.channel_cfgs={cfg}']
         result[name] = dict(top1=retrain_and_test(RETRAIN, train_dir,
                                                   options),
@@ -115,7 +131,10 @@ def main() -> None:
           + ('' if args.divisor is None else f', divisor {args.divisor}')
           + f': {args.rounds} '
           f'rounds x {args.round_epochs} epoch(s), retrain '
-          f'{args.retrain_epochs} epochs on {args.train_images} images')
+          f'{args.retrain_epochs} epochs on '
+          f'{args.retrain_images or args.train_images} images'
+          + (f' (searches of {args.search_from})' if args.search_from
+             else ''))
     print_table(runs, networks)
     print('per seed (top-1): ' + '; '.join(
         f'seed {seed}: ' + ', '.join(f'{n} {r[n]["top1"]:.2f}'
