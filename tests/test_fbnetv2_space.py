@@ -446,9 +446,10 @@ def test_imagenet_config_builds():
     assert isinstance(supernet.architecture.backbone, FBNetV2SearchSpace)
     with DefaultScope.overwrite_default_scope('mmchansearch'):
         model = MODELS.build(cfg.model)
-    assert len(model.block_layers) == 15
-    assert model.options['backbone.layers.3.expand.conv'] == [
-        24, 48, 72, 96, 120, 144]  # 0.75 .. 4.5 x the widest input, 32
+    assert len(model.block_layers) == 18
+    # 0.75 .. 4.5 x the widest input, 16, in multiples of 8
+    assert model.options['backbone.layers.1.expand.conv'] == [
+        16, 24, 40, 48, 64, 72]
     cheapest = model.usage(
         {g: c[0] for g, c in model.channel_options.items()}, None,
         dict.fromkeys(model.block_layers, 'k3'))['flops']
@@ -457,3 +458,16 @@ def test_imagenet_config_builds():
     weights = cfg.train_dataloader.dataset
     arch = cfg.train_cfg.arch_dataloader.dataset
     assert weights.stop == arch.start and arch.stop is None
+
+
+def test_imagenet_config_space_is_the_backbones_default():
+    """configs/_base_/models/fbnetv2_imagenet.py writes out the space that
+    FBNetV2SearchSpace() builds by default: the two cannot drift apart."""
+    backbone = dict(Config.fromfile(str(IN1K)).model.architecture.backbone)
+    assert backbone.pop('type') == 'FBNetV2SearchSpace'
+    from_config = FBNetV2SearchSpace(**backbone)
+    default = FBNetV2SearchSpace()
+    assert from_config.channel_candidates() == default.channel_candidates()
+    assert from_config.kernel_options() == default.kernel_options()
+    assert [b.residual for b in from_config.layers] == [
+        b.residual for b in default.layers]

@@ -49,19 +49,17 @@ FBNETV2_EXPANSIONS = (0.75, 1.5, 2.25, 3.0, 3.75, 4.5)
 # The ImageNet default; configs/_base_/models/fbnetv2_imagenet.py
 # says where each number comes from.
 FBNETV2_STAGES = (
-    dict(blocks=1, stride=1, channels=(8, 12, 16), expansions=(1, ),
+    dict(blocks=1, stride=1, channels=(12, 16), expansions=(1, ),
          kernels=(3, 5)),
-    dict(blocks=2, stride=2, channels=(16, 20, 24, 28, 32),
+    dict(blocks=3, stride=2, channels=(16, 20, 24, 28),
          expansions=FBNETV2_EXPANSIONS, kernels=(3, 5)),
-    dict(blocks=2, stride=2, channels=(24, 32, 40, 48),
+    dict(blocks=3, stride=2, channels=(16, 24, 32, 40),
          expansions=FBNETV2_EXPANSIONS, kernels=(3, 5)),
-    dict(blocks=3, stride=2, channels=(48, 56, 64, 72, 80),
+    dict(blocks=3, stride=2, channels=tuple(range(48, 97, 8)),
          expansions=FBNETV2_EXPANSIONS, kernels=(3, 5)),
-    dict(blocks=3, stride=1, channels=(64, 72, 80, 88, 96, 104, 112),
+    dict(blocks=4, stride=1, channels=tuple(range(72, 129, 8)),
          expansions=FBNETV2_EXPANSIONS, kernels=(3, 5)),
-    dict(blocks=3, stride=2, channels=(112, 128, 144, 160, 176, 184),
-         expansions=FBNETV2_EXPANSIONS, kernels=(3, 5)),
-    dict(blocks=1, stride=1, channels=(184, 200, 216, 224),
+    dict(blocks=4, stride=2, channels=tuple(range(112, 217, 8)),
          expansions=FBNETV2_EXPANSIONS, kernels=(3, 5)),
 )
 _STAGE_KEYS = ('blocks', 'stride', 'channels', 'expansions', 'kernels')
@@ -165,7 +163,7 @@ class FBNetV2SearchSpace(BaseBackbone):
 
     def __init__(self,
                  stages: Sequence[Mapping] = FBNETV2_STAGES,
-                 stem_channels: int | Sequence[int] = (8, 12, 16),
+                 stem_channels: int | Sequence[int] = 16,
                  stem_stride: int = 2,
                  last_channels: int | Sequence[int] = 1984,
                  in_channels: int = 3,
