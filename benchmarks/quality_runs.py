@@ -15,8 +15,13 @@ from mmchansearch.comparison import ToolRunner, train_and_test
 def tool(*args) -> None:
     """Runs ``python <tool> args...`` from the repository root; its
     stderr is shown when it fails."""
-    subprocess.run([sys.executable, *map(str, args)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = subprocess.run([sys.executable, *map(str, args)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+    if done.returncode:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f'error: {args[0]} failed (exit status '
+                         f'{done.returncode}); its stderr ends above')
 
 
 def retrain_and_test(config: str, work_dir: str, options: list[str]
