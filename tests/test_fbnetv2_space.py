@@ -30,6 +30,8 @@ SUBNET = REPO / 'configs' / 'dmasking' / \
     'dmasking_fbnetv2-small_subnet_1xb64_fashion-mnist.py'
 IN1K = REPO / 'configs' / 'dmasking' / \
     'dmasking_fbnetv2_search_8xb64_in1k.py'
+IN1K_SUBNET = REPO / 'configs' / 'dmasking' / \
+    'dmasking_fbnetv2_subnet_8xb32_in1k.py'
 SIZE = 16
 
 
@@ -471,3 +473,33 @@ def test_imagenet_config_space_is_the_backbones_default():
     assert from_config.kernel_options() == default.kernel_options()
     assert [b.residual for b in from_config.layers] == [
         b.residual for b in default.layers]
+
+
+def test_imagenet_retrain_config_builds_the_derived_network(tmp_path,
+                                                           count_flops):
+    """dmasking_fbnetv2_subnet_8xb32_in1k.py with a derived.yaml of the
+    ImageNet space (random widths and kernels, resolution 192) builds the
+    static network: fvcore's count and the parameters equal the search's
+    cost of that choice, and it runs at the derived resolution."""
+    search = Config.fromfile(str(IN1K))
+    search.model.resolutions = None
+    with DefaultScope.overwrite_default_scope('mmchansearch'):
+        model = MODELS.build(search.model)
+    widths, blocks, _ = _draw(model, random.Random(3))
+    usage = model.usage(widths, None, blocks)
+    path = tmp_path / 'derived.yaml'
+    save_channel_cfg(_config(widths, blocks, 192), path)
+    cfg = Config.fromfile(str(IN1K_SUBNET))
+    cfg.model.channel_cfgs = str(path)
+    subnet = build_supernet(cfg, keep_algorithm=True)
+    assert subnet.resolution == 192
+    static = subnet.architecture.eval()
+    inputs = torch.randn(1, 3, 224, 224)
+    assert count_flops(static, inputs) == usage['flops']
+    assert sum(p.numel() for p in static.parameters()) == usage['params']
+    assert [list(b.depthwise.candidates) for b in static.backbone.layers
+            ] == [[blocks[f'backbone.layers.{i}']]
+                  for i in range(len(static.backbone.layers))]
+    with torch.no_grad():
+        assert subnet(torch.randn(2, 3, 224, 224), mode='tensor').shape \
+            == (2, 1000)
