@@ -14,14 +14,8 @@
 #     --checkpoint WORK_DIR/epoch_300.pth -o fbnetv2.pth --onnx fbnetv2.onnx
 _base_ = [
     '../_base_/models/fbnetv2_imagenet.py',
-    '../_base_/datasets/imagenet_bs32.py',
-    '../_base_/algorithms/slimmable.py',  # + loops, runtime
-    '../_base_/schedules/imagenet_bs256_fbnet_retrain.py',
+    '../_base_/retrain_imagenet_fbnet.py',  # data, SGD, SlimmableNetwork
 ]
 
 # model.channel_cfgs: the derived.yaml, set on the command line
-model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model,
-             mutator=dict(type='ChannelMutator', input_shape=(3, 224, 224)))
-# the last checkpoints are kept; none is chosen by its validation (test)
-# accuracy
-default_hooks = dict(checkpoint=dict(max_keep_ckpts=2))
+model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model)

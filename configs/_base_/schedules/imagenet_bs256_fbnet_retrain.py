@@ -2,8 +2,8 @@
 # MobileNetV2 recipe that FBNet retrains with: SGD lr 0.045 at batch 256
 # (scaled to the total batch by auto_scale_lr), decayed x0.98 every epoch,
 # weight decay 4e-5 (none on norms and biases), 300 epochs, validation
-# every epoch. A config adds the data and the model (and keeps the last
-# checkpoints: default_hooks = dict(checkpoint=dict(max_keep_ckpts=2))).
+# every epoch (used by ../retrain_imagenet_fbnet.py, which adds the data
+# and the algorithm).
 max_epochs = 300
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.045, momentum=0.9, weight_decay=4e-5),
