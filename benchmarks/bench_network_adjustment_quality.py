@@ -31,6 +31,8 @@ from quality_runs import (
     tool,
 )
 
+from mmchansearch.visualization import plot_paired_gaps
+
 CONFIGS = 'configs/network_adjustment/'
 SEARCH = CONFIGS + 'na_resnet18-cifar-0.25x_search_1xb64_fashion-mnist.py'
 RETRAIN = CONFIGS + 'na_resnet18-cifar-0.25x_retrain_1xb64_fashion-mnist.py'
@@ -140,12 +142,21 @@ def main() -> None:
         f'seed {seed}: ' + ', '.join(f'{n} {r[n]["top1"]:.2f}'
                                      for n in networks)
         for seed, r in zip(args.seeds, runs)))
+    gaps = {}
     for better, worse in (('final', 'original'),
                           ('final_x0.8', 'uniform_x0.8')):
         if not {better, worse} <= set(networks):
             continue
-        gaps = [r[better]['top1'] - r[worse]['top1'] for r in runs]
-        print(f'{better} - {worse}: {mean_std(gaps)}')
+        gaps[f'{better} - {worse}'] = [r[better]['top1'] - r[worse]['top1']
+                                       for r in runs]
+        print(f'{better} - {worse}: {mean_std(gaps[f"{better} - {worse}"])}')
+    if gaps:
+        plot = osp.join(results, 'gaps.png')
+        plot_paired_gaps(
+            gaps, plot, f'Network Adjustment ({args.protocol}), seeds '
+            f'{args.seeds}\nretrained {args.retrain_epochs} epochs on '
+            f'{args.retrain_images or args.train_images} images')
+        print(f'plot: {plot}')
 
 
 if __name__ == '__main__':

@@ -71,6 +71,32 @@ def plot_accuracy_vs_flops(points: Mapping[str, Sequence[tuple]],
     _save(fig, path)
 
 
+def plot_paired_gaps(gaps: Mapping[str, Sequence[float]], path: str,
+                     title: str) -> None:
+    """Paired differences over seeds: label -> one top-1 gap per seed
+    (e.g. searched - uniform), drawn as the seeds' points with their mean
+    +- std beside them; the zero line is "no difference"."""
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(gaps), 4))
+    for x, values in enumerate(gaps.values()):
+        values = list(values)
+        ax.plot([x - 0.1] * len(values), values, 'o', color='gray',
+                alpha=0.7, label='one seed' if x == 0 else None)
+        mean = sum(values) / len(values)
+        std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+               ) ** 0.5 if len(values) > 1 else 0.0
+        ax.errorbar([x + 0.1], [mean], yerr=[std], fmt='s', color='C0',
+                    capsize=4, label='mean +- std' if x == 0 else None)
+    ax.axhline(0, color='black', lw=0.8)
+    ax.set_xticks(range(len(gaps)))
+    ax.set_xticklabels(list(gaps), fontsize=8)
+    ax.set_xlim(-0.6, len(gaps) - 0.4)
+    ax.set_ylabel('top-1 difference (points)')
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, axis='y')
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
 def plot_channel_adjustment(before: Mapping[str, int],
                             after: Mapping[str, int], path: str) -> None:
     """Channels per group before and after an adjustment (Network
