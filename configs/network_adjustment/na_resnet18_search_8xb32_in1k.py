@@ -25,8 +25,13 @@ _base_ = [
     '../_base_/algorithms/network_adjustment.py',  # + loop, runtime
 ]
 
+# Whole channels (divisor 1), as the authors' code rounds the widths, so a
+# move is the paper's 0.1 c_init (6.4-51.2 channels here);
+# --cfg-options model.mutator.divisor=8 keeps widths in multiples of 8
+# (a move is then rounded to 8-channel steps).
 model = dict(_base_.algorithm, _delete_=True, architecture=_base_.model,
-             mutator=dict(_base_.algorithm.mutator, input_shape=(3, 224, 224)))
+             mutator=dict(_base_.algorithm.mutator, divisor=1,
+                          input_shape=(3, 224, 224)))
 
 train_dataloader = dict(
     dataset=dict(ann_file='meta/train_autoslim_supernet.txt'))
