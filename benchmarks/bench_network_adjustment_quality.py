@@ -65,7 +65,10 @@ def parse_args() -> argparse.Namespace:
         '--networks', nargs='+', choices=NETWORKS, default=list(NETWORKS),
         help='the networks retrained; without the x0.8 ones the search '
         'writes no x0.8 variants (search_loop.scales=[])')
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.retrain_images is None:
+        args.retrain_images = args.train_images
+    return args
 
 
 # the search settings each protocol was benchmarked with
@@ -113,7 +116,7 @@ def run_seed(args, seed: int) -> dict:
         cfg = osp.join(search_dir, f'{name}.yaml')
         train_dir = osp.join(args.work_dir, f'seed{seed}', name)
         options = common(args, seed, args.retrain_epochs,
-                         args.retrain_images or args.train_images) + [
+                         args.retrain_images) + [
             f'model.channel_cfgs={cfg}']
         result[name] = dict(top1=retrain_and_test(RETRAIN, train_dir,
                                                   options),
@@ -133,8 +136,7 @@ def main() -> None:
           + ('' if args.divisor is None else f', divisor {args.divisor}')
           + f': {args.rounds} '
           f'rounds x {args.round_epochs} epoch(s), retrain '
-          f'{args.retrain_epochs} epochs on '
-          f'{args.retrain_images or args.train_images} images'
+          f'{args.retrain_epochs} epochs on {args.retrain_images} images'
           + (f' (searches of {args.search_from})' if args.search_from
              else ''))
     print_table(runs, networks)
@@ -147,15 +149,15 @@ def main() -> None:
                           ('final_x0.8', 'uniform_x0.8')):
         if not {better, worse} <= set(networks):
             continue
-        gaps[f'{better} - {worse}'] = [r[better]['top1'] - r[worse]['top1']
-                                       for r in runs]
-        print(f'{better} - {worse}: {mean_std(gaps[f"{better} - {worse}"])}')
+        label = f'{better} - {worse}'
+        gaps[label] = [r[better]['top1'] - r[worse]['top1'] for r in runs]
+        print(f'{label}: {mean_std(gaps[label])}')
     if gaps:
         plot = osp.join(results, 'gaps.png')
         plot_paired_gaps(
             gaps, plot, f'Network Adjustment ({args.protocol}), seeds '
             f'{args.seeds}\nretrained {args.retrain_epochs} epochs on '
-            f'{args.retrain_images or args.train_images} images')
+            f'{args.retrain_images} images')
         print(f'plot: {plot}')
 
 

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mmchansearch.comparison import ToolRunner, train_and_test
+from mmchansearch.fileio import atomic_write_text
 
 
 def tool(*args) -> None:
@@ -50,16 +51,16 @@ def finetune_from_supernet(runner: ToolRunner, name: str, channel_cfg: str,
 
 
 def seed_result(work_dir: str, seed: int, run: Callable[[], dict]) -> dict:
-    """One seed's result: ``run()``, kept in ``work_dir/seed<seed>.json``;
-    a seed finished before is read back instead of run again."""
+    """One seed's result: ``run()``, kept in ``work_dir/seed<seed>.json``
+    (written atomically: a killed run leaves no half file); a seed
+    finished before is read back instead of run again."""
     path = osp.join(work_dir, f'seed{seed}.json')
     if osp.isfile(path):
         with open(path) as f:
             return json.load(f)
     result = run()
     os.makedirs(work_dir, exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(result, f)
+    atomic_write_text(path, json.dumps(result))
     return result
 
 

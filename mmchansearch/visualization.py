@@ -1,6 +1,7 @@
 """Plots people would rather look at than tables."""
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -81,10 +82,9 @@ def plot_paired_gaps(gaps: Mapping[str, Sequence[float]], path: str,
         values = list(values)
         ax.plot([x - 0.1] * len(values), values, 'o', color='gray',
                 alpha=0.7, label='one seed' if x == 0 else None)
-        mean = sum(values) / len(values)
-        std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-               ) ** 0.5 if len(values) > 1 else 0.0
-        ax.errorbar([x + 0.1], [mean], yerr=[std], fmt='s', color='C0',
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        ax.errorbar([x + 0.1], [statistics.mean(values)], yerr=[std],
+                    fmt='s', color='C0',
                     capsize=4, label='mean +- std' if x == 0 else None)
     ax.axhline(0, color='black', lw=0.8)
     ax.set_xticks(range(len(gaps)))
